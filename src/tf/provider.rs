@@ -1,0 +1,151 @@
+//! The interface between the protocol server and a provider implementation.
+//!
+//! The server decodes each RPC against the schema, calls one of these
+//! methods, and encodes the answer. Domain failures travel as diagnostics;
+//! nothing here knows about gRPC.
+
+use std::future::Future;
+
+use super::diag::Diagnostics;
+use super::path::AttributePath;
+use super::schema::Schema;
+use super::value::Value;
+
+/// Everything `GetProviderSchema` returns.
+#[derive(Debug, Clone)]
+pub struct ProviderSchema {
+    pub provider: Schema,
+    /// Resource type name -> schema.
+    pub resources: Vec<(String, Schema)>,
+}
+
+impl ProviderSchema {
+    pub fn resource(&self, type_name: &str) -> Option<&Schema> {
+        self.resources
+            .iter()
+            .find(|(n, _)| n == type_name)
+            .map(|(_, s)| s)
+    }
+}
+
+/// State as stored, before upgrade: the JSON of the attributes written by
+/// the schema at `version`.
+#[derive(Debug, Clone)]
+pub struct UpgradeRequest {
+    pub type_name: String,
+    pub version: i64,
+    /// Already decoded from `RawState.json` against the current schema type.
+    pub raw_state: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub type_name: String,
+    pub current_state: Value,
+    pub private: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReadResponse {
+    /// `Value::Null` when the remote object is gone.
+    pub new_state: Value,
+    pub private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanRequest {
+    pub type_name: String,
+    /// Null on create.
+    pub prior_state: Value,
+    /// Null on destroy.
+    pub proposed_new_state: Value,
+    /// Null on destroy.
+    pub config: Value,
+    pub prior_private: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PlanResponse {
+    pub planned_state: Value,
+    pub requires_replace: Vec<AttributePath>,
+    pub planned_private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    pub type_name: String,
+    /// Null on create.
+    pub prior_state: Value,
+    /// Null on destroy.
+    pub planned_state: Value,
+    /// Null on destroy.
+    pub config: Value,
+    pub planned_private: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ApplyResponse {
+    /// Null after a destroy. After a failed step, the state of what exists.
+    pub new_state: Value,
+    pub private: Vec<u8>,
+    pub diagnostics: Diagnostics,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportedResource {
+    pub type_name: String,
+    pub state: Value,
+    pub private: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportResponse {
+    pub imported: Vec<ImportedResource>,
+    pub diagnostics: Diagnostics,
+}
+
+impl Default for Value {
+    fn default() -> Self {
+        Value::Null
+    }
+}
+
+/// A provider as the protocol server sees it. Every method that talks to a
+/// remote system is async; validation and schema are pure.
+pub trait Provider: Send + Sync + 'static {
+    fn schema(&self) -> ProviderSchema;
+
+    fn validate_provider_config(&self, config: &Value) -> Diagnostics;
+
+    /// Builds clients; must not make network calls.
+    fn configure(
+        &self,
+        terraform_version: &str,
+        config: &Value,
+    ) -> impl Future<Output = Diagnostics> + Send;
+
+    fn validate_resource_config(&self, type_name: &str, config: &Value) -> Diagnostics;
+
+    /// Returns the upgraded state (the current schema's shape).
+    fn upgrade_resource_state(&self, req: UpgradeRequest) -> (Value, Diagnostics);
+
+    fn read_resource(&self, req: ReadRequest) -> impl Future<Output = ReadResponse> + Send;
+
+    fn plan_resource_change(&self, req: PlanRequest) -> impl Future<Output = PlanResponse> + Send;
+
+    fn apply_resource_change(
+        &self,
+        req: ApplyRequest,
+    ) -> impl Future<Output = ApplyResponse> + Send;
+
+    fn import_resource_state(
+        &self,
+        type_name: &str,
+        id: &str,
+    ) -> impl Future<Output = ImportResponse> + Send;
+
+    /// Terraform's StopProvider: cancel in-flight work promptly. Must not block.
+    fn stop(&self);
+}

@@ -1,0 +1,10 @@
+//! The one integration test binary. Modules:
+//! - `support`: shared helpers (the local AWS emulator, the Terraform runner).
+//! - `protocol`: the in-process gRPC server driven as Terraform drives it.
+//! - `lifecycle`: the rotation resource against the local AWS emulator.
+//! - `e2e`: the built provider binary driven by real Terraform.
+
+mod e2e;
+mod lifecycle;
+mod protocol;
+mod support;
