@@ -3,3 +3,4 @@
 //! - `terraform`: the Terraform clients, their CLI configuration and runs.
 
 pub mod moto;
+pub mod terraform;
