@@ -348,9 +348,11 @@ fn convert(json: &Json, ty: &Type, path: &mut Path) -> Result<Value, DecodeError
                 match k.as_str() {
                     "type" => type_json = Some(v),
                     "value" => value_json = Some(v),
-                    other => return Err(path.error(format!(
+                    other => {
+                        return Err(path.error(format!(
                         "dynamic value has unexpected key {other:?} (only \"type\" and \"value\")"
-                    ))),
+                    )))
+                    }
                 }
             }
             let (Some(type_json), Some(value_json)) = (type_json, value_json) else {
