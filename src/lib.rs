@@ -16,4 +16,5 @@
 
 pub mod logging;
 pub mod provider;
+pub mod server;
 pub mod tf;
