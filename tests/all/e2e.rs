@@ -602,6 +602,8 @@ async fn our_role_policies(config: &SdkConfig, role_arn: &str) -> Vec<String> {
 /// The attributes and blocks a plan's diff marks as added, removed or changed.
 fn changed_attributes(plan: &str) -> Vec<String> {
     plan.lines()
+        .skip_while(|line| !line.contains("will perform the following actions"))
+        .take_while(|line| !line.starts_with("Plan:"))
         .map(str::trim_start)
         .filter_map(|line| {
             let rest = line
