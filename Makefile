@@ -1,16 +1,16 @@
 # terraform-provider-rdsrot: every set-up step a fresh machine needs.
-#   make demo   the whole workflow against a local AWS emulator
+#   make demo   the whole rotation workflow against a local AWS emulator
 #   make test   tools into .venv, build, every test suite
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-VENV        := .venv
-PYTHON      ?= python3
-VERSION     := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
-BINARY      := terraform-provider-rdsrot
-OS_ARCH     := linux_amd64
-PLUGIN_DIR  := $(HOME)/.terraform.d/plugins/registry.terraform.io/rdsrot/rdsrot/$(VERSION)/$(OS_ARCH)
+VENV         := .venv
+PYTHON       ?= python3
+VERSION      := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
+BINARY       := terraform-provider-rdsrot
+OS_ARCH      := linux_amd64
+PLUGIN_DIR   := $(HOME)/.terraform.d/plugins/registry.terraform.io/rdsrot/rdsrot/$(VERSION)/$(OS_ARCH)
 REQUIREMENTS := tests/support/requirements.txt
 
 export CHECKPOINT_DISABLE := 1
@@ -21,11 +21,12 @@ help:
 	@echo "make demo     run the whole rotation workflow against a local AWS emulator"
 	@echo "make test     install the test tools into $(VENV), build, run every suite"
 	@echo "make build    build the provider (debug)"
-	@echo "make install  copy the provider into $(PLUGIN_DIR)"
-	@echo "make release  dist/ zip, SHA256SUMS and registry manifest for $(VERSION)"
+	@echo "make lint     rustfmt and clippy checks"
+	@echo "make install  build and copy the provider into $(PLUGIN_DIR)"
+	@echo "make release  release build, then dist/: zip, SHA256SUMS and registry manifest for $(VERSION)"
 	@echo "make clean    remove build output, dist/ and the venv"
 
-# Idempotent: the stamp changes only when the requirements do.
+# Idempotent: reinstalls only when the requirements change.
 venv: $(VENV)/.installed
 $(VENV)/.installed: $(REQUIREMENTS)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -35,5 +36,32 @@ $(VENV)/.installed: $(REQUIREMENTS)
 build:
 	cargo build
 
-test: venv build
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets --quiet
+
+# Every suite: unit tests, protocol, lifecycle against the emulator and the
+# end-to-end suite with real Terraform. A missing tool fails the run
+# (RDSROT_REQUIRE_TOOLS=1) instead of skipping.
+test: venv build lint
 	RDSROT_REQUIRE_TOOLS=1 cargo test
+
+demo: venv build
+	bash scripts/demo.sh
+
+install: build
+	mkdir -p $(PLUGIN_DIR)
+	install -m 0755 target/debug/$(BINARY) $(PLUGIN_DIR)/$(BINARY)_v$(VERSION)
+	@echo "installed $(PLUGIN_DIR)/$(BINARY)_v$(VERSION)"
+	@echo "use it with: required_providers { rdsrot = { source = \"rdsrot/rdsrot\", version = \"$(VERSION)\" } }"
+
+release:
+	cargo build --release
+	bash scripts/release.sh
+
+fuzz:
+	@echo "fuzz: not wired up yet"
+
+clean:
+	cargo clean
+	rm -rf dist $(VENV)

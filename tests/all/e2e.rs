@@ -242,6 +242,25 @@ fn assert_nothing_left(
         !enabled,
         "{client}: rotation still on after destroy for {secret_arn}"
     );
+    let described = block_on(
+        emulator
+            .secretsmanager()
+            .describe_secret()
+            .secret_id(secret_arn)
+            .send(),
+    )
+    .expect("describe the secret");
+    let stages = described
+        .version_ids_to_stages()
+        .cloned()
+        .unwrap_or_default();
+    let blocking = stages.values().any(|labels| {
+        labels.iter().any(|l| l == "AWSPENDING") && !labels.iter().any(|l| l == "AWSCURRENT")
+    });
+    assert!(
+        !blocking,
+        "{client}: destroy left AWSPENDING off the current version, blocking the next rotation: {stages:?}"
+    );
     let stacks = block_on(live_stacks(emulator));
     assert!(
         stacks.is_empty(),
