@@ -10,7 +10,8 @@ PYTHON       ?= python3
 VERSION      := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
 BINARY       := terraform-provider-rdsrot
 OS_ARCH      := linux_amd64
-PLUGIN_DIR   := $(HOME)/.terraform.d/plugins/registry.terraform.io/rdsrot/rdsrot/$(VERSION)/$(OS_ARCH)
+PLUGINS_ROOT ?= $(HOME)/.terraform.d/plugins
+PLUGIN_DIR   := $(PLUGINS_ROOT)/registry.terraform.io/rdsrot/rdsrot/$(VERSION)/$(OS_ARCH)
 REQUIREMENTS := tests/support/requirements.txt
 
 export CHECKPOINT_DISABLE := 1
@@ -22,7 +23,7 @@ help:
 	@echo "make test     install the test tools into $(VENV), build, run every suite"
 	@echo "make build    build the provider (debug)"
 	@echo "make lint     rustfmt and clippy checks"
-	@echo "make install  build and copy the provider into $(PLUGIN_DIR)"
+	@echo "make install  release build, copied into $(PLUGIN_DIR)"
 	@echo "make release  release build, then dist/: zip, SHA256SUMS and registry manifest for $(VERSION)"
 	@echo "make clean    remove build output, dist/ and the venv"
 
@@ -49,9 +50,11 @@ test: venv build lint
 demo: venv build
 	bash scripts/demo.sh
 
-install: build
+# A release build: this is the copy Terraform runs for real work.
+install:
+	cargo build --release
 	mkdir -p $(PLUGIN_DIR)
-	install -m 0755 target/debug/$(BINARY) $(PLUGIN_DIR)/$(BINARY)_v$(VERSION)
+	install -m 0755 target/release/$(BINARY) $(PLUGIN_DIR)/$(BINARY)_v$(VERSION)
 	@echo "installed $(PLUGIN_DIR)/$(BINARY)_v$(VERSION)"
 	@echo "use it with: required_providers { rdsrot = { source = \"rdsrot/rdsrot\", version = \"$(VERSION)\" } }"
 
