@@ -357,6 +357,21 @@ fn resource_examples_apply_plan_empty_and_destroy() {
         let vars = [("reports_master_secret_arn", master.arn.as_str())];
         ws.apply(&vars);
         ws.plan(&vars).assert_code(0);
+        // Import by the secret's name, as the example's import.sh shows.
+        ws.terraform(&["state", "rm", "rdsrot_rotation.single_user"])
+            .assert_success();
+        let master_var = format!("reports_master_secret_arn={}", master.arn);
+        ws.terraform(&[
+            "import",
+            "-input=false",
+            "-no-color",
+            "-var",
+            master_var.as_str(),
+            "rdsrot_rotation.single_user",
+            "orders/db",
+        ])
+        .assert_success();
+        ws.plan(&vars).assert_code(0);
         let mut made = Vec::new();
         for (name, secret) in ["single_user", "multi_user", "existing_lambda"]
             .iter()
