@@ -1,6 +1,8 @@
 //! The `rdsrot_rotation` resource.
 
 pub mod model;
+pub mod plan;
+pub mod private;
 pub mod schedule;
 pub mod schema;
 pub mod validate;
