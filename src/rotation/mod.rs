@@ -1,6 +1,8 @@
 //! The `rdsrot_rotation` resource.
 
+pub mod apply;
 pub mod model;
+pub mod parts;
 pub mod plan;
 pub mod private;
 pub mod schedule;

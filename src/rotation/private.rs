@@ -9,6 +9,9 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Private {
     pub v: u32,
+    /// The Lambda rotation runs: the stack's, or the existing one configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<String>,
     /// The CloudFormation stack deployed from the template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<StackRecord>,
