@@ -209,6 +209,22 @@ pub async fn wait_function_updated(
     .await
 }
 
+/// The function's tags (CloudFormation tags what it creates with its stack).
+pub async fn function_tags(
+    c: &Clients,
+    function_arn: &str,
+) -> Result<std::collections::HashMap<String, String>, AwsError> {
+    let out = c
+        .lambda
+        .list_tags()
+        .resource(function_arn)
+        .send()
+        .await
+        .map_err(classify)
+        .or_not_found()?;
+    Ok(out.and_then(|o| o.tags().cloned()).unwrap_or_default())
+}
+
 /// How long after a role change Lambda and Secrets Manager may still refuse
 /// (IAM is eventually consistent).
 pub const PROPAGATION: Duration = Duration::from_secs(120);

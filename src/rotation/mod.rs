@@ -5,6 +5,7 @@ pub mod model;
 pub mod parts;
 pub mod plan;
 pub mod private;
+pub mod read;
 pub mod schedule;
 pub mod schema;
 pub mod validate;
