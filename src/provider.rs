@@ -40,6 +40,15 @@ impl RdsrotProvider {
         RdsrotProvider::default()
     }
 
+    /// A provider already configured with these clients (for embedding the
+    /// resource logic without a ConfigureProvider call, e.g. in tests).
+    pub fn with_clients(clients: Clients) -> Self {
+        RdsrotProvider {
+            clients: RwLock::new(Some(clients)),
+            ..Default::default()
+        }
+    }
+
     /// Test-only: make the named create step (see `rotation::apply::STEPS`)
     /// fail before it calls AWS, to exercise partial-failure handling.
     #[doc(hidden)]

@@ -211,12 +211,18 @@ async fn converge_steps(
                 old_stack = None;
             }
         }
+        // A template input removed from the configuration cannot be seen in
+        // the stack's parameters (the template default comes back): compare
+        // with the prior state too.
+        let inputs_changed =
+            prior.is_some_and(|pr| template_inputs(pr) != template_inputs(planned));
         let arn = deploy_stack(
             c,
             planned,
             rotation_type,
             &stack_name,
             &region,
+            inputs_changed,
             s,
             p,
             deadline,
@@ -304,6 +310,16 @@ async fn converge_steps(
     Ok(())
 }
 
+/// Everything the template is deployed from.
+fn template_inputs(r: &Rotation) -> impl PartialEq + '_ {
+    (
+        (&r.template_version, &r.function_name, &r.endpoint),
+        (&r.vpc_subnet_ids, &r.vpc_security_group_ids),
+        (&r.exclude_characters, &r.kms_key_arn),
+        (&r.master_secret_arn, &r.master_secret_kms_key_arn),
+    )
+}
+
 /// The template parameters, named as the template names them and limited to
 /// those it declares.
 fn template_parameters(planned: &Rotation, declared: &[String]) -> Vec<(String, String)> {
@@ -341,6 +357,7 @@ async fn deploy_stack(
     rotation_type: &str,
     stack_name: &str,
     region: &str,
+    inputs_changed: bool,
     s: &mut Rotation,
     p: &mut Private,
     deadline: &Deadline,
@@ -372,16 +389,13 @@ async fn deploy_stack(
         .unwrap_or(full_name.clone());
     let existing = cfn::find_stack(c, &existing_id).await?;
     let up_to_date = existing.as_ref().is_some_and(|st| {
-        st.is_healthy()
+        !inputs_changed
+            && st.is_healthy()
             && st
                 .tags
                 .get("serverlessrepo:semanticVersion")
                 .is_none_or(|v| *v == version)
             && params.iter().all(|(k, v)| st.parameters.get(k) == Some(v))
-            && declared.iter().all(|d| {
-                st.parameters.get(d).is_none_or(|v| v.is_empty())
-                    || params.iter().any(|(k, _)| k == d)
-            })
     });
     if let (true, Some(st)) = (up_to_date, &existing) {
         p.stack = Some(StackRecord {
