@@ -82,12 +82,13 @@ pub fn known_parameters(rotation_type: &str) -> &'static [&'static str] {
     }
 }
 
-/// The parameter names the template version declares, from the repository.
-pub async fn template_parameter_names(
+/// The parameters the template version declares, with their defaults,
+/// from the repository.
+pub async fn template_parameters(
     c: &Clients,
     application_arn: &str,
     version: &str,
-) -> Result<Vec<String>, AwsError> {
+) -> Result<Vec<(String, Option<String>)>, AwsError> {
     let out = c
         .serverlessrepo
         .get_application()
@@ -101,7 +102,9 @@ pub async fn template_parameter_names(
         .map(|v| {
             v.parameter_definitions()
                 .iter()
-                .filter_map(|p| p.name().map(str::to_string))
+                .filter_map(|p| {
+                    Some((p.name()?.to_string(), p.default_value().map(str::to_string)))
+                })
                 .collect()
         })
         .unwrap_or_default())

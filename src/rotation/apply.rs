@@ -370,8 +370,8 @@ async fn deploy_stack(
         .known()
         .cloned()
         .unwrap_or_else(|| super::plan::DEFAULT_TEMPLATE_VERSION.to_string());
-    let declared = match sar::template_parameter_names(c, &app, &version).await {
-        Ok(names) if !names.is_empty() => names,
+    let declared: Vec<String> = match sar::template_parameters(c, &app, &version).await {
+        Ok(defs) if !defs.is_empty() => defs.into_iter().map(|(name, _)| name).collect(),
         Ok(_) | Err(_) => sar::known_parameters(rotation_type)
             .iter()
             .map(|s| s.to_string())

@@ -202,7 +202,30 @@ pub async fn import(c: &Clients, id: &str) -> Result<(Rotation, Private), AwsErr
         .and_then(|st| st.tags.get("serverlessrepo:applicationId"))
         .and_then(|a| sar::rotation_type_of_application(a));
     if let (Some(st), Some(rotation_type)) = (&stack, app) {
-        let param = |k: &str| st.parameters.get(k).filter(|v| !v.is_empty()).cloned();
+        // A parameter left at the template's default was not configured.
+        let version = st.tags.get("serverlessrepo:semanticVersion").cloned();
+        let app_arn = st
+            .tags
+            .get("serverlessrepo:applicationId")
+            .cloned()
+            .unwrap_or_default();
+        let defaults = match &version {
+            Some(v) => sar::template_parameters(c, &app_arn, v)
+                .await
+                .unwrap_or_default(),
+            None => vec![],
+        };
+        let is_default = |k: &str, v: &str| {
+            defaults
+                .iter()
+                .any(|(name, d)| name == k && d.as_deref() == Some(v))
+        };
+        let param = |k: &str| {
+            st.parameters
+                .get(k)
+                .filter(|v| !v.is_empty() && !is_default(k, v))
+                .cloned()
+        };
         let list = |k: &str| {
             param(k).map(|v| {
                 let mut items: Vec<String> = v.split(',').map(|x| x.trim().to_string()).collect();
