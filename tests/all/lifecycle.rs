@@ -783,3 +783,136 @@ fn cfg_named(name: &str, lambda: &str) -> Value {
         }]);
     })
 }
+
+#[tokio::test]
+async fn stop_cancels_the_wait_and_returns_what_exists() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let secret = moto::create_database_secret(&em.secretsmanager(), "db", "postgres", None).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_single_user".into());
+    });
+    // StopProvider before the apply: the first wait (for the change set)
+    // must give up at once, after the stack exists.
+    p.stop();
+    let (t, d) = apply(&p, &cfg, &none()).await;
+    let message = errors(&d).join("\n");
+    assert!(message.contains("cancelled"), "{message}");
+    let s = model(&t);
+    let stack = s.stack_id.known().cloned().expect("the stack is recorded");
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert_eq!(seen.live_stacks, vec![stack]);
+
+    // A new provider process destroys the partial resource.
+    destroy(&provider(&em), &t).await;
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert!(
+        seen.live_stacks.is_empty() && !seen.rotation_enabled,
+        "{seen:?}"
+    );
+}
+
+/// Set in the child process of `configure_honours_endpoint_variables`.
+const PROBE_ENDPOINT: &str = "RDSROT_TEST_PROBE_ENDPOINT";
+
+/// ConfigureProvider reads the standard `AWS_ENDPOINT_URL_<SERVICE>`
+/// variables, and the `endpoints` block wins over them. Environment
+/// variables are process-wide, so the check runs in a child process (this
+/// test binary, running only `probe_configure_from_environment`).
+#[tokio::test]
+async fn configure_honours_endpoint_variables() {
+    let em = emulator_or_skip!();
+    let dead = "http://127.0.0.1:9";
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "lifecycle::probe_configure_from_environment",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env_remove("AWS_PROFILE")
+        .env(PROBE_ENDPOINT, &em.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", moto::REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        // Everything not named otherwise goes nowhere...
+        .env("AWS_ENDPOINT_URL", dead)
+        // ...these two reach the emulator through their own variables...
+        .env(
+            "AWS_ENDPOINT_URL_SERVERLESSAPPLICATIONREPOSITORY",
+            &em.endpoint,
+        )
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &em.endpoint)
+        // ...and Lambda's variable loses to the provider's `endpoints` block.
+        .env("AWS_ENDPOINT_URL_LAMBDA", dead)
+        .output()
+        .expect("run the probe");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the probe ran: {text}");
+}
+
+#[tokio::test]
+#[ignore = "run by configure_honours_endpoint_variables in a child process"]
+async fn probe_configure_from_environment() {
+    let Ok(emulator) = std::env::var(PROBE_ENDPOINT) else {
+        panic!("run only by configure_honours_endpoint_variables");
+    };
+    let p = RdsrotProvider::new();
+    let endpoints = Value::object([
+        ("secretsmanager", Value::Null),
+        ("lambda", Value::string(emulator)),
+        ("iam", Value::Null),
+        ("cloudformation", Value::Null),
+        ("serverlessrepo", Value::Null),
+        ("sts", Value::Null),
+    ]);
+    let d = p
+        .configure(
+            "1.0.3",
+            &Value::object([
+                ("region", Value::Null),
+                ("profile", Value::Null),
+                ("max_retries", Value::int(0)),
+                ("assume_role", Value::Null),
+                ("endpoints", endpoints),
+            ]),
+        )
+        .await;
+    assert!(d.is_empty(), "{:?}", errors(&d));
+    let c = p.clients().expect("configured");
+    assert_eq!(
+        c.region.as_deref(),
+        Some(moto::REGION),
+        "region from AWS_REGION"
+    );
+    let app = rdsrot::aws::serverlessrepo::application_arn("generic", moto::REGION).expect("arn");
+    c.serverlessrepo
+        .get_application()
+        .application_id(app)
+        .send()
+        .await
+        .expect("AWS_ENDPOINT_URL_SERVERLESSAPPLICATIONREPOSITORY is honoured");
+    c.secretsmanager
+        .list_secrets()
+        .send()
+        .await
+        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER is honoured");
+    c.lambda
+        .list_functions()
+        .send()
+        .await
+        .expect("the endpoints block wins over AWS_ENDPOINT_URL_LAMBDA");
+    assert!(
+        c.iam.list_roles().send().await.is_err(),
+        "IAM follows AWS_ENDPOINT_URL, which goes nowhere"
+    );
+}
