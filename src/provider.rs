@@ -180,8 +180,8 @@ fn validate_provider(config: &Value) -> (ProviderConfig, Diagnostics) {
         profile: text(config.get("profile")),
         ..Default::default()
     };
-    match config.get("max_retries") {
-        Value::Number(n) => match n.as_i64() {
+    if let Value::Number(n) = config.get("max_retries") {
+        match n.as_i64() {
             Some(i) if (0..=100).contains(&i) => pc.max_retries = Some(i),
             _ => d.push(
                 Diagnostic::error(
@@ -190,8 +190,7 @@ fn validate_provider(config: &Value) -> (ProviderConfig, Diagnostics) {
                 )
                 .at(AttributePath::root("max_retries")),
             ),
-        },
-        _ => {}
+        }
     }
     if let Some(r) = &pc.region {
         let ok = !r.is_empty()

@@ -181,8 +181,8 @@ pub async fn wait_stack_settled(
     )))
 }
 
-/// The first resource failure among the stack's events (newest first from
-/// AWS, so the last one found is the root cause).
+/// The earliest resource failure among the stack's events: AWS lists events
+/// newest first, so it is the last one listed, and usually the root cause.
 pub async fn stack_failure_reason(c: &Clients, stack: &str) -> Result<Option<String>, AwsError> {
     let out = c
         .cloudformation
@@ -205,7 +205,7 @@ pub async fn stack_failure_reason(c: &Clients, stack: &str) -> Result<Option<Str
                 e.resource_status_reason()?
             ))
         })
-        .last())
+        .next_back())
 }
 
 /// The Lambda the stack made: its `RotationLambdaARN` output, or when

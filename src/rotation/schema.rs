@@ -128,7 +128,7 @@ schedule or the Lambda. `false` runs only the `testSecret` step. Defaults to `tr
         Attribute::optional_computed(
             "enabled",
             Type::Bool,
-            "`false` keeps everything in place but cancels rotation. Defaults to `true`.",
+            "`false` keeps everything in place but cancels rotation (on create: sets everything up without turning rotation on). Defaults to `true`.",
         ),
         Attribute::optional_computed(
             "permission_statement_id",

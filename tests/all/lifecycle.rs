@@ -916,3 +916,134 @@ async fn probe_configure_from_environment() {
         "IAM follows AWS_ENDPOINT_URL, which goes nowhere"
     );
 }
+
+async fn pending_versions(em: &Emulator, secret: &str) -> usize {
+    let d = em
+        .secretsmanager()
+        .describe_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .expect("describe");
+    d.version_ids_to_stages()
+        .map(|m| {
+            m.values()
+                .filter(|labels| labels.iter().any(|l| l == "AWSPENDING"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+async fn stack_parameter(em: &Emulator, stack: &str, key: &str) -> Option<String> {
+    let out = em
+        .cloudformation()
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("describe stack");
+    out.stacks()
+        .first()?
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some(key))
+        .and_then(|p| p.parameter_value().map(str::to_string))
+}
+
+#[tokio::test]
+async fn updates_in_place_and_a_new_template_replaces_the_stack() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let sm = em.secretsmanager();
+    let secret = moto::create_database_secret(&sm, "db", "postgres", None).await;
+    let base = |f: &dyn Fn(&mut Rotation)| {
+        config(&secret.arn, |c| {
+            c.rotation_type = Attr::Known("postgresql_single_user".into());
+            f(c)
+        })
+    };
+    let t = apply_ok(&p, &base(&|_| {}), &none()).await;
+    let first_stack = model(&t).stack_id.known().cloned().expect("stack");
+    assert_eq!(
+        pending_versions(&em, &secret.arn).await,
+        1,
+        "rotated immediately"
+    );
+
+    // Schedule, without rotating at once.
+    let cfg = base(&|c| {
+        c.rotate_immediately = Attr::Known(false);
+        c.rotation_rules = Attr::Known(vec![RotationRules {
+            schedule_expression: Attr::Known("cron(0 4 ? * SUN *)".into()),
+            duration: Attr::Known("3h".into()),
+            ..Default::default()
+        }]);
+    });
+    let t = apply_ok(&p, &cfg, &read(&p, &t).await).await;
+    let d = sm
+        .describe_secret()
+        .secret_id(&secret.arn)
+        .send()
+        .await
+        .expect("describe");
+    let rules = d.rotation_rules().expect("rules");
+    assert_eq!(rules.schedule_expression(), Some("cron(0 4 ? * SUN *)"));
+    assert_eq!(rules.duration(), Some("3h"));
+    assert!(plan(&p, &cfg, &read(&p, &t).await).await.1);
+
+    // Disabled: rotation cancelled and the orphan AWSPENDING label removed.
+    let off = base(&|c| c.enabled = Attr::Known(false));
+    let t = apply_ok(&p, &off, &read(&p, &t).await).await;
+    let d = sm
+        .describe_secret()
+        .secret_id(&secret.arn)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(d.rotation_enabled(), Some(false));
+    assert_eq!(pending_versions(&em, &secret.arn).await, 0);
+    assert!(plan(&p, &off, &read(&p, &t).await).await.1);
+    let t = apply_ok(&p, &base(&|_| {}), &read(&p, &t).await).await;
+    let d = sm
+        .describe_secret()
+        .secret_id(&secret.arn)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(d.rotation_enabled(), Some(true));
+
+    // A template parameter: a change set on the same stack.
+    let chars = base(&|c| c.exclude_characters = Attr::Known("%&".into()));
+    let t = apply_ok(&p, &chars, &read(&p, &t).await).await;
+    assert_eq!(model(&t).stack_id.known(), Some(&first_stack));
+    assert_eq!(
+        stack_parameter(&em, &first_stack, "excludeCharacters")
+            .await
+            .as_deref(),
+        Some("%&")
+    );
+    assert!(plan(&p, &chars, &read(&p, &t).await).await.1);
+
+    // Another template: a new stack, rotation moved to it, the old one gone.
+    let mysql = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("mysql_single_user".into());
+    });
+    let t = apply_ok(&p, &mysql, &read(&p, &t).await).await;
+    let s = model(&t);
+    let new_stack = s.stack_id.known().cloned().expect("stack");
+    assert_ne!(new_stack, first_stack);
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert_eq!(seen.live_stacks, vec![new_stack]);
+    assert_eq!(
+        seen.rotation_lambda.as_deref(),
+        s.rotation_lambda_arn.as_deref()
+    );
+    assert!(plan(&p, &mysql, &read(&p, &t).await).await.1);
+
+    destroy(&p, &t).await;
+    assert_eq!(pending_versions(&em, &secret.arn).await, 0);
+    assert!(look(&em, &secret.arn, None, None)
+        .await
+        .live_stacks
+        .is_empty());
+}
