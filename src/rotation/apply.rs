@@ -561,6 +561,26 @@ async fn ensure_vpc(
         v.sort();
         v
     };
+    // The rotation moved to another Lambda: the one we moved goes back first.
+    if let Some(orig) = p.original_vpc.clone() {
+        if let Some(other) = orig.function.as_ref().filter(|f| **f != function.arn) {
+            if lambda::find_function_configuration(c, other)
+                .await?
+                .is_some()
+            {
+                logging::debug(LOG, &format!("restoring VPC placement of {other}"));
+                lambda::update_vpc_config(
+                    c,
+                    other,
+                    &orig.subnet_ids,
+                    &orig.security_group_ids,
+                    deadline,
+                )
+                .await?;
+            }
+            p.original_vpc = None;
+        }
+    }
     let template = !planned.rotation_type.is_null();
     let configured = !planned.vpc_subnet_ids.is_null() || !planned.vpc_security_group_ids.is_null();
     let (subnets, groups) = if configured || template {
@@ -582,6 +602,7 @@ async fn ensure_vpc(
     }
     if !template && configured && p.original_vpc.is_none() {
         p.original_vpc = Some(VpcRecord {
+            function: Some(function.arn.clone()),
             subnet_ids: function.subnet_ids.clone(),
             security_group_ids: function.security_group_ids.clone(),
         });
@@ -743,7 +764,12 @@ async fn delete_steps(
     p.role_policy = None;
 
     let step = "restoring the Lambda's VPC placement";
-    if let (Some(orig), Some(function)) = (p.original_vpc.clone(), &lambda_arn) {
+    let original = p.original_vpc.clone();
+    let moved = original
+        .as_ref()
+        .and_then(|o| o.function.clone())
+        .or(lambda_arn.clone());
+    if let (Some(orig), Some(function)) = (original, &moved) {
         if lambda::find_function_configuration(c, function)
             .await
             .map_err(|e| StepError::new(step, e))?

@@ -137,10 +137,11 @@ pub fn plan(config: &Value, prior: &Value, private: &Private, ctx: &PlanContext)
         out.function_name = Attr::Null;
         out.endpoint = Attr::Null;
         out.stack_id = Attr::Null;
-        out.rotation_lambda_role_arn = if c.rotation_lambda_arn.known().is_some()
-            && (c.rotation_lambda_arn == p.rotation_lambda_arn
-                || p.stack_id.is_null() && p.rotation_type.is_null() && prior_exists)
-        {
+        // The role is known when the Lambda is the one already in use.
+        let same_lambda = c.rotation_lambda_arn.known().is_some_and(|arn| {
+            private.lambda.as_ref() == Some(arn) || p.rotation_lambda_arn.known() == Some(arn)
+        });
+        out.rotation_lambda_role_arn = if same_lambda {
             p.rotation_lambda_role_arn.clone().or(Attr::Unknown)
         } else {
             Attr::Unknown
@@ -414,6 +415,27 @@ mod tests {
             &|p| p.vpc_subnet_ids = Attr::Known(vec!["subnet-9".into()]),
             &|s| s.vpc_subnet_ids.is_null(),
         );
+    }
+
+    #[test]
+    fn another_existing_lambda_makes_its_role_unknown() {
+        let mut c = config();
+        c.rotation_type = Attr::Null;
+        c.rotation_lambda_arn = Attr::Known(LAMBDA.into());
+        let mut prior =
+            Rotation::from_value(&plan(&c.to_value(), &Value::Null, &Private::new(), &ctx()).state);
+        prior.rotation_lambda_arn = Attr::Known(LAMBDA.into());
+        prior.rotation_lambda_role_arn = Attr::Known(ROLE.into());
+        let kept = Rotation::from_value(
+            &plan(&c.to_value(), &prior.to_value(), &Private::new(), &ctx()).state,
+        );
+        assert_eq!(kept.rotation_lambda_role_arn.as_deref(), Some(ROLE));
+        c.rotation_lambda_arn = Attr::Known(OTHER_LAMBDA.into());
+        let moved = Rotation::from_value(
+            &plan(&c.to_value(), &prior.to_value(), &Private::new(), &ctx()).state,
+        );
+        assert!(moved.rotation_lambda_role_arn.is_unknown());
+        assert!(moved.stack_id.is_null() && moved.function_name.is_null());
     }
 
     #[test]

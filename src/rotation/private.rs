@@ -50,6 +50,9 @@ pub struct RolePolicyRecord {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VpcRecord {
+    /// The function this placement belongs to.
+    #[serde(default)]
+    pub function: Option<String>,
     pub subnet_ids: Vec<String>,
     pub security_group_ids: Vec<String>,
 }

@@ -67,6 +67,7 @@ async fn plan(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> (Value, bo
 /// resource and the apply's diagnostics.
 async fn apply(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> (Tracked, Diagnostics) {
     let (planned, _) = plan(p, config, prior).await;
+    let planned_copy = planned.clone();
     let r = p
         .apply_resource_change(ApplyRequest {
             type_name: TYPE.into(),
@@ -76,6 +77,9 @@ async fn apply(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> (Tracked,
             planned_private: prior.private.clone(),
         })
         .await;
+    if r.diagnostics.is_empty() {
+        assert_consistent(&planned_copy, &r.new_state);
+    }
     (
         Tracked {
             state: r.new_state,
@@ -83,6 +87,23 @@ async fn apply(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> (Tracked,
         },
         r.diagnostics,
     )
+}
+
+/// Terraform's rule: every value known in the plan comes back unchanged
+/// from apply ("Provider produced inconsistent result after apply").
+fn assert_consistent(planned: &Value, applied: &Value) {
+    let (Some(p), Some(a)) = (planned.as_object(), applied.as_object()) else {
+        panic!("planned and applied states are objects: {planned:?} / {applied:?}");
+    };
+    for (name, want) in p {
+        if want.is_wholly_known() {
+            let got = a.get(name).unwrap_or(&Value::Null);
+            assert!(
+                want.same_as(got),
+                "{name}: planned {want:?}, apply returned {got:?}"
+            );
+        }
+    }
 }
 
 async fn apply_ok(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> Tracked {
@@ -359,11 +380,36 @@ async fn an_existing_lambda_is_used_placed_and_restored() {
     let t = read(&p, &t).await;
     assert!(plan(&p, &cfg, &t).await.1, "plan after apply must be empty");
 
+    // Moving to another existing Lambda puts the first one back as it was.
+    let (second, second_role) = existing_lambda(&em, "second-rotator").await;
+    let cfg2 = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(second.clone());
+        c.master_secret_arn = Attr::Known(master.clone());
+        c.vpc_subnet_ids = Attr::Known(vec!["subnet-0a".into()]);
+        c.vpc_security_group_ids = Attr::Known(vec!["sg-0a".into()]);
+    });
+    let t = apply_ok(&p, &cfg2, &t).await;
+    assert_left_as_found(&em, &secret.arn, &lambda, &role).await;
+    let seen = look(&em, &secret.arn, Some(&second), Some(&second_role)).await;
+    assert!(
+        seen.rotation_enabled && seen.master_policy && seen.our_statements.len() == 1,
+        "{seen:?}"
+    );
+    assert_eq!(seen.rotation_lambda.as_deref(), Some(second.as_str()));
+    assert!(plan(&p, &cfg2, &read(&p, &t).await).await.1);
+
     destroy(&p, &t).await;
+    assert_left_as_found(&em, &secret.arn, &second, &second_role).await;
+    assert!(!look(&em, &secret.arn, None, None).await.rotation_enabled);
+}
+
+/// The Lambda still exists, out of any VPC as it was made, with no
+/// statement or role policy of ours.
+async fn assert_left_as_found(em: &Emulator, secret: &str, lambda: &str, role: &str) {
     let f = em
         .lambda()
         .get_function_configuration()
-        .function_name(&lambda)
+        .function_name(lambda)
         .send()
         .await
         .expect("the Lambda is left alone");
@@ -372,9 +418,9 @@ async fn an_existing_lambda_is_used_placed_and_restored() {
         "VPC placement restored: {:?}",
         f.vpc_config()
     );
-    let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+    let seen = look(em, secret, Some(lambda), Some(role)).await;
     assert!(
-        !seen.rotation_enabled && !seen.master_policy && seen.our_statements.is_empty(),
+        !seen.master_policy && seen.our_statements.is_empty(),
         "{seen:?}"
     );
 }
