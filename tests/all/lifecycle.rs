@@ -915,7 +915,7 @@ async fn probe_configure_from_environment() {
     let p = RdsrotProvider::new();
     let endpoints = Value::object([
         ("secretsmanager", Value::Null),
-        ("lambda", Value::string(emulator)),
+        ("lambda", Value::string(emulator.clone())),
         ("iam", Value::Null),
         ("cloudformation", Value::Null),
         ("serverlessrepo", Value::Null),
@@ -961,6 +961,51 @@ async fn probe_configure_from_environment() {
         c.iam.list_roles().send().await.is_err(),
         "IAM follows AWS_ENDPOINT_URL, which goes nowhere"
     );
+
+    // assume_role: credentials come from STS (through `endpoints.sts`), and
+    // only when first needed.
+    let assumed = RdsrotProvider::new();
+    let d = assumed
+        .configure(
+            "1.0.3",
+            &Value::object([
+                ("region", Value::string(moto::REGION)),
+                ("profile", Value::Null),
+                ("max_retries", Value::int(0)),
+                (
+                    "assume_role",
+                    Value::object([
+                        (
+                            "role_arn",
+                            Value::string("arn:aws:iam::123456789012:role/deployer"),
+                        ),
+                        ("session_name", Value::string("lifecycle")),
+                        ("external_id", Value::string("x-1")),
+                    ]),
+                ),
+                (
+                    "endpoints",
+                    Value::object([
+                        ("secretsmanager", Value::string(emulator.clone())),
+                        ("lambda", Value::Null),
+                        ("iam", Value::Null),
+                        ("cloudformation", Value::Null),
+                        ("serverlessrepo", Value::Null),
+                        ("sts", Value::string(emulator.clone())),
+                    ]),
+                ),
+            ]),
+        )
+        .await;
+    assert!(d.is_empty(), "{:?}", errors(&d));
+    assumed
+        .clients()
+        .expect("configured")
+        .secretsmanager
+        .list_secrets()
+        .send()
+        .await
+        .expect("a call signed with the assumed role's credentials");
 }
 
 async fn pending_versions(em: &Emulator, secret: &str) -> usize {
