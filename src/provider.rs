@@ -762,6 +762,26 @@ mod tests {
         );
     }
 
+    #[test]
+    fn upgrade_keeps_version_0_and_fills_every_attribute() {
+        let p = RdsrotProvider::new();
+        let raw = Value::object([("secret_id", Value::string("db"))]);
+        let (state, d) = p.upgrade_resource_state(UpgradeRequest {
+            type_name: "rdsrot_rotation".into(),
+            version: 0,
+            raw_state: raw,
+        });
+        assert!(d.is_empty());
+        assert_eq!(state.get("secret_id").as_str(), Some("db"));
+        assert_eq!(state.as_object().map(|o| o.len()), Some(21));
+        let (_, d) = p.upgrade_resource_state(UpgradeRequest {
+            type_name: "rdsrot_rotation".into(),
+            version: 7,
+            raw_state: Value::Null,
+        });
+        assert!(d.has_errors());
+    }
+
     #[tokio::test]
     async fn resource_calls_before_configure_are_clear_errors() {
         let p = RdsrotProvider::new();

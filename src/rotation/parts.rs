@@ -11,9 +11,15 @@ use super::model::{Attr, RotationRules};
 pub const MASTER_POLICY_NAME: &str = "rdsrot-master-secret-access";
 
 /// The name passed to the repository; CloudFormation's stack is then
-/// `serverlessrepo-<this>`.
+/// `serverlessrepo-<this>`. Stack names allow no underscores and must start
+/// with a letter; default function names already start with `rdsrot-`.
 pub fn stack_name_for(function_name: &str) -> String {
-    format!("rdsrot-{}", function_name.replace('_', "-"))
+    let name = function_name.replace('_', "-");
+    if name.starts_with("rdsrot-") {
+        name
+    } else {
+        format!("rdsrot-{name}")
+    }
 }
 
 pub fn master_policy_document(master_arn: &str, kms_key_arn: Option<&str>) -> serde_json::Value {
@@ -122,6 +128,13 @@ pub fn rules_from_aws(have: &Rules) -> RotationRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stack_names_are_valid_and_not_doubly_prefixed() {
+        assert_eq!(stack_name_for("rdsrot-db-1234abcd"), "rdsrot-db-1234abcd");
+        assert_eq!(stack_name_for("my_rotator"), "rdsrot-my-rotator");
+        assert_eq!(stack_name_for("9lives"), "rdsrot-9lives");
+    }
 
     #[test]
     fn master_policy_round_trips_and_edits_show() {
