@@ -909,6 +909,45 @@ async fn a_client_without_a_certificate_is_refused() {
 }
 
 #[tokio::test]
+async fn tls_1_2_clients_are_held_to_the_same_pin() {
+    use crate::support::grpc::connect_tls_with_versions;
+    let (server, client) = tls_server(WidgetProvider::default()).await;
+    let server_cert = server.server_cert.clone().expect("TLS server");
+    let call = |channel: tonic::transport::Channel| async move {
+        provider_client(channel)
+            .get_provider_schema(pb::get_provider_schema::Request {})
+            .await
+            .map(|_| ())
+            .map_err(|s| s.to_string())
+    };
+    let tls12 = &[&rustls::version::TLS12];
+
+    // Under TLS 1.2 the P-521 signature is checked too (Go sends it there).
+    let channel = within(
+        "TLS 1.2 connect",
+        connect_tls_with_versions(server.addr, server_cert.clone(), Some(&client), tls12),
+    )
+    .await
+    .expect("the pinned client connects over TLS 1.2");
+    within("TLS 1.2 call", call(channel))
+        .await
+        .expect("the pinned client's call succeeds over TLS 1.2");
+
+    let stranger = ClientIdentity::terraform_like();
+    let refused = within("a stranger over TLS 1.2", async {
+        let channel =
+            connect_tls_with_versions(server.addr, server_cert.clone(), Some(&stranger), tls12)
+                .await?;
+        call(channel).await
+    })
+    .await;
+    assert!(
+        refused.is_err(),
+        "a different certificate is refused over TLS 1.2"
+    );
+}
+
+#[tokio::test]
 async fn a_plaintext_client_cannot_talk_to_the_tls_server() {
     let (server, _client) = tls_server(WidgetProvider::default()).await;
     let attempt = within("a plaintext call", async {
