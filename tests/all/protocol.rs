@@ -1086,6 +1086,22 @@ async fn binary_handshake_serves_mtls_and_exits_on_shutdown() {
     assert_eq!(der.first(), Some(&0x30));
     let server_cert = rustls::pki_types::CertificateDer::from(der);
 
+    // A terminal Ctrl-C reaches the plugin too; it must keep serving and
+    // wait for StopProvider instead.
+    #[cfg(unix)]
+    {
+        let sent = Command::new("kill")
+            .args(["-INT", &child.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            child.0.try_wait().expect("wait").is_none(),
+            "the plugin survives SIGINT"
+        );
+    }
+
     // Terraform's first call, over the announced certificate.
     let channel = within("connect", connect_tls(addr, server_cert, Some(&client)))
         .await
