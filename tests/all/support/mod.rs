@@ -5,3 +5,4 @@
 
 pub mod grpc;
 pub mod moto;
+pub mod terraform;

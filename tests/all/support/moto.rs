@@ -443,9 +443,8 @@ pub async fn current_secret_string(
 
 /// An existing rotation Lambda (not made by the provider) and its role,
 /// as a user would bring to `rotation_lambda_arn`. Returns the function ARN.
-pub async fn create_existing_rotation_lambda(emulator: &Emulator, name: &str) -> String {
-    let role = emulator
-        .iam()
+pub async fn create_existing_rotation_lambda(config: &SdkConfig, name: &str) -> String {
+    let role = aws_sdk_iam::Client::new(config)
         .create_role()
         .role_name(format!("{name}-role"))
         .assume_role_policy_document(
@@ -458,8 +457,7 @@ pub async fn create_existing_rotation_lambda(emulator: &Emulator, name: &str) ->
         .role()
         .map(|r| r.arn().to_owned())
         .expect("CreateRole answers the role");
-    let function = emulator
-        .lambda()
+    let function = aws_sdk_lambda::Client::new(config)
         .create_function()
         .function_name(name)
         .runtime(aws_sdk_lambda::types::Runtime::Python312)
@@ -793,7 +791,8 @@ mod emulator_checks {
         let emulator = emulator_or_skip!();
         let sm = emulator.secretsmanager();
         let secret = create_database_secret(&sm, "db", "postgres", None).await;
-        let lambda = create_existing_rotation_lambda(&emulator, "existing-rotator").await;
+        let lambda =
+            create_existing_rotation_lambda(&emulator.sdk_config(), "existing-rotator").await;
         let rules = |expression: &str| {
             aws_sdk_secretsmanager::types::RotationRulesType::builder()
                 .schedule_expression(expression)
