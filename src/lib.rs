@@ -18,4 +18,5 @@ pub mod aws;
 pub mod logging;
 pub mod provider;
 pub mod rotation;
+pub mod server;
 pub mod tf;

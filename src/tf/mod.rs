@@ -9,6 +9,8 @@ pub mod msgpack;
 pub mod path;
 pub mod provider;
 pub mod schema;
+#[cfg(test)]
+pub(crate) mod testgen;
 pub mod types;
 pub mod value;
 

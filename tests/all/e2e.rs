@@ -1,1 +1,1152 @@
-//! See main.rs.
+//! End to end: the built provider binary driven by real Terraform (1.0.3 from
+//! the venv, and `/usr/local/bin/terraform` when present) through
+//! dev_overrides, against the local AWS emulator.
+//!
+//! Each test has its own emulator and its own working directory per client.
+//! Every Terraform run is checked for "Provider produced inconsistent result",
+//! "invalid plan" and the secret's password (see `support::terraform`).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use aws_config::SdkConfig;
+use serde_json::Value;
+
+use crate::support::moto::{
+    create_database_secret, create_existing_rotation_lambda, create_secret, loud, repo_root,
+    DatabaseSecret, Emulator, ACCOUNT_ID,
+};
+use crate::support::terraform::{
+    clients, filesystem_mirror_config, provider_binary, required_providers_block, Client,
+    Workspace, PROVIDER_ADDRESS,
+};
+
+const RESOURCE: &str = "rdsrot_rotation.this";
+/// Inline policy the rotation templates give their role (not ours to manage).
+const TEMPLATE_ROLE_POLICY: &str = "SecretsManagerRotationPolicy";
+
+fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+// ---------------------------------------------------------------------------
+// Schema, docs, examples
+// ---------------------------------------------------------------------------
+
+fn schema_json(client: &Client) -> Value {
+    let ws = Workspace::new(client);
+    ws.write(
+        "main.tf",
+        &format!("{}\nprovider \"rdsrot\" {{}}\n", required_providers_block()),
+    );
+    let run = ws.terraform(&["providers", "schema", "-json"]);
+    run.assert_success();
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{client}: providers schema -json is not JSON ({e}):\n{}",
+            run.output()
+        )
+    })
+}
+
+#[test]
+fn providers_schema_lists_the_provider_and_its_resource() {
+    for client in clients() {
+        let schema = schema_json(&client);
+        let provider = &schema["provider_schemas"][PROVIDER_ADDRESS];
+        assert!(
+            provider.is_object(),
+            "{client}: no {PROVIDER_ADDRESS} in {schema:#}"
+        );
+        let resource = &provider["resource_schemas"]["rdsrot_rotation"]["block"];
+        for attribute in [
+            "secret_id",
+            "rotation_type",
+            "rotation_lambda_arn",
+            "secret_arn",
+        ] {
+            assert!(
+                resource["attributes"][attribute].is_object(),
+                "{client}: rdsrot_rotation lacks {attribute}: {resource:#}"
+            );
+        }
+        assert!(
+            resource["block_types"]["rotation_rules"].is_object(),
+            "{client}: {resource:#}"
+        );
+    }
+}
+
+/// Every attribute and block name of a schema block, nested ones included.
+fn schema_names(block: &Value, names: &mut BTreeSet<String>) {
+    for (name, _) in block["attributes"].as_object().into_iter().flatten() {
+        names.insert(name.clone());
+    }
+    for (name, nested) in block["block_types"].as_object().into_iter().flatten() {
+        names.insert(name.clone());
+        schema_names(&nested["block"], names);
+    }
+}
+
+#[test]
+fn every_schema_attribute_is_documented_on_the_resource_page() {
+    let Some(client) = clients().into_iter().next() else {
+        return;
+    };
+    let schema = schema_json(&client);
+    let block = &schema["provider_schemas"][PROVIDER_ADDRESS]["resource_schemas"]
+        ["rdsrot_rotation"]["block"];
+    let mut names = BTreeSet::new();
+    schema_names(block, &mut names);
+    assert!(
+        names.len() > 10,
+        "suspiciously few names in the schema: {names:?}"
+    );
+    let page_path = repo_root().join("docs/resources/rotation.md");
+    let page = std::fs::read_to_string(&page_path)
+        .unwrap_or_else(|e| panic!("the resource page {} is missing: {e}", page_path.display()));
+    let missing: Vec<_> = names
+        .iter()
+        .filter(|name| !page.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "attributes of `terraform providers schema -json` not documented (as `name`) in docs/resources/rotation.md: {missing:?}"
+    );
+}
+
+/// Every directory under `examples/` holding `.tf` files.
+fn example_dirs() -> Vec<PathBuf> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut has_tf = false;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "tf") {
+                has_tf = true;
+            }
+        }
+        if has_tf {
+            found.push(dir.to_path_buf());
+        }
+    }
+    let mut found = Vec::new();
+    walk(&repo_root().join("examples"), &mut found);
+    found.sort();
+    found
+}
+
+#[test]
+fn every_example_passes_terraform_validate() {
+    let examples = example_dirs();
+    let root = repo_root().join("examples");
+    for expected in [
+        "provider",
+        "quickstart",
+        "resources/rdsrot_rotation",
+        "invalid",
+    ] {
+        assert!(
+            examples.contains(&root.join(expected)),
+            "examples/{expected} is missing (found {examples:?})"
+        );
+    }
+    for client in clients() {
+        for example in examples.iter().filter(|e| !e.ends_with("invalid")) {
+            let ws = Workspace::new(&client);
+            ws.copy_from(example);
+            if !ws.path().join("versions.tf").exists() && !mentions_required_providers(ws.path()) {
+                ws.write("zz_required_providers.tf", &required_providers_block());
+            }
+            let run = ws.terraform(&["validate", "-no-color"]);
+            assert_eq!(
+                run.code,
+                0,
+                "{client}: terraform validate fails on {}:\n{}",
+                example.display(),
+                run.output()
+            );
+        }
+    }
+}
+
+fn mentions_required_providers(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|text| text.contains("required_providers"))
+}
+
+#[test]
+fn the_invalid_example_fails_validation_naming_the_attribute() {
+    let invalid = repo_root().join("examples/invalid");
+    assert!(invalid.is_dir(), "examples/invalid is missing");
+    for client in clients() {
+        let ws = Workspace::new(&client);
+        ws.copy_from(&invalid);
+        if !mentions_required_providers(ws.path()) {
+            ws.write("zz_required_providers.tf", &required_providers_block());
+        }
+        let run = ws.terraform(&["validate", "-no-color"]);
+        assert_ne!(
+            run.code,
+            0,
+            "{client}: examples/invalid validated:\n{}",
+            run.output()
+        );
+        run.assert_mentions("automatically_after_days");
+    }
+}
+
+#[test]
+fn the_ci_drift_example_fails_the_job_on_plan_exit_code_2() {
+    let path = repo_root().join("examples/ci/drift-detection.yml");
+    let workflow =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(
+        workflow.contains("schedule:"),
+        "the workflow runs on a schedule"
+    );
+    assert!(
+        workflow.contains("plan -detailed-exitcode"),
+        "the workflow runs plan -detailed-exitcode"
+    );
+    assert!(
+        workflow.contains("exit 1") || workflow.contains("exit 2"),
+        "the workflow fails on drift"
+    );
+}
+
+/// Nothing of ours left: rotation off, no stack, no invoke permission
+/// scoped to the secret, no role policy besides the template's own.
+fn assert_nothing_left(
+    emulator: &Emulator,
+    client: &Client,
+    secret_arn: &str,
+    lambda: &str,
+    role: &str,
+) {
+    let (enabled, _) = block_on(rotation_status(emulator, secret_arn));
+    assert!(
+        !enabled,
+        "{client}: rotation still on after destroy for {secret_arn}"
+    );
+    let stacks = block_on(live_stacks(emulator));
+    assert!(
+        stacks.is_empty(),
+        "{client}: stacks left after destroy: {stacks:?}"
+    );
+    assert!(
+        block_on(statements_for_secret(emulator, lambda, secret_arn)).is_empty(),
+        "{client}: an invoke permission of ours is left on {lambda}"
+    );
+    assert!(
+        block_on(our_role_policies(&emulator.sdk_config(), role)).is_empty(),
+        "{client}: a role policy of ours is left on {role}"
+    );
+}
+
+#[test]
+fn quickstart_example_applies_plans_empty_and_destroys() {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let sm = emulator.secretsmanager();
+        let (secret, master) = block_on(async {
+            let master = create_database_secret(&sm, "app/db-master", "postgres", None).await;
+            let secret = create_database_secret(&sm, "app/db", "postgres", Some(&master.arn)).await;
+            (secret, master)
+        });
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        ws.copy_from(&repo_root().join("examples/quickstart"));
+        ws.forbid(&secret.password);
+        ws.forbid(&master.password);
+        ws.write(
+            "terraform.tfvars",
+            &format!(
+                "region              = \"us-east-1\"\ndatabase_secret_arn = \"{}\"\nmaster_secret_arn   = \"{}\"\nsubnet_ids          = [\"subnet-0a1b2c3d4e5f60718\", \"subnet-0f1e2d3c4b5a69788\"]\nsecurity_group_ids  = [\"sg-0123456789abcdef0\"]\n",
+                secret.arn, master.arn
+            ),
+        );
+        ws.apply(&[]);
+        ws.plan(&[]).assert_code(0);
+        let values = ws.resource_values("rdsrot_rotation.app_db");
+        assert_eq!(
+            values["rotation_rules"][0]["automatically_after_days"], 45,
+            "{client}: {values:#}"
+        );
+        let outputs = ws.terraform(&["output", "-json"]);
+        outputs.assert_success();
+        let outputs: Value = serde_json::from_str(&outputs.stdout).unwrap_or_default();
+        let lambda = outputs["rotation_lambda_arn"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let role = outputs["rotation_lambda_role_arn"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            lambda.starts_with("arn:aws:lambda:"),
+            "{client}: outputs {outputs:#}"
+        );
+        let (enabled, used) = block_on(rotation_status(&emulator, &secret.arn));
+        assert!(
+            enabled && used.as_deref() == Some(lambda.as_str()),
+            "{client}: rotation uses {used:?}"
+        );
+        ws.destroy(&[]);
+        assert_nothing_left(&emulator, &client, &secret.arn, &lambda, &role);
+        ws.assert_no_leaks();
+    }
+}
+
+#[test]
+fn resource_examples_apply_plan_empty_and_destroy() {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let sm = emulator.secretsmanager();
+        let (secrets, master) = block_on(async {
+            let orders = create_database_secret(&sm, "orders/db", "mysql", None).await;
+            let master = create_database_secret(&sm, "reports/db-master", "postgres", None).await;
+            let reports =
+                create_database_secret(&sm, "reports/db", "postgres", Some(&master.arn)).await;
+            let billing = create_database_secret(&sm, "billing/db", "mysql", None).await;
+            // The example's default ARN names this function in this account and region.
+            create_existing_rotation_lambda(&emulator.sdk_config(), "billing-db-rotation").await;
+            (vec![orders, reports, billing], master)
+        });
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        ws.copy_from(&repo_root().join("examples/resources/rdsrot_rotation"));
+        for secret in secrets.iter().chain([&master]) {
+            ws.forbid(&secret.password);
+        }
+        let vars = [("reports_master_secret_arn", master.arn.as_str())];
+        ws.apply(&vars);
+        ws.plan(&vars).assert_code(0);
+        let mut made = Vec::new();
+        for (name, secret) in ["single_user", "multi_user", "existing_lambda"]
+            .iter()
+            .zip(&secrets)
+        {
+            let values = ws.resource_values(&format!("rdsrot_rotation.{name}"));
+            assert_eq!(text(&values, "secret_arn"), secret.arn, "{client}: {name}");
+            let lambda = text(&values, "rotation_lambda_arn");
+            let (enabled, used) = block_on(rotation_status(&emulator, &secret.arn));
+            assert!(
+                enabled && used.as_deref() == Some(lambda.as_str()),
+                "{client}: {name} uses {used:?}"
+            );
+            made.push((
+                secret.arn.clone(),
+                lambda,
+                text(&values, "rotation_lambda_role_arn"),
+            ));
+        }
+        ws.destroy(&vars);
+        for (secret_arn, lambda, role) in &made {
+            assert_nothing_left(&emulator, &client, secret_arn, lambda, role);
+        }
+        block_on(
+            emulator
+                .lambda()
+                .get_function()
+                .function_name("billing-db-rotation")
+                .send(),
+        )
+        .expect("destroy leaves the existing Lambda alone");
+        ws.assert_no_leaks();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Apply, plan, import, destroy for each way of using the resource
+// ---------------------------------------------------------------------------
+
+/// One way of configuring the resource, with the AWS objects it needs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Variant {
+    /// A repository template, one user, no VPC, a day count.
+    SingleUser,
+    /// A repository template, alternating users, a master secret, in a VPC,
+    /// the compliance form of the schedule (the quickstart's shape).
+    MultiUserInVpc,
+    /// A Lambda the user already has, a schedule expression with a window.
+    ExistingLambda,
+}
+
+struct Fixture {
+    secret: DatabaseSecret,
+    master: Option<DatabaseSecret>,
+    existing_lambda: Option<String>,
+}
+
+impl Fixture {
+    async fn create(emulator: &Emulator, variant: Variant) -> Fixture {
+        let sm = emulator.secretsmanager();
+        let (secret, master, existing_lambda) = match variant {
+            Variant::SingleUser => (
+                create_database_secret(&sm, "app-db", "postgres", None).await,
+                None,
+                None,
+            ),
+            Variant::MultiUserInVpc => {
+                let master = create_database_secret(&sm, "app-db-master", "postgres", None).await;
+                let secret =
+                    create_database_secret(&sm, "app-db", "postgres", Some(&master.arn)).await;
+                (secret, Some(master), None)
+            }
+            Variant::ExistingLambda => {
+                let lambda =
+                    create_existing_rotation_lambda(&emulator.sdk_config(), "team-rotator").await;
+                (
+                    create_database_secret(&sm, "app-db", "mysql", None).await,
+                    None,
+                    Some(lambda),
+                )
+            }
+        };
+        Fixture {
+            secret,
+            master,
+            existing_lambda,
+        }
+    }
+
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![("secret_id", self.secret.arn.clone())];
+        if let Some(master) = &self.master {
+            vars.push(("master_secret_arn", master.arn.clone()));
+        }
+        if let Some(lambda) = &self.existing_lambda {
+            vars.push(("rotation_lambda_arn", lambda.clone()));
+        }
+        vars
+    }
+}
+
+fn config(variant: Variant) -> String {
+    let body = match variant {
+        Variant::SingleUser => {
+            r#"
+resource "rdsrot_rotation" "this" {
+  secret_id     = var.secret_id
+  rotation_type = "postgresql_single_user"
+
+  rotation_rules {
+    automatically_after_days = 30
+  }
+}
+"#
+        }
+        Variant::MultiUserInVpc => {
+            r#"
+variable "master_secret_arn" {
+  type = string
+}
+
+resource "rdsrot_rotation" "this" {
+  secret_id              = var.secret_id
+  rotation_type          = "postgresql_multi_user"
+  master_secret_arn      = var.master_secret_arn
+  vpc_subnet_ids         = ["subnet-0a1b2c3d4e5f60718", "subnet-0f1e2d3c4b5a69788"]
+  vpc_security_group_ids = ["sg-0123456789abcdef0"]
+
+  rotation_rules {
+    max_credential_age_days = 90
+  }
+}
+"#
+        }
+        Variant::ExistingLambda => {
+            r#"
+variable "rotation_lambda_arn" {
+  type = string
+}
+
+resource "rdsrot_rotation" "this" {
+  secret_id           = var.secret_id
+  rotation_lambda_arn = var.rotation_lambda_arn
+
+  rotation_rules {
+    schedule_expression = "rate(10 days)"
+    duration            = "2h"
+  }
+}
+"#
+        }
+    };
+    format!(
+        "{}\nprovider \"rdsrot\" {{}}\n\nvariable \"secret_id\" {{\n  type = string\n}}\n{body}",
+        required_providers_block()
+    )
+}
+
+/// A workspace with the variant's config, the emulator's environment, and
+/// the fixture's passwords forbidden everywhere.
+fn workspace(
+    client: &Client,
+    emulator: &Emulator,
+    variant: Variant,
+    fixture: &Fixture,
+) -> Workspace {
+    let mut ws = Workspace::new(client).with_emulator(emulator);
+    ws.write("main.tf", &config(variant));
+    ws.forbid(&fixture.secret.password);
+    if let Some(master) = &fixture.master {
+        ws.forbid(&master.password);
+    }
+    ws
+}
+
+fn vars_ref<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn text(values: &Value, key: &str) -> String {
+    values[key].as_str().unwrap_or_default().to_owned()
+}
+
+/// What the AWS API says about the secret's rotation.
+async fn rotation_status(emulator: &Emulator, secret_arn: &str) -> (bool, Option<String>) {
+    let described = emulator
+        .secretsmanager()
+        .describe_secret()
+        .secret_id(secret_arn)
+        .send()
+        .await
+        .expect("describe the secret");
+    (
+        described.rotation_enabled().unwrap_or(false),
+        described.rotation_lambda_arn().map(str::to_owned),
+    )
+}
+
+/// Names of the stacks that still exist.
+async fn live_stacks(emulator: &Emulator) -> Vec<String> {
+    let listed = emulator
+        .cloudformation()
+        .describe_stacks()
+        .send()
+        .await
+        .expect("describe stacks");
+    listed
+        .stacks()
+        .iter()
+        .filter(|s| {
+            s.stack_status()
+                .is_none_or(|st| st.as_str() != "DELETE_COMPLETE")
+        })
+        .filter_map(|s| s.stack_name().map(str::to_owned))
+        .collect()
+}
+
+/// The invoke-permission statements on `function` scoped to `secret_arn`.
+async fn statements_for_secret(
+    emulator: &Emulator,
+    function: &str,
+    secret_arn: &str,
+) -> Vec<Value> {
+    let Ok(policy) = emulator
+        .lambda()
+        .get_policy()
+        .function_name(function)
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    let document: Value = serde_json::from_str(policy.policy().unwrap_or("{}")).unwrap_or_default();
+    document["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|statement| statement.to_string().contains(secret_arn))
+        .cloned()
+        .collect()
+}
+
+/// Inline policies of `role` other than the template's own.
+async fn our_role_policies(config: &SdkConfig, role_arn: &str) -> Vec<String> {
+    let role = role_arn.rsplit('/').next().unwrap_or_default();
+    let Ok(listed) = aws_sdk_iam::Client::new(config)
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+    else {
+        return Vec::new();
+    };
+    listed
+        .policy_names()
+        .iter()
+        .filter(|name| name.as_str() != TEMPLATE_ROLE_POLICY)
+        .cloned()
+        .collect()
+}
+
+/// The attributes and blocks a plan's diff marks as added, removed or changed.
+fn changed_attributes(plan: &str) -> Vec<String> {
+    plan.lines()
+        .map(str::trim_start)
+        .filter_map(|line| {
+            let rest = line
+                .strip_prefix("+ ")
+                .or_else(|| line.strip_prefix("- "))
+                .or_else(|| line.strip_prefix("~ "))?;
+            let name = rest.split_whitespace().next()?;
+            (name != "resource").then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// apply, empty plan, state checks, import, empty plan, destroy, and the
+/// AWS API shows nothing of ours left: for one variant and every client.
+fn full_lifecycle(variant: Variant) {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let fixture = block_on(Fixture::create(&emulator, variant));
+        let ws = workspace(&client, &emulator, variant, &fixture);
+        let vars = fixture.vars();
+        let vars = vars_ref(&vars);
+
+        ws.apply(&vars);
+        ws.plan(&vars).assert_code(0);
+
+        let values = ws.resource_values(RESOURCE);
+        assert_eq!(text(&values, "secret_arn"), fixture.secret.arn, "{client}");
+        assert_eq!(text(&values, "id"), fixture.secret.arn, "{client}");
+        let lambda = text(&values, "rotation_lambda_arn");
+        let role = text(&values, "rotation_lambda_role_arn");
+        assert!(
+            lambda.starts_with("arn:aws:lambda:"),
+            "{client}: {values:#}"
+        );
+        assert!(role.starts_with("arn:aws:iam::"), "{client}: {values:#}");
+        let (enabled, used) = block_on(rotation_status(&emulator, &fixture.secret.arn));
+        assert!(enabled, "{client}: rotation is not on after apply");
+        assert_eq!(used.as_deref(), Some(lambda.as_str()), "{client}");
+        let statements = block_on(statements_for_secret(
+            &emulator,
+            &lambda,
+            &fixture.secret.arn,
+        ));
+        assert_eq!(
+            statements.len(),
+            1,
+            "{client}: one invoke permission scoped to the secret: {statements:?}"
+        );
+        assert!(
+            statements[0].to_string().contains(ACCOUNT_ID),
+            "{client}: {statements:?}"
+        );
+        match variant {
+            Variant::SingleUser => {
+                assert_eq!(text(&values, "rotation_type"), "postgresql_single_user");
+                assert!(
+                    text(&values, "stack_id").contains(":stack/serverlessrepo-"),
+                    "{values:#}"
+                );
+                assert_eq!(values["rotation_rules"][0]["automatically_after_days"], 30);
+            }
+            Variant::MultiUserInVpc => {
+                assert!(
+                    text(&values, "stack_id").contains(":stack/serverlessrepo-"),
+                    "{values:#}"
+                );
+                // Half of 90 days: old credentials stay valid one more cycle.
+                assert_eq!(
+                    values["rotation_rules"][0]["automatically_after_days"], 45,
+                    "{values:#}"
+                );
+                assert_eq!(
+                    block_on(our_role_policies(&emulator.sdk_config(), &role)).len(),
+                    1,
+                    "{client}: master policy"
+                );
+                let function = block_on(
+                    emulator
+                        .lambda()
+                        .get_function_configuration()
+                        .function_name(&lambda)
+                        .send(),
+                )
+                .expect("the template's function");
+                let subnets = function
+                    .vpc_config()
+                    .map(|v| v.subnet_ids().len())
+                    .unwrap_or(0);
+                assert_eq!(subnets, 2, "{client}: the function is in the VPC");
+            }
+            Variant::ExistingLambda => {
+                assert_eq!(lambda, fixture.existing_lambda.clone().unwrap_or_default());
+                assert!(values["stack_id"].is_null(), "{values:#}");
+                let described = block_on(
+                    emulator
+                        .secretsmanager()
+                        .describe_secret()
+                        .secret_id(&fixture.secret.arn)
+                        .send(),
+                )
+                .expect("describe");
+                let rules = described.rotation_rules().expect("rules");
+                assert_eq!(rules.schedule_expression(), Some("rate(10 days)"));
+                assert_eq!(rules.duration(), Some("2h"));
+            }
+        }
+
+        // Import: forget it, import by ARN, and the plan is empty again.
+        ws.terraform(&["state", "rm", RESOURCE]).assert_success();
+        let mut import: Vec<String> =
+            vec!["import".into(), "-input=false".into(), "-no-color".into()];
+        for (name, value) in &vars {
+            import.push("-var".into());
+            import.push(format!("{name}={value}"));
+        }
+        import.push(RESOURCE.into());
+        import.push(fixture.secret.arn.clone());
+        ws.terraform(&import).assert_success();
+        let after_import = ws.plan(&vars);
+        if variant == Variant::MultiUserInVpc && after_import.code == 2 {
+            // AWS keeps only the resulting day count, never the
+            // compliance limit it was derived from, so an import cannot
+            // know `max_credential_age_days`: the one change allowed is
+            // adding it back to the state (an apply with no AWS change).
+            let changed = changed_attributes(&after_import.stdout);
+            assert!(
+                changed.iter().all(|a| a == "rotation_rules" || a == "max_credential_age_days"),
+                "{client}: after import the plan changes more than max_credential_age_days: {changed:?}\n{}",
+                after_import.output()
+            );
+            ws.apply(&vars);
+            ws.plan(&vars).assert_code(0);
+        } else {
+            after_import.assert_code(0);
+        }
+
+        ws.destroy(&vars);
+        assert_nothing_left(&emulator, &client, &fixture.secret.arn, &lambda, &role);
+        if variant == Variant::ExistingLambda {
+            block_on(
+                emulator
+                    .lambda()
+                    .get_function()
+                    .function_name(&lambda)
+                    .send(),
+            )
+            .expect("destroy leaves the user's own Lambda alone");
+        }
+        ws.assert_no_leaks();
+    }
+}
+
+#[test]
+fn single_user_template_lifecycle() {
+    full_lifecycle(Variant::SingleUser);
+}
+
+#[test]
+fn multi_user_template_in_vpc_lifecycle() {
+    full_lifecycle(Variant::MultiUserInVpc);
+}
+
+#[test]
+fn existing_lambda_lifecycle() {
+    full_lifecycle(Variant::ExistingLambda);
+}
+
+// ---------------------------------------------------------------------------
+// Drift: each out-of-band change is shown by plan, named, and repaired
+// ---------------------------------------------------------------------------
+
+/// What the drifted resource looked like in the state before the change.
+#[derive(Clone)]
+struct Applied {
+    /// SDK configuration for the emulator, to make the change with.
+    aws: SdkConfig,
+    secret_arn: String,
+    lambda: String,
+    role: String,
+    statement_id: String,
+    stack_id: String,
+}
+
+/// Applies `variant`, makes one change behind Terraform's back with `drift`,
+/// and checks: plan exits 2 naming one of `named`, apply repairs, plan exits 0.
+fn drift_case<D, F>(variant: Variant, named: &[&str], drift: D)
+where
+    D: Fn(Applied) -> F,
+    F: Future<Output = ()>,
+{
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let fixture = block_on(Fixture::create(&emulator, variant));
+        let ws = workspace(&client, &emulator, variant, &fixture);
+        let vars = fixture.vars();
+        let vars = vars_ref(&vars);
+        ws.apply(&vars);
+        ws.plan(&vars).assert_code(0);
+        let values = ws.resource_values(RESOURCE);
+        let applied = Applied {
+            aws: emulator.sdk_config(),
+            secret_arn: text(&values, "secret_arn"),
+            lambda: text(&values, "rotation_lambda_arn"),
+            role: text(&values, "rotation_lambda_role_arn"),
+            statement_id: text(&values, "permission_statement_id"),
+            stack_id: text(&values, "stack_id"),
+        };
+
+        block_on(drift(applied.clone()));
+
+        let plan = ws.plan(&vars);
+        plan.assert_code(2);
+        assert!(
+            named.iter().any(|name| plan.stdout.contains(name)),
+            "{client}: the plan names none of {named:?}:\n{}",
+            plan.output()
+        );
+        ws.apply(&vars);
+        ws.plan(&vars).assert_code(0);
+        let (enabled, used) = block_on(rotation_status(&emulator, &applied.secret_arn));
+        assert!(enabled, "{client}: rotation is off after the repair");
+        let lambda = text(&ws.resource_values(RESOURCE), "rotation_lambda_arn");
+        assert_eq!(
+            used.as_deref(),
+            Some(lambda.as_str()),
+            "{client}: rotation uses another Lambda"
+        );
+        assert_eq!(
+            block_on(statements_for_secret(
+                &emulator,
+                &lambda,
+                &applied.secret_arn
+            ))
+            .len(),
+            1,
+            "{client}: the invoke permission is back"
+        );
+        ws.destroy(&vars);
+        ws.assert_no_leaks();
+    }
+}
+
+impl Applied {
+    fn secretsmanager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.aws)
+    }
+    fn lambda(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&self.aws)
+    }
+    fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.aws)
+    }
+    fn role_name(&self) -> String {
+        self.role.rsplit('/').next().unwrap_or_default().to_owned()
+    }
+}
+
+#[test]
+fn drift_rotation_cancelled() {
+    drift_case(Variant::SingleUser, &["enabled"], |applied| async move {
+        applied
+            .secretsmanager()
+            .cancel_rotate_secret()
+            .secret_id(&applied.secret_arn)
+            .send()
+            .await
+            .expect("cancel rotation");
+    });
+}
+
+#[test]
+fn drift_schedule_changed() {
+    drift_case(
+        Variant::SingleUser,
+        &["automatically_after_days", "schedule_expression"],
+        |applied| async move {
+            applied
+                .secretsmanager()
+                .rotate_secret()
+                .secret_id(&applied.secret_arn)
+                .rotation_lambda_arn(&applied.lambda)
+                .rotation_rules(
+                    aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                        .automatically_after_days(7)
+                        .build(),
+                )
+                .rotate_immediately(false)
+                .send()
+                .await
+                .expect("change the schedule");
+        },
+    );
+}
+
+#[test]
+fn drift_lambda_switched() {
+    drift_case(
+        Variant::ExistingLambda,
+        &["rotation_lambda_arn"],
+        |applied| async move {
+            let other =
+                create_existing_rotation_lambda(&applied.aws, "someone-elses-rotator").await;
+            applied
+                .secretsmanager()
+                .rotate_secret()
+                .secret_id(&applied.secret_arn)
+                .rotation_lambda_arn(other)
+                .rotate_immediately(false)
+                .send()
+                .await
+                .expect("switch the Lambda");
+        },
+    );
+}
+
+#[test]
+fn drift_invoke_permission_removed() {
+    drift_case(
+        Variant::SingleUser,
+        &["permission_statement_id"],
+        |applied| async move {
+            applied
+                .lambda()
+                .remove_permission()
+                .function_name(&applied.lambda)
+                .statement_id(&applied.statement_id)
+                .send()
+                .await
+                .expect("remove the invoke permission");
+        },
+    );
+}
+
+#[test]
+fn drift_master_secret_policy_removed() {
+    drift_case(
+        Variant::MultiUserInVpc,
+        &["master_secret_arn"],
+        |applied| async move {
+            let ours = our_role_policies(&applied.aws, &applied.role).await;
+            assert_eq!(ours.len(), 1, "one role policy of ours: {ours:?}");
+            applied
+                .iam()
+                .delete_role_policy()
+                .role_name(applied.role_name())
+                .policy_name(&ours[0])
+                .send()
+                .await
+                .expect("delete the master-secret policy");
+        },
+    );
+}
+
+#[test]
+fn drift_master_secret_policy_edited() {
+    drift_case(
+        Variant::MultiUserInVpc,
+        &["master_secret_arn"],
+        |applied| async move {
+            let ours = our_role_policies(&applied.aws, &applied.role).await;
+            assert_eq!(ours.len(), 1, "one role policy of ours: {ours:?}");
+            let elsewhere = create_secret(&applied.secretsmanager(), "another-master", "{}").await;
+            let document = serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                    "Resource": elsewhere,
+                }]
+            });
+            applied
+                .iam()
+                .put_role_policy()
+                .role_name(applied.role_name())
+                .policy_name(&ours[0])
+                .policy_document(document.to_string())
+                .send()
+                .await
+                .expect("edit the master-secret policy");
+        },
+    );
+}
+
+#[test]
+fn drift_lambda_vpc_placement_changed() {
+    drift_case(
+        Variant::MultiUserInVpc,
+        &["vpc_subnet_ids", "vpc_security_group_ids"],
+        |applied| async move {
+            applied
+                .lambda()
+                .update_function_configuration()
+                .function_name(&applied.lambda)
+                .vpc_config(
+                    aws_sdk_lambda::types::VpcConfig::builder()
+                        .subnet_ids("subnet-0ffffffffffffffff")
+                        .security_group_ids("sg-0ffffffffffffffff")
+                        .build(),
+                )
+                .send()
+                .await
+                .expect("move the Lambda");
+        },
+    );
+}
+
+#[test]
+fn drift_stack_deleted() {
+    drift_case(
+        Variant::MultiUserInVpc,
+        &["stack_id"],
+        |applied| async move {
+            aws_sdk_cloudformation::Client::new(&applied.aws)
+                .delete_stack()
+                .stack_name(&applied.stack_id)
+                .send()
+                .await
+                .expect("delete the stack");
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Installing from a filesystem mirror, as `make install` lays it out
+// ---------------------------------------------------------------------------
+
+fn crate_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// `HOST/NAMESPACE/TYPE/VERSION/OS_ARCH/terraform-provider-rdsrot_vVERSION`
+fn lay_out_mirror(root: &Path) {
+    let version = crate_version();
+    let dir = root.join(format!(
+        "registry.terraform.io/rdsrot/rdsrot/{version}/linux_amd64"
+    ));
+    std::fs::create_dir_all(&dir).expect("create the mirror directory");
+    std::fs::copy(
+        provider_binary(),
+        dir.join(format!("terraform-provider-rdsrot_v{version}")),
+    )
+    .expect("copy the provider into the mirror");
+}
+
+#[test]
+fn terraform_init_installs_from_a_filesystem_mirror() {
+    for client in clients() {
+        let mirror = tempfile::tempdir().expect("a mirror directory");
+        lay_out_mirror(mirror.path());
+        let config = format!(
+            "terraform {{\n  required_providers {{\n    rdsrot = {{\n      source  = \"rdsrot/rdsrot\"\n      version = \"{}\"\n    }}\n  }}\n}}\n\nprovider \"rdsrot\" {{}}\n",
+            crate_version()
+        );
+
+        // Through a `filesystem_mirror` block in the CLI configuration.
+        let ws = Workspace::new(&client).with_cli_config(&filesystem_mirror_config(mirror.path()));
+        ws.write("main.tf", &config);
+        ws.terraform(&["init", "-input=false", "-no-color"])
+            .assert_success();
+        let lock =
+            std::fs::read_to_string(ws.path().join(".terraform.lock.hcl")).unwrap_or_default();
+        assert!(
+            lock.contains(PROVIDER_ADDRESS),
+            "{client}: lock file: {lock}"
+        );
+        ws.terraform(&["validate", "-no-color"]).assert_success();
+
+        // Through `-plugin-dir`, with an empty CLI configuration.
+        let ws = Workspace::new(&client).with_cli_config("");
+        ws.write("main.tf", &config);
+        let plugin_dir = format!("-plugin-dir={}", mirror.path().display());
+        ws.terraform(&["init", "-input=false", "-no-color", plugin_dir.as_str()])
+            .assert_success();
+        ws.terraform(&["providers", "schema", "-json"])
+            .assert_success();
+    }
+}
+
+#[test]
+fn release_script_writes_a_zip_sums_and_manifest_that_check() {
+    let script = repo_root().join("scripts/release.sh");
+    assert!(script.exists(), "scripts/release.sh is missing");
+    let dist = tempfile::tempdir().expect("a dist directory");
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .env("RELEASE_BINARY", provider_binary())
+        .env("DIST_DIR", dist.path())
+        .current_dir(repo_root())
+        .output()
+        .expect("run scripts/release.sh");
+    assert!(
+        output.status.success(),
+        "release.sh failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let version = crate_version();
+    let prefix = format!("terraform-provider-rdsrot_{version}");
+    for file in [
+        format!("{prefix}_linux_amd64.zip"),
+        format!("{prefix}_SHA256SUMS"),
+        format!("{prefix}_manifest.json"),
+    ] {
+        assert!(dist.path().join(&file).is_file(), "dist/{file} is missing");
+    }
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(dist.path().join(format!("{prefix}_manifest.json")))
+            .unwrap_or_default(),
+    )
+    .expect("the manifest is JSON");
+    assert_eq!(manifest["version"], 1);
+    assert_eq!(manifest["metadata"]["protocol_versions"][0], "6.0");
+    let check = std::process::Command::new("sha256sum")
+        .args(["-c", &format!("{prefix}_SHA256SUMS")])
+        .current_dir(dist.path())
+        .output()
+        .expect("run sha256sum");
+    assert!(
+        check.status.success(),
+        "sha256sum -c: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let listed = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(
+        listed.matches(": OK").count(),
+        2,
+        "zip and manifest are both listed: {listed}"
+    );
+    // The zip holds the binary under the name Terraform looks for.
+    let unzip = std::process::Command::new(repo_root().join(".venv/bin/python"))
+        .args(["-m", "zipfile", "-l"])
+        .arg(dist.path().join(format!("{prefix}_linux_amd64.zip")))
+        .output();
+    match unzip {
+        Ok(out) if out.status.success() => {
+            let listing = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                listing.contains(&format!("terraform-provider-rdsrot_v{version}")),
+                "{listing}"
+            );
+        }
+        _ => loud("=== zip listing skipped: no venv python ==="),
+    }
+}
