@@ -1025,6 +1025,17 @@ async fn pending_versions(em: &Emulator, secret: &str) -> usize {
         .unwrap_or(0)
 }
 
+/// Whether the AWSPENDING version holds a value (see its use).
+async fn pending_has_value(em: &Emulator, secret: &str) -> bool {
+    em.secretsmanager()
+        .get_secret_value()
+        .secret_id(secret)
+        .version_stage("AWSPENDING")
+        .send()
+        .await
+        .is_ok_and(|v| v.secret_string().is_some())
+}
+
 async fn stack_parameter(em: &Emulator, stack: &str, key: &str) -> Option<String> {
     let out = em
         .cloudformation()
@@ -1137,4 +1148,44 @@ async fn updates_in_place_and_a_new_template_replaces_the_stack() {
         .await
         .live_stacks
         .is_empty());
+}
+
+#[tokio::test]
+async fn created_disabled_sets_everything_up_but_does_not_rotate() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let secret = moto::create_database_secret(&em.secretsmanager(), "db", "mysql", None).await;
+    let off = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("generic".into());
+        c.enabled = Attr::Known(false);
+    });
+    let t = apply_ok(&p, &off, &none()).await;
+    let s = model(&t);
+    let lambda = s
+        .rotation_lambda_arn
+        .known()
+        .cloned()
+        .expect("the Lambda exists");
+    let seen = look(&em, &secret.arn, Some(&lambda), None).await;
+    assert!(!seen.rotation_enabled, "{seen:?}");
+    assert_eq!(seen.our_statements.len(), 1, "the permission is in place");
+    assert_eq!(pending_versions(&em, &secret.arn).await, 0);
+    assert!(plan(&p, &off, &read(&p, &t).await).await.1);
+
+    // Enabled without an immediate rotation. The emulator marks the
+    // difference its own way: for a test-only run it copies the current
+    // value into the AWSPENDING version, for a real rotation it leaves that
+    // version empty for the Lambda to fill.
+    let on = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("generic".into());
+        c.rotate_immediately = Attr::Known(false);
+    });
+    let t = apply_ok(&p, &on, &read(&p, &t).await).await;
+    assert!(look(&em, &secret.arn, None, None).await.rotation_enabled);
+    assert!(
+        pending_has_value(&em, &secret.arn).await,
+        "RotateImmediately=false was sent"
+    );
+    assert!(plan(&p, &on, &read(&p, &t).await).await.1);
+    destroy(&p, &t).await;
 }
