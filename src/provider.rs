@@ -289,61 +289,16 @@ async fn build_sdk_config(pc: &ProviderConfig) -> aws_config::SdkConfig {
     let Some(role_arn) = &pc.role_arn else {
         return base;
     };
-    // The STS client that assumes the role uses the base credentials and the
-    // `endpoints.sts` override. (aws-config's AssumeRoleProvider lets
-    // AWS_ENDPOINT_URL win over an SdkConfig endpoint, so it cannot honour
-    // the override.) Nothing is called until the first request needs
-    // credentials; the SDK's identity cache keeps them until they expire.
-    let mut sts_conf = aws_sdk_sts::config::Builder::from(&base);
-    if let Some(url) = &pc.endpoints.sts {
-        sts_conf = sts_conf.endpoint_url(url.clone());
-    }
-    let sts = aws_sdk_sts::Client::from_conf(sts_conf.build());
-    let role_arn = role_arn.clone();
-    let session_name = pc.session_name.clone().unwrap_or_else(|| "rdsrot".into());
-    let external_id = pc.external_id.clone();
-    let assumed = aws_credential_types::credential_fn::provide_credentials_fn(move || {
-        let sts = sts.clone();
-        let role_arn = role_arn.clone();
-        let session_name = session_name.clone();
-        let external_id = external_id.clone();
-        async move { assume_role(&sts, &role_arn, &session_name, external_id).await }
-    });
+    let credentials = crate::aws::sts::assumed_role_credentials(
+        &base,
+        pc.endpoints.sts.as_deref(),
+        role_arn,
+        pc.session_name.as_deref().unwrap_or("rdsrot"),
+        pc.external_id.as_deref(),
+    );
     base.into_builder()
-        .credentials_provider(
-            aws_sdk_secretsmanager::config::SharedCredentialsProvider::new(assumed),
-        )
+        .credentials_provider(credentials)
         .build()
-}
-
-async fn assume_role(
-    sts: &aws_sdk_sts::Client,
-    role_arn: &str,
-    session_name: &str,
-    external_id: Option<String>,
-) -> aws_credential_types::provider::Result {
-    use aws_credential_types::provider::error::CredentialsError;
-    let out = sts
-        .assume_role()
-        .role_arn(role_arn)
-        .role_session_name(session_name)
-        .set_external_id(external_id)
-        .send()
-        .await
-        .map_err(CredentialsError::provider_error)?;
-    let c = out.credentials().ok_or_else(|| {
-        CredentialsError::provider_error(format!(
-            "AssumeRole of {role_arn} returned no credentials"
-        ))
-    })?;
-    let expiry = std::time::SystemTime::try_from(*c.expiration()).ok();
-    Ok(aws_sdk_sts::config::Credentials::new(
-        c.access_key_id(),
-        c.secret_access_key(),
-        Some(c.session_token().to_string()),
-        expiry,
-        "rdsrot-assume-role",
-    ))
 }
 
 fn unknown_type(type_name: &str) -> Diagnostics {

@@ -9,6 +9,7 @@ pub mod iam;
 pub mod lambda;
 pub mod secretsmanager;
 pub mod serverlessrepo;
+pub mod sts;
 pub mod wait;
 
 pub use error::{AwsError, OptionalExt};
