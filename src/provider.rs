@@ -255,31 +255,37 @@ fn validate_provider(config: &Value) -> (ProviderConfig, Diagnostics) {
     (pc, d)
 }
 
-/// Builds the SDK configuration without any network call: the region comes
-/// from the configuration, the environment or the shared files (never from
-/// instance metadata); credentials are resolved lazily on first use.
-async fn build_sdk_config(pc: &ProviderConfig) -> aws_config::SdkConfig {
+/// The region from the configuration, else the environment or the shared
+/// files; never from instance metadata (that would be a network call).
+async fn resolve_region(pc: &ProviderConfig) -> Option<aws_config::Region> {
     use aws_config::environment::region::EnvironmentVariableRegionProvider;
     use aws_config::meta::region::RegionProviderChain;
     use aws_config::profile::region::ProfileFileRegionProvider;
 
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = &pc.region {
+        return Some(aws_config::Region::new(r.clone()));
+    }
+    let mut profile_region = ProfileFileRegionProvider::builder();
+    if let Some(p) = &pc.profile {
+        profile_region = profile_region.profile_name(p);
+    }
+    RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(profile_region.build())
+        .region()
+        .await
+}
+
+/// Builds the SDK configuration without any network call. With the region
+/// already known, the default credentials chain looks nothing up until a
+/// request first needs credentials.
+async fn build_sdk_config(
+    pc: &ProviderConfig,
+    region: aws_config::Region,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);
     if let Some(p) = &pc.profile {
         loader = loader.profile_name(p);
     }
-    loader = match &pc.region {
-        Some(r) => loader.region(aws_config::Region::new(r.clone())),
-        None => {
-            let mut profile_region = ProfileFileRegionProvider::builder();
-            if let Some(p) = &pc.profile {
-                profile_region = profile_region.profile_name(p);
-            }
-            loader.region(
-                RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
-                    .or_else(profile_region.build()),
-            )
-        }
-    };
     if let Some(n) = pc.max_retries {
         let attempts = u32::try_from(n).unwrap_or(0).saturating_add(1);
         loader = loader
@@ -358,16 +364,16 @@ impl Provider for RdsrotProvider {
         if diags.has_errors() {
             return diags;
         }
-        let sdk = build_sdk_config(&pc).await;
-        let clients = Clients::new(&sdk, &pc.endpoints);
-        if clients.region.is_none() {
+        let Some(region) = resolve_region(&pc).await else {
             return Diagnostic::error(
                 "No AWS region",
                 "Set the provider's `region`, or AWS_REGION, or a region in the AWS profile.",
             )
             .at(AttributePath::root("region"))
             .into();
-        }
+        };
+        let sdk = build_sdk_config(&pc, region).await;
+        let clients = Clients::new(&sdk, &pc.endpoints);
         logging::debug("provider", "configured AWS clients");
         *self.clients.write().unwrap_or_else(|p| p.into_inner()) = Some(clients);
         diags

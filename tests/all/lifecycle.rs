@@ -1189,3 +1189,130 @@ async fn created_disabled_sets_everything_up_but_does_not_rotate() {
     assert!(plan(&p, &on, &read(&p, &t).await).await.1);
     destroy(&p, &t).await;
 }
+
+/// ConfigureProvider makes no network call: not for the region (never from
+/// instance metadata) and not for credentials (resolved on first use). The
+/// check runs in a child process whose instance-metadata endpoint is a
+/// local listener counting connections.
+#[test]
+fn configure_makes_no_network_call() {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "lifecycle::probe_configure_offline",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+    ]);
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_EC2_METADATA_DISABLED",
+        "AWS_ENDPOINT_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .env(PROBE_ENDPOINT, "offline")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("run the probe");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the probe ran: {text}");
+}
+
+#[tokio::test]
+#[ignore = "run by configure_makes_no_network_call in a child process"]
+async fn probe_configure_offline() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    assert_eq!(
+        std::env::var(PROBE_ENDPOINT).as_deref(),
+        Ok("offline"),
+        "run only by configure_makes_no_network_call"
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    // This process runs only this test: changing its environment is safe.
+    std::env::set_var(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        format!("http://127.0.0.1:{port}"),
+    );
+    let provider_config = |region: Value| {
+        Value::object([
+            ("region", region),
+            ("profile", Value::Null),
+            ("max_retries", Value::int(0)),
+            ("assume_role", Value::Null),
+            ("endpoints", Value::Null),
+        ])
+    };
+
+    // No region anywhere: a clear error, and no instance-metadata lookup.
+    let d = RdsrotProvider::new()
+        .configure("1.0.3", &provider_config(Value::Null))
+        .await;
+    assert!(
+        d.iter().any(|x| x.summary == "No AWS region"),
+        "{:?}",
+        errors(&d)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "configure without a region called out"
+    );
+    let p = RdsrotProvider::new();
+    let d = p
+        .configure("1.0.3", &provider_config(Value::string("eu-west-1")))
+        .await;
+    assert!(d.is_empty(), "{:?}", errors(&d));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "configure called out"
+    );
+
+    // The listener does see the credential lookup of a first real call.
+    let clients = p.clients().expect("configured");
+    let _ = clients
+        .secretsmanager
+        .config()
+        .region()
+        .expect("region set");
+    let call = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        clients.secretsmanager.list_secrets().send(),
+    )
+    .await;
+    assert!(!matches!(call, Ok(Ok(_))), "no credentials, no success");
+    assert!(
+        connections.load(Ordering::SeqCst) > 0,
+        "the first call looked for instance credentials at the listener"
+    );
+}
