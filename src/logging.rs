@@ -96,3 +96,27 @@ pub fn warn(module: &str, message: &str) {
 pub fn error(module: &str, message: &str) {
     log(Level::Error, module, message, &[]);
 }
+
+/// Makes a panic print `panic: <message>` on stderr, the prefix Terraform
+/// looks for in provider output to report "the plugin crashed" with the
+/// message; Rust's default wording would go unnoticed.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
+            .unwrap_or_default();
+        let thread = std::thread::current();
+        let thread = thread.name().unwrap_or("unnamed");
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "panic: {message}\n\nthread {thread:?} at {location}"
+        );
+    }));
+}

@@ -1,0 +1,246 @@
+//! AutoMTLS, as go-plugin sets it up with Terraform.
+//!
+//! Terraform passes its client certificate in `PLUGIN_CLIENT_CERT` and
+//! expects the plugin's own certificate in the handshake line. Terraform's
+//! certificate is self-signed ECDSA P-521 and flagged as a CA; standard
+//! WebPKI client verification refuses a CA certificate as an end entity (and
+//! the default ring backend has no P-521 at all), so the verifier here pins
+//! the exact certificate bytes instead and checks the handshake signature
+//! with aws-lc-rs, which does support P-521.
+
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureScheme};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("PLUGIN_CLIENT_CERT holds no PEM certificate: {0}")]
+    ClientCertPem(String),
+    #[error("generating the server certificate: {0}")]
+    ServerCert(#[from] rcgen::Error),
+    #[error("building the TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+/// The server side of AutoMTLS: a freshly generated certificate (announced
+/// in the handshake line) and a TLS configuration that accepts only the
+/// pinned client certificate.
+#[derive(Clone)]
+pub struct TlsSetup {
+    server_cert_der: CertificateDer<'static>,
+    config: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for TlsSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsSetup").finish_non_exhaustive()
+    }
+}
+
+impl TlsSetup {
+    /// Builds the setup for the client certificate in `client_cert_pem`
+    /// (the value of `PLUGIN_CLIENT_CERT`).
+    pub fn new(client_cert_pem: &str) -> Result<TlsSetup, TlsError> {
+        let client_cert = CertificateDer::from_pem_slice(client_cert_pem.as_bytes())
+            .map_err(|e| TlsError::ClientCertPem(e.to_string()))?;
+        TlsSetup::pinning(client_cert)
+    }
+
+    /// Builds the setup accepting exactly `client_cert` (DER).
+    pub fn pinning(client_cert: CertificateDer<'static>) -> Result<TlsSetup, TlsError> {
+        let provider = crypto_provider();
+        let (server_cert_der, server_key) = generate_server_certificate()?;
+        let verifier = Arc::new(PinnedClientCert {
+            expected: client_cert,
+            algorithms: provider.signature_verification_algorithms,
+        });
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(rustls::ALL_VERSIONS)?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(vec![server_cert_der.clone()], server_key)?;
+        // Newer gRPC clients (Terraform >= 1.13, OpenTofu) refuse a server
+        // that does not select h2.
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(TlsSetup {
+            server_cert_der,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The server certificate, DER: what the handshake line announces.
+    pub fn server_cert_der(&self) -> &CertificateDer<'static> {
+        &self.server_cert_der
+    }
+
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        Arc::clone(&self.config)
+    }
+}
+
+/// A self-signed certificate for `localhost` (Go checks the SAN, not the CN),
+/// valid from 30 seconds ago so a client clock a little behind ours, or
+/// rounding to whole seconds, does not see it as not yet valid.
+fn generate_server_certificate(
+) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "localhost");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "terraform-provider-rdsrot");
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::seconds(30);
+    // The certificate lives as long as the process; a year is plenty.
+    params.not_after = now + time::Duration::days(365);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyAgreement,
+    ];
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = params.self_signed(&key)?;
+    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+    Ok((cert.der().clone(), key_der))
+}
+
+/// Accepts exactly one client certificate, compared byte for byte, and
+/// requires every client to present it.
+#[derive(Debug)]
+struct PinnedClientCert {
+    expected: CertificateDer<'static>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for PinnedClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // Go's client sends its certificate without needing a hint.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.expected.as_ref() {
+            Ok(ClientCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    /// Offered in the CertificateRequest. Go's client sends its P-521
+    /// certificate only if ECDSA_NISTP521_SHA512 is among these, which the
+    /// aws-lc-rs algorithms include.
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The crypto provider the server uses, for callers (tests) that build a
+/// matching client.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p521_cert() -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512)
+            .expect("aws-lc-rs generates P-521 keys");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("valid SAN");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.self_signed(&key).expect("self-signed").der().clone()
+    }
+
+    #[test]
+    fn verifier_accepts_only_the_pinned_certificate() {
+        let pinned = p521_cert();
+        let other = p521_cert();
+        let verifier = PinnedClientCert {
+            expected: pinned.clone(),
+            algorithms: crypto_provider().signature_verification_algorithms,
+        };
+        assert!(verifier
+            .verify_client_cert(&pinned, &[], UnixTime::now())
+            .is_ok());
+        assert!(verifier
+            .verify_client_cert(&other, &[], UnixTime::now())
+            .is_err());
+        assert!(verifier.client_auth_mandatory());
+    }
+
+    #[test]
+    fn verifier_offers_p521() {
+        let verifier = PinnedClientCert {
+            expected: p521_cert(),
+            algorithms: crypto_provider().signature_verification_algorithms,
+        };
+        assert!(verifier
+            .supported_verify_schemes()
+            .contains(&SignatureScheme::ECDSA_NISTP521_SHA512));
+    }
+
+    #[test]
+    fn setup_reads_a_pem_client_certificate_and_sets_alpn() {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P521_SHA512)
+            .expect("aws-lc-rs generates P-521 keys");
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".to_string()]).expect("valid SAN");
+        let pem = params.self_signed(&key).expect("self-signed").pem();
+        let setup = TlsSetup::new(&pem).expect("setup from PEM");
+        assert_eq!(setup.server_config().alpn_protocols, vec![b"h2".to_vec()]);
+        assert!(!setup.server_cert_der().is_empty());
+    }
+
+    #[test]
+    fn setup_rejects_text_without_a_certificate() {
+        let err = TlsSetup::new("not a certificate").expect_err("no PEM block");
+        assert!(err.to_string().contains("PLUGIN_CLIENT_CERT"));
+    }
+
+    #[test]
+    fn server_certificate_names_localhost() {
+        let (der, _) = generate_server_certificate().expect("generated");
+        // The SAN dNSName "localhost" appears verbatim in the DER.
+        assert!(der.windows(9).any(|w| w == b"localhost"));
+    }
+}

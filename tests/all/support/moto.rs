@@ -1,0 +1,856 @@
+//! The local AWS emulator (`tests/support/emulator.py`: moto plus a stand-in
+//! for the Serverless Application Repository), one process per test so that
+//! tests running in parallel never see each other's resources.
+//!
+//! Tests call [`Emulator::try_start`] (or the [`emulator_or_skip!`] macro):
+//! when the venv is missing the test is skipped with a loud line, unless
+//! `RDSROT_REQUIRE_TOOLS=1` (set by `make test` and CI), which turns the
+//! missing tool into a failure.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_secretsmanager::config::{Credentials, Region};
+
+/// Region every test works in.
+pub const REGION: &str = "us-east-1";
+/// The account moto reports for the dummy credentials.
+pub const ACCOUNT_ID: &str = "123456789012";
+
+/// How long the emulator may take to print its "listening" line.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Returns from the calling test (after a loud SKIPPED line) when the
+/// emulator cannot run here; see [`Emulator::try_start`].
+#[macro_export]
+macro_rules! emulator_or_skip {
+    () => {
+        match $crate::support::moto::Emulator::try_start() {
+            Some(emulator) => emulator,
+            None => return,
+        }
+    };
+}
+
+/// The repository root (where `Cargo.toml` and `.venv` live).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's python, which has moto and the Terraform 1.0.3 wrapper.
+pub fn venv_python() -> PathBuf {
+    repo_root().join(".venv/bin/python")
+}
+
+/// True when `make test` or CI asked that a missing tool fail the suite.
+pub fn tools_required() -> bool {
+    std::env::var("RDSROT_REQUIRE_TOOLS").is_ok_and(|v| v == "1")
+}
+
+/// Either fails (tools required) or prints a loud SKIPPED line.
+/// Returns so that the caller can `return` from the test.
+pub fn skip_or_fail(test_needs: &str, why: &str) {
+    if tools_required() {
+        panic!(
+            "{test_needs} is required (RDSROT_REQUIRE_TOOLS=1) but {why}. Run `make venv` first."
+        );
+    }
+    loud(&format!(
+        "=== SKIPPED: {test_needs} unavailable: {why}. Run `make venv` (or `make test`) to run it. ==="
+    ));
+}
+
+/// A line on the real stderr, past the test harness's output capture
+/// (which only catches the print macros), so that skips are seen.
+pub fn loud(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// One running emulator process.
+pub struct Emulator {
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    pub port: u16,
+    child: Child,
+    /// Held open: the emulator exits when it closes (`--exit-on-stdin-eof`),
+    /// so even a test process killed outright leaves no server behind.
+    stdin: Option<ChildStdin>,
+    log: tempfile::NamedTempFile,
+}
+
+impl Emulator {
+    /// Starts an emulator, or returns `None` after a loud SKIPPED line when the
+    /// venv is missing (a panic instead under `RDSROT_REQUIRE_TOOLS=1`).
+    pub fn try_start() -> Option<Emulator> {
+        let python = venv_python();
+        if !python.exists() {
+            skip_or_fail(
+                "the local AWS emulator",
+                &format!("{} does not exist", python.display()),
+            );
+            return None;
+        }
+        Some(Emulator::start())
+    }
+
+    /// Starts an emulator; panics with the emulator's log when it cannot.
+    pub fn start() -> Emulator {
+        let started = Instant::now();
+        let script = repo_root().join("tests/support/emulator.py");
+        let log = tempfile::Builder::new()
+            .prefix("rdsrot-emulator-")
+            .suffix(".log")
+            .tempfile()
+            .expect("a temporary file for the emulator log");
+        let stderr = log.reopen().expect("reopen the emulator log for writing");
+        let mut child = Command::new(venv_python())
+            .arg(&script)
+            .args(["--port", "0", "--exit-on-stdin-eof"])
+            .env("PYTHONUNBUFFERED", "1")
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout was piped");
+
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first_line = String::new();
+            let mut reader = BufReader::new(stdout);
+            let _ = reader.read_line(&mut first_line);
+            let _ = sender.send(first_line);
+            // Keep draining so the emulator never blocks on a full pipe.
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        });
+        let line = receiver.recv_timeout(START_TIMEOUT).unwrap_or_default();
+        let endpoint = line
+            .trim()
+            .strip_prefix("rdsrot-emulator listening on ")
+            .map(str::to_owned);
+        let mut emulator = Emulator {
+            port: 0,
+            endpoint: String::new(),
+            child,
+            stdin,
+            log,
+        };
+        let Some(endpoint) = endpoint else {
+            let _ = emulator.child.kill();
+            let _ = emulator.child.wait();
+            panic!(
+                "the emulator did not start (first stdout line {line:?}); its log:\n{}",
+                emulator.log_text()
+            );
+        };
+        emulator.port = endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the listening line ends with the port");
+        emulator.endpoint = endpoint;
+        emulator.wait_ready(started);
+        eprintln!(
+            "emulator on {} ready after {} ms",
+            emulator.endpoint,
+            started.elapsed().as_millis()
+        );
+        emulator
+    }
+
+    fn wait_ready(&mut self, started: Instant) {
+        while started.elapsed() < START_TIMEOUT {
+            if let Ok((200, _)) = self.http("GET", "/moto-api/", "") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "the emulator never answered /moto-api/; its log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// A plain HTTP/1.1 request to the emulator (its own control API).
+    pub fn http(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        )?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        let status = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// Wipes every resource (moto keeps its Lambda mode across a reset).
+    pub fn reset(&self) {
+        let (status, body) = self
+            .http("POST", "/moto-api/reset", "")
+            .expect("reset the emulator");
+        assert_eq!(status, 200, "reset answered {body}");
+    }
+
+    /// What the emulator logged so far (requests, stand-in decisions, errors).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        self.log.path()
+    }
+
+    /// Environment for a process (Terraform, the provider, boto3) that must
+    /// talk to this emulator and nothing else.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", REGION),
+            ("AWS_DEFAULT_REGION", REGION),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// Variables that would point a child process somewhere else; remove them.
+    pub fn aws_env_remove() -> &'static [&'static str] {
+        &[
+            "AWS_PROFILE",
+            "AWS_SESSION_TOKEN",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        ]
+    }
+
+    /// SDK configuration for this emulator (no environment or profile read).
+    pub fn sdk_config(&self) -> SdkConfig {
+        SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(
+                aws_sdk_secretsmanager::config::SharedCredentialsProvider::new(Credentials::new(
+                    "testing",
+                    "testing",
+                    None,
+                    None,
+                    "rdsrot-tests",
+                )),
+            )
+            .build()
+    }
+
+    pub fn secretsmanager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk_config())
+    }
+    pub fn lambda(&self) -> aws_sdk_lambda::Client {
+        aws_sdk_lambda::Client::new(&self.sdk_config())
+    }
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.sdk_config())
+    }
+    pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
+        aws_sdk_cloudformation::Client::new(&self.sdk_config())
+    }
+    pub fn serverlessrepo(&self) -> aws_sdk_serverlessapplicationrepository::Client {
+        aws_sdk_serverlessapplicationrepository::Client::new(&self.sdk_config())
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stdin.take();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The database secret of a test, in the RDS JSON format the rotation
+/// functions read.
+pub struct DatabaseSecret {
+    pub arn: String,
+    pub name: String,
+    /// The password stored in it: tests check it never leaks.
+    pub password: String,
+}
+
+/// A password unlikely to appear anywhere by chance (so finding it means a leak).
+pub fn distinctive_password(tag: &str) -> String {
+    format!("Pw-{tag}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The RDS secret JSON (`engine`, `host`, `username`, `password`, `dbname`,
+/// `port`, and `masterarn` for the alternating-users strategy).
+pub fn rds_secret_json(
+    engine: &str,
+    username: &str,
+    password: &str,
+    master_arn: Option<&str>,
+) -> String {
+    let port = if engine == "mysql" { 3306 } else { 5432 };
+    let mut value = serde_json::json!({
+        "engine": engine,
+        "host": "db.cluster-abc.us-east-1.rds.amazonaws.com",
+        "username": username,
+        "password": password,
+        "dbname": "app",
+        "port": port,
+    });
+    if let Some(master) = master_arn {
+        value["masterarn"] = serde_json::Value::String(master.to_owned());
+    }
+    value.to_string()
+}
+
+/// Creates a secret holding `secret_string`.
+pub async fn create_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    secret_string: &str,
+) -> String {
+    let created = client
+        .create_secret()
+        .name(name)
+        .secret_string(secret_string)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create secret {name}: {e:?}"));
+    created
+        .arn()
+        .expect("CreateSecret answers the ARN")
+        .to_owned()
+}
+
+/// A database secret in RDS format (and, with `master`, its masterarn).
+pub async fn create_database_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    engine: &str,
+    master_arn: Option<&str>,
+) -> DatabaseSecret {
+    let password = distinctive_password(name);
+    let arn = create_secret(
+        client,
+        name,
+        &rds_secret_json(engine, &format!("{name}_user"), &password, master_arn),
+    )
+    .await;
+    DatabaseSecret {
+        arn,
+        name: name.to_owned(),
+        password,
+    }
+}
+
+/// Plays the part of a rotation function that worked (moto's simple Lambda
+/// backend runs none of the four steps): after `RotateSecret` left a
+/// value-less AWSPENDING version, give it `new_secret_string` and move
+/// AWSCURRENT onto it. Returns the new current version id.
+pub async fn complete_rotation(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    new_secret_string: &str,
+) -> String {
+    let described = client
+        .describe_secret()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("describe {secret_id}: {e:?}"));
+    let stages = described
+        .version_ids_to_stages()
+        .cloned()
+        .unwrap_or_default();
+    let has = |labels: &Vec<String>, label: &str| labels.iter().any(|l| l == label);
+    let current = stages
+        .iter()
+        .find(|(_, labels)| has(labels, "AWSCURRENT"))
+        .map(|(id, _)| id.clone())
+        .expect("the secret has an AWSCURRENT version");
+    let pending = stages
+        .iter()
+        .find(|(_, labels)| has(labels, "AWSPENDING") && !has(labels, "AWSCURRENT"))
+        .map(|(id, _)| id.clone())
+        .unwrap_or_else(|| panic!("no rotation in progress on {secret_id}: {stages:?}"));
+    client
+        .put_secret_value()
+        .secret_id(secret_id)
+        .client_request_token(&pending)
+        .secret_string(new_secret_string)
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put the pending value of {secret_id}: {e:?}"));
+    client
+        .update_secret_version_stage()
+        .secret_id(secret_id)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(&pending)
+        .remove_from_version_id(&current)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("move AWSCURRENT of {secret_id}: {e:?}"));
+    pending
+}
+
+/// The secret string labelled AWSCURRENT (moto's default-version pointer
+/// goes stale after label moves, so always ask by stage).
+pub async fn current_secret_string(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> String {
+    client
+        .get_secret_value()
+        .secret_id(secret_id)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("read {secret_id}: {e:?}"))
+        .secret_string()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// An existing rotation Lambda (not made by the provider) and its role,
+/// as a user would bring to `rotation_lambda_arn`. Returns the function ARN.
+pub async fn create_existing_rotation_lambda(emulator: &Emulator, name: &str) -> String {
+    let role = emulator
+        .iam()
+        .create_role()
+        .role_name(format!("{name}-role"))
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create role for {name}: {e:?}"));
+    let role_arn = role
+        .role()
+        .map(|r| r.arn().to_owned())
+        .expect("CreateRole answers the role");
+    let function = emulator
+        .lambda()
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .handler("lambda_function.lambda_handler")
+        .role(role_arn)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(minimal_zip()))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create function {name}: {e:?}"));
+    function
+        .function_arn()
+        .expect("CreateFunction answers the ARN")
+        .to_owned()
+}
+
+/// A valid, empty-ish zip archive (one stored file), enough for moto.
+fn minimal_zip() -> Vec<u8> {
+    // A zip with one empty stored file "lambda_function.py", built by hand so
+    // that the tests need no zip crate. Layout: local header, central
+    // directory entry, end of central directory.
+    let name = b"lambda_function.py";
+    let mut zip = Vec::new();
+    let local = |zip: &mut Vec<u8>| {
+        zip.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        zip.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version, flags, method, time, date
+        zip.extend_from_slice(&[0; 12]); // crc, sizes (empty file)
+        zip.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        zip.extend_from_slice(&[0, 0]);
+        zip.extend_from_slice(name);
+    };
+    local(&mut zip);
+    let central_offset = zip.len() as u32;
+    zip.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+    zip.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // made by, needed, flags, method, time, date
+    zip.extend_from_slice(&[0; 12]); // crc, sizes
+    zip.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    zip.extend_from_slice(&[0; 12]); // extra, comment, disk, internal attrs, external attrs (4)
+    zip.extend_from_slice(&0u32.to_le_bytes()); // local header offset
+    zip.extend_from_slice(name);
+    let central_size = zip.len() as u32 - central_offset;
+    zip.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    zip.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
+    zip.extend_from_slice(&central_size.to_le_bytes());
+    zip.extend_from_slice(&central_offset.to_le_bytes());
+    zip.extend_from_slice(&[0, 0]);
+    zip
+}
+
+/// The emulator itself: the stand-in repository, the corrections to moto
+/// and the fixtures behave as the provider's tests assume.
+#[cfg(test)]
+mod emulator_checks {
+    use super::*;
+    use aws_sdk_serverlessapplicationrepository::types::ParameterValue;
+
+    const APPLICATIONS: [(&str, bool); 5] = [
+        ("SecretsManagerRDSMySQLRotationSingleUser", false),
+        ("SecretsManagerRDSMySQLRotationMultiUser", true),
+        ("SecretsManagerRDSPostgreSQLRotationSingleUser", false),
+        ("SecretsManagerRDSPostgreSQLRotationMultiUser", true),
+        ("SecretsManagerRotationTemplate", false),
+    ];
+
+    fn application_arn(name: &str) -> String {
+        format!("arn:aws:serverlessrepo:us-east-1:297356227824:applications/{name}")
+    }
+
+    fn param(name: &str, value: &str) -> ParameterValue {
+        ParameterValue::builder().name(name).value(value).build()
+    }
+
+    /// Deploys one application through the stand-in as the provider does and
+    /// returns (stack outputs' RotationLambdaARN, function configuration).
+    async fn deploy(
+        emulator: &Emulator,
+        application: &str,
+        stack: &str,
+        extra: Vec<ParameterValue>,
+    ) -> (String, aws_sdk_lambda::types::FunctionConfiguration) {
+        let mut parameters = vec![
+            param("functionName", &format!("{stack}-fn")),
+            param("endpoint", "https://secretsmanager.us-east-1.amazonaws.com"),
+        ];
+        parameters.extend(extra);
+        let change_set = emulator
+            .serverlessrepo()
+            .create_cloud_formation_change_set()
+            .application_id(application_arn(application))
+            .stack_name(stack)
+            .semantic_version("1.1.671")
+            .set_parameter_overrides(Some(parameters))
+            .capabilities("CAPABILITY_IAM")
+            .capabilities("CAPABILITY_RESOURCE_POLICY")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("change set for {application}: {e:?}"));
+        let cfn = emulator.cloudformation();
+        let change_set_id = change_set
+            .change_set_id()
+            .expect("answers the change set id");
+        let described = cfn
+            .describe_change_set()
+            .change_set_name(change_set_id)
+            .send()
+            .await
+            .expect("describe the change set");
+        assert_eq!(
+            described.status().map(|s| s.as_str()),
+            Some("CREATE_COMPLETE"),
+            "{described:?}"
+        );
+        cfn.execute_change_set()
+            .change_set_name(change_set_id)
+            .client_request_token("token-1")
+            .send()
+            .await
+            .expect("execute the change set");
+        let stacks = cfn
+            .describe_stacks()
+            .stack_name(format!("serverlessrepo-{stack}"))
+            .send()
+            .await
+            .expect("describe the stack");
+        let stack = &stacks.stacks()[0];
+        assert!(
+            stack
+                .tags()
+                .iter()
+                .any(|t| t.key() == Some("serverlessrepo:applicationId")
+                    && t.value() == Some(application_arn(application).as_str())),
+            "the stack carries the application tag: {:?}",
+            stack.tags()
+        );
+        let lambda_arn = stack
+            .outputs()
+            .iter()
+            .find(|o| o.output_key() == Some("RotationLambdaARN"))
+            .and_then(|o| o.output_value())
+            .unwrap_or_else(|| panic!("no RotationLambdaARN output: {stack:?}"))
+            .to_owned();
+        let function = emulator
+            .lambda()
+            .get_function()
+            .function_name(&lambda_arn)
+            .send()
+            .await
+            .expect("the stack made the function");
+        let configuration = function
+            .configuration()
+            .expect("has a configuration")
+            .clone();
+        let policy = emulator
+            .lambda()
+            .get_policy()
+            .function_name(&lambda_arn)
+            .send()
+            .await
+            .expect("the stack made an invoke permission");
+        assert!(
+            policy
+                .policy()
+                .unwrap_or_default()
+                .contains("secretsmanager.amazonaws.com"),
+            "{policy:?}"
+        );
+        (lambda_arn, configuration)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_application_deploys_a_function_role_and_permission() {
+        let emulator = emulator_or_skip!();
+        let master = create_secret(&emulator.secretsmanager(), "master", "{}").await;
+        for (index, (application, multi_user)) in APPLICATIONS.iter().enumerate() {
+            let extra = if *multi_user {
+                vec![param("masterSecretArn", &master)]
+            } else {
+                vec![]
+            };
+            let (arn, configuration) =
+                deploy(&emulator, application, &format!("app{index}"), extra).await;
+            assert!(arn.ends_with(&format!(":function:app{index}-fn")), "{arn}");
+            assert!(configuration
+                .vpc_config()
+                .is_none_or(|v| v.subnet_ids().is_empty()));
+            let role_name = configuration
+                .role()
+                .and_then(|r| r.rsplit('/').next())
+                .expect("the function has a role")
+                .to_owned();
+            emulator
+                .iam()
+                .get_role()
+                .role_name(&role_name)
+                .send()
+                .await
+                .expect("the stack made the role");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn vpc_parameters_place_the_function_and_an_update_moves_it() {
+        let emulator = emulator_or_skip!();
+        let (_, configuration) = deploy(
+            &emulator,
+            "SecretsManagerRDSPostgreSQLRotationSingleUser",
+            "vpc",
+            vec![
+                param("vpcSubnetIds", "subnet-1,subnet-2"),
+                param("vpcSecurityGroupIds", "sg-1"),
+            ],
+        )
+        .await;
+        let vpc = configuration.vpc_config().expect("placed in a VPC");
+        assert_eq!(vpc.subnet_ids(), ["subnet-1", "subnet-2"]);
+        assert_eq!(vpc.security_group_ids(), ["sg-1"]);
+
+        // Same stack again: an UPDATE change set; the same values are "no changes".
+        let repo = emulator.serverlessrepo();
+        let again = |subnets: &'static str| {
+            repo.create_cloud_formation_change_set()
+                .application_id(application_arn(
+                    "SecretsManagerRDSPostgreSQLRotationSingleUser",
+                ))
+                .stack_name("vpc")
+                .parameter_overrides(param("functionName", "vpc-fn"))
+                .parameter_overrides(param(
+                    "endpoint",
+                    "https://secretsmanager.us-east-1.amazonaws.com",
+                ))
+                .parameter_overrides(param("vpcSubnetIds", subnets))
+                .parameter_overrides(param("vpcSecurityGroupIds", "sg-1"))
+                .capabilities("CAPABILITY_IAM")
+                .capabilities("CAPABILITY_RESOURCE_POLICY")
+                .send()
+        };
+        let cfn = emulator.cloudformation();
+        let unchanged = again("subnet-1,subnet-2")
+            .await
+            .expect("an update change set");
+        let described = cfn
+            .describe_change_set()
+            .change_set_name(unchanged.change_set_id().unwrap_or_default())
+            .send()
+            .await
+            .expect("describe");
+        assert_eq!(described.status().map(|s| s.as_str()), Some("FAILED"));
+        assert!(described
+            .status_reason()
+            .unwrap_or_default()
+            .contains("didn't contain changes"));
+
+        let moved = again("subnet-3").await.expect("an update change set");
+        cfn.execute_change_set()
+            .change_set_name(moved.change_set_id().unwrap_or_default())
+            .send()
+            .await
+            .expect("execute");
+        let function = emulator
+            .lambda()
+            .get_function_configuration()
+            .function_name("vpc-fn")
+            .send()
+            .await
+            .expect("still there");
+        assert_eq!(
+            function.vpc_config().map(|v| v.subnet_ids().to_vec()),
+            Some(vec!["subnet-3".to_owned()])
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_repository_rejects_parameters_the_template_does_not_declare() {
+        let emulator = emulator_or_skip!();
+        let refused = emulator
+            .serverlessrepo()
+            .create_cloud_formation_change_set()
+            .application_id(application_arn("SecretsManagerRDSMySQLRotationSingleUser"))
+            .stack_name("bad")
+            .parameter_overrides(param("functionName", "f"))
+            .parameter_overrides(param("endpoint", "https://e"))
+            .parameter_overrides(param(
+                "masterSecretArn",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:m",
+            ))
+            .capabilities("CAPABILITY_IAM")
+            .capabilities("CAPABILITY_RESOURCE_POLICY")
+            .send()
+            .await
+            .expect_err("a single-user template declares no masterSecretArn");
+        let service_error = refused.into_service_error();
+        assert!(
+            service_error.is_bad_request_exception(),
+            "{service_error:?}"
+        );
+        assert!(format!("{service_error:?}").contains("masterSecretArn"));
+
+        let application = emulator
+            .serverlessrepo()
+            .get_application()
+            .application_id(application_arn("SecretsManagerRDSMySQLRotationMultiUser"))
+            .send()
+            .await
+            .expect("get application");
+        let names: Vec<_> = application
+            .version()
+            .map(|v| {
+                v.parameter_definitions()
+                    .iter()
+                    .filter_map(|p| p.name().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(names.contains(&"masterSecretArn".to_owned()), "{names:?}");
+
+        let unknown = emulator
+            .serverlessrepo()
+            .get_application()
+            .application_id(application_arn("NoSuchApplication"))
+            .send()
+            .await
+            .expect_err("unknown application");
+        assert!(unknown.into_service_error().is_not_found_exception());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn rotation_keeps_schedule_expression_and_duration_and_can_complete() {
+        let emulator = emulator_or_skip!();
+        let sm = emulator.secretsmanager();
+        let secret = create_database_secret(&sm, "db", "postgres", None).await;
+        let lambda = create_existing_rotation_lambda(&emulator, "existing-rotator").await;
+        let rules = |expression: &str| {
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .schedule_expression(expression)
+                .duration("3h")
+                .build()
+        };
+        let rotation = sm
+            .rotate_secret()
+            .secret_id(&secret.arn)
+            .rotation_lambda_arn(&lambda)
+            .rotation_rules(rules("cron(0 8 1 * ? *)"))
+            .send()
+            .await
+            .expect("rotate");
+        let described = sm
+            .describe_secret()
+            .secret_id(&secret.arn)
+            .send()
+            .await
+            .expect("describe");
+        assert_eq!(described.rotation_enabled(), Some(true));
+        let described_rules = described.rotation_rules().expect("rules");
+        assert_eq!(
+            described_rules.schedule_expression(),
+            Some("cron(0 8 1 * ? *)")
+        );
+        assert_eq!(described_rules.duration(), Some("3h"));
+        assert_eq!(described.rotation_lambda_arn(), Some(lambda.as_str()));
+
+        let new_value = rds_secret_json("postgres", "db_user", "rotated-password", None);
+        let version = complete_rotation(&sm, &secret.arn, &new_value).await;
+        assert_eq!(Some(version.as_str()), rotation.version_id());
+        assert_eq!(current_secret_string(&sm, &secret.arn).await, new_value);
+    }
+
+    #[test]
+    fn emulators_are_independent() {
+        let Some(first) = Emulator::try_start() else {
+            return;
+        };
+        let Some(second) = Emulator::try_start() else {
+            return;
+        };
+        assert_ne!(first.port, second.port);
+        let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+        runtime.block_on(async {
+            create_secret(&first.secretsmanager(), "only-in-first", "x").await;
+            let listed = second
+                .secretsmanager()
+                .list_secrets()
+                .send()
+                .await
+                .expect("list");
+            assert!(listed.secret_list().is_empty());
+        });
+        first.reset();
+        drop(first);
+        drop(second);
+    }
+}

@@ -1,0 +1,395 @@
+"""The local AWS emulator the tests and `make demo` run against.
+
+moto's server on 127.0.0.1, in this process, with:
+- Lambda in its simple mode (no Docker), set before any function exists;
+- test-only corrections for the moto 5.x behaviours that differ from AWS in
+  ways the provider depends on (see `apply_corrections`);
+- a stand-in for the few Serverless Application Repository calls the
+  provider makes, served on the same port (moto has no such service).
+
+Prints one line `rdsrot-emulator listening on http://127.0.0.1:PORT` on stdout
+once it accepts connections. `--port 0` picks a free port.
+`--exit-on-stdin-eof` stops the server when its stdin closes, so a test
+process that dies cannot leave an emulator behind.
+"""
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import threading
+import uuid
+from datetime import datetime, timezone
+
+from moto.core.config import default_user_config
+
+# Must happen before any Lambda function exists: functions made in the Docker
+# mode are invisible to the simple backend.
+default_user_config["lambda"]["use_docker"] = False
+
+from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server  # noqa: E402
+from werkzeug.wrappers import Request, Response  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import stand_in_templates as templates  # noqa: E402
+
+LOG = logging.getLogger("rdsrot-emulator")
+
+
+# --------------------------------------------------------------------------
+# Corrections to moto (test-only)
+# --------------------------------------------------------------------------
+
+
+def _days_of_rate(expression):
+    """AWS reports `AutomaticallyAfterDays` next to a `rate(N days)` schedule."""
+    match = re.fullmatch(r"rate\((\d+) days?\)", expression or "")
+    return int(match.group(1)) if match else 0
+
+
+def apply_corrections():
+    """Patch moto where it departs from AWS in ways the provider relies on.
+
+    1. CloudFormation: executing a change set neither rebuilds the stack's
+       outputs (so `RotationLambdaARN` is missing after a CREATE change set),
+       nor records the new parameters and tags (so a later change set with the
+       same values is not recognised as empty, and `serverlessrepo:*` tags go
+       stale after an update).
+    2. Secrets Manager: `RotateSecret` keeps only `AutomaticallyAfterDays`,
+       dropping `ScheduleExpression` and `Duration`; a schedule-only rotation
+       stays disabled; and a call without `RotationLambdaARN` forgets the
+       configured function instead of reusing it.
+    """
+    from moto.cloudformation.models import CloudFormationBackend
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+
+    execute_change_set = CloudFormationBackend.execute_change_set
+
+    def execute_change_set_with_outputs(self, change_set_name, stack_name=None):
+        execute_change_set(self, change_set_name, stack_name)
+        change_set = self.change_sets.get(change_set_name) or next(
+            (cs for cs in self.change_sets.values() if cs.change_set_name == change_set_name),
+            None,
+        )
+        if change_set is None:
+            return
+        stack = self.stacks[change_set.stack_id]
+        stack._parse_template()
+        stack.output_map = stack._create_output_map()
+        stack.parameters = dict(change_set.parameters or {})
+        if change_set.tags:
+            stack.tags = dict(change_set.tags)
+
+    CloudFormationBackend.execute_change_set = execute_change_set_with_outputs
+
+    rotate_secret = SecretsManagerBackend.rotate_secret
+
+    def rotate_secret_with_schedule(
+        self,
+        secret_id,
+        client_request_token=None,
+        rotation_lambda_arn=None,
+        rotation_rules=None,
+        rotate_immediately=True,
+    ):
+        if not rotation_lambda_arn and self._is_valid_identifier(secret_id):
+            rotation_lambda_arn = self.secrets[secret_id].rotation_lambda_arn or None
+        result = rotate_secret(
+            self,
+            secret_id,
+            client_request_token=client_request_token,
+            rotation_lambda_arn=rotation_lambda_arn,
+            rotation_rules=rotation_rules,
+            rotate_immediately=rotate_immediately,
+        )
+        secret = self.secrets[secret_id]
+        if rotation_rules is not None:
+            expression = rotation_rules.get("ScheduleExpression")
+            secret.rdsrot_schedule_expression = expression
+            secret.rdsrot_duration = rotation_rules.get("Duration")
+            if "AutomaticallyAfterDays" not in rotation_rules:
+                secret.auto_rotate_after_days = _days_of_rate(expression)
+        if secret.rotation_lambda_arn:
+            secret.rotation_enabled = True
+        return result
+
+    SecretsManagerBackend.rotate_secret = rotate_secret_with_schedule
+
+    to_dict = FakeSecret.to_dict
+
+    def to_dict_with_schedule(self):
+        described = to_dict(self)
+        rules = described.get("RotationRules")
+        if rules is None:
+            return described
+        expression = getattr(self, "rdsrot_schedule_expression", None)
+        duration = getattr(self, "rdsrot_duration", None)
+        if expression:
+            rules["ScheduleExpression"] = expression
+            if not rules.get("AutomaticallyAfterDays"):
+                rules.pop("AutomaticallyAfterDays", None)
+        if duration:
+            rules["Duration"] = duration
+        return described
+
+    FakeSecret.to_dict = to_dict_with_schedule
+
+
+# --------------------------------------------------------------------------
+# Serverless Application Repository stand-in
+# --------------------------------------------------------------------------
+
+_SIGNING_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_APPLICATION_PATH = re.compile(r"^/applications/(?P<application>.+?)(?P<tail>/changesets|/versions)?/?$")
+_SEMANTIC_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+_APPLICATION_ARN = re.compile(
+    r"^arn:(?P<partition>aws[a-z-]*):serverlessrepo:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):applications/(?P<name>[A-Za-z0-9-]+)$"
+)
+
+
+class RepositoryError(Exception):
+    def __init__(self, status, code, message):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _signing_scope(environ):
+    match = _SIGNING_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return (match.group(1), match.group(2)) if match else (None, None)
+
+
+def _json_response(status, body, error_code=None):
+    response = Response(json.dumps(body), status=status, content_type="application/json")
+    if error_code:
+        response.headers["x-amzn-ErrorType"] = error_code
+    return response
+
+
+def _now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _application_name(application_id):
+    match = _APPLICATION_ARN.match(application_id)
+    name = match.group("name") if match else None
+    if name not in templates.APPLICATIONS:
+        raise RepositoryError(404, "NotFoundException", f"Application {application_id} was not found.")
+    return name
+
+
+def _check_version(version):
+    if version is None:
+        return templates.LATEST_VERSION
+    if not _SEMANTIC_VERSION.match(version):
+        raise RepositoryError(400, "BadRequestException", f"Invalid semantic version: {version}")
+    return version
+
+
+def _application_version(application_id, name, version):
+    return {
+        "applicationId": application_id,
+        "creationTime": "2024-01-01T00:00:00.000Z",
+        "parameterDefinitions": templates.parameter_definitions(name),
+        "requiredCapabilities": templates.REQUIRED_CAPABILITIES,
+        "resourcesSupported": True,
+        "semanticVersion": version,
+        "sourceCodeUrl": "https://example.invalid/aws-secrets-manager-rotation-lambdas",
+        "templateUrl": f"https://example.invalid/{name}/{version}/template.yaml",
+    }
+
+
+def get_application(application_id, query):
+    name = _application_name(application_id)
+    version = _check_version(query.get("semanticVersion"))
+    return 200, {
+        "applicationId": application_id,
+        "author": "AWS",
+        "creationTime": "2024-01-01T00:00:00.000Z",
+        "description": templates.APPLICATIONS[name],
+        "labels": ["SecretsManager", "rotation"],
+        "name": name,
+        "spdxLicenseId": "MIT-0",
+        "version": _application_version(application_id, name, version),
+    }
+
+
+def list_application_versions(application_id):
+    _application_name(application_id)
+    return 200, {
+        "versions": [
+            {
+                "applicationId": application_id,
+                "creationTime": "2024-01-01T00:00:00.000Z",
+                "semanticVersion": templates.LATEST_VERSION,
+            }
+        ]
+    }
+
+
+def create_change_set(application_id, request, region):
+    """CreateCloudFormationChangeSet: a CREATE (or UPDATE) change set in moto."""
+    from moto.cloudformation.models import cloudformation_backends
+
+    name = _application_name(application_id)
+    version = _check_version(request.get("semanticVersion"))
+    stack_name = request.get("stackName")
+    if not stack_name or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", stack_name):
+        raise RepositoryError(400, "BadRequestException", f"Invalid stackName: {stack_name!r}")
+
+    declared = templates.parameters(name)
+    overrides = {}
+    for override in request.get("parameterOverrides") or []:
+        key, value = override.get("name"), override.get("value")
+        if key not in declared:
+            raise RepositoryError(
+                400,
+                "BadRequestException",
+                f"Invalid parameter override: the template of {name} declares no parameter named '{key}'.",
+            )
+        overrides[key] = "" if value is None else str(value)
+    missing = [p for p in templates.required_parameters(name) if not overrides.get(p)]
+    if missing:
+        raise RepositoryError(
+            400, "BadRequestException", f"Missing values for required parameters: {', '.join(missing)}."
+        )
+    granted = set(request.get("capabilities") or [])
+    lacking = [c for c in templates.REQUIRED_CAPABILITIES if c not in granted]
+    if lacking:
+        raise RepositoryError(
+            400,
+            "BadRequestException",
+            f"The application {name} requires capabilities {', '.join(lacking)}: acknowledge them in capabilities.",
+        )
+
+    backend = cloudformation_backends[DEFAULT_ACCOUNT_ID][region]
+    full_stack_name = f"serverlessrepo-{stack_name}"
+    existing = [s for s in backend.stacks.values() if s.name == full_stack_name]
+    live = [s for s in existing if s.status not in ("REVIEW_IN_PROGRESS", "DELETE_COMPLETE")]
+    for stale in (s for s in existing if s.status == "REVIEW_IN_PROGRESS"):
+        del backend.stacks[stale.stack_id]
+    change_set_type = "UPDATE" if live else "CREATE"
+
+    tags = {t["key"]: t["value"] for t in request.get("tags") or [] if "key" in t}
+    tags["serverlessrepo:applicationId"] = application_id
+    tags["serverlessrepo:semanticVersion"] = version
+    change_set_name = request.get("changeSetName") or f"a{uuid.uuid4().hex}"
+    change_set_id, stack_id = backend.create_change_set(
+        stack_name=full_stack_name,
+        change_set_name=change_set_name,
+        template=templates.template(name),
+        parameters=overrides,
+        description=request.get("description") or f"{name} {version}",
+        change_set_type=change_set_type,
+        notification_arns=request.get("notificationArns"),
+        tags=tags,
+    )
+    LOG.info("serverlessrepo: %s change set %s for %s (%s)", change_set_type, change_set_id, full_stack_name, name)
+    return 201, {
+        "applicationId": application_id,
+        "changeSetId": change_set_id,
+        "semanticVersion": version,
+        "stackId": stack_id,
+    }
+
+
+class ServerlessRepositoryStandIn:
+    """WSGI middleware: the repository's calls here, everything else to moto."""
+
+    def __init__(self, moto_app):
+        self.moto_app = moto_app
+
+    def _is_repository_call(self, environ):
+        _, service = _signing_scope(environ)
+        path = environ.get("PATH_INFO", "")
+        if service is not None:
+            return service == "serverlessrepo"
+        return path.startswith("/applications/arn")
+
+    def __call__(self, environ, start_response):
+        if not self._is_repository_call(environ):
+            return self.moto_app(environ, start_response)
+        request = Request(environ)
+        try:
+            response = self._dispatch(request, environ)
+        except RepositoryError as error:
+            response = _json_response(error.status, {"errorCode": error.code, "message": error.message}, error.code)
+        except Exception as error:  # surfaced as a 500 with the reason, never a hang
+            LOG.exception("serverlessrepo stand-in failed")
+            response = _json_response(500, {"errorCode": "InternalServerErrorException", "message": str(error)})
+        return response(environ, start_response)
+
+    def _dispatch(self, request, environ):
+        region, _ = _signing_scope(environ)
+        region = region or "us-east-1"
+        match = _APPLICATION_PATH.match(request.path)
+        if not match:
+            raise RepositoryError(404, "NotFoundException", f"No such resource: {request.path}")
+        application_id = match.group("application")
+        tail = match.group("tail")
+        if request.method == "POST" and tail == "/changesets":
+            body = json.loads(request.get_data(as_text=True) or "{}")
+            status, answer = create_change_set(application_id, body, region)
+        elif request.method == "GET" and tail is None:
+            status, answer = get_application(application_id, request.args)
+        elif request.method == "GET" and tail == "/versions":
+            status, answer = list_application_versions(application_id)
+        else:
+            raise RepositoryError(
+                404, "NotFoundException", f"The stand-in does not serve {request.method} {request.path}"
+            )
+        return _json_response(status, answer)
+
+
+# --------------------------------------------------------------------------
+# Server
+# --------------------------------------------------------------------------
+
+
+def _exit_when_stdin_closes():
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    finally:
+        os._exit(0)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free port)")
+    parser.add_argument("--exit-on-stdin-eof", action="store_true", help="stop when stdin closes")
+    parser.add_argument(
+        "--as-moto-does",
+        action="store_true",
+        help="serve moto without the corrections (to check whether its gaps still exist)",
+    )
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not args.as_moto_does:
+        apply_corrections()
+
+    application = ServerlessRepositoryStandIn(DomainDispatcherApplication(create_backend_app))
+    server = make_server(
+        "127.0.0.1", args.port, application, threaded=True, request_handler=MotoRequestHandler
+    )
+    if args.exit_on_stdin_eof:
+        threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
+    print(f"rdsrot-emulator listening on http://127.0.0.1:{server.server_port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Stand-in CloudFormation templates for the five Secrets Manager rotation
+applications of the Serverless Application Repository.
+
+The real applications are SAM templates (`AWS::Serverless::Function`), which
+the emulator cannot expand. These stand-ins build the same three things from
+plain resources (an execution role, the function, its invoke permission),
+declare the same parameter names as the published templates (names are
+case-sensitive there too), and expose the one output the real ones expose:
+`RotationLambdaARN`.
+"""
+
+import json
+
+# Account that publishes the rotation applications in the aws partition.
+PUBLISHER_ACCOUNT = "297356227824"
+
+# Version the stand-in repository reports as the newest of every application.
+LATEST_VERSION = "1.1.671"
+
+SINGLE_USER = {
+    "SecretsManagerRDSMySQLRotationSingleUser": "Rotates a MySQL user password (single user)",
+    "SecretsManagerRDSPostgreSQLRotationSingleUser": "Rotates a PostgreSQL user password (single user)",
+    "SecretsManagerRotationTemplate": "A template for a custom rotation function",
+}
+MULTI_USER = {
+    "SecretsManagerRDSMySQLRotationMultiUser": "Rotates a MySQL user password (alternating users)",
+    "SecretsManagerRDSPostgreSQLRotationMultiUser": "Rotates a PostgreSQL user password (alternating users)",
+}
+APPLICATIONS = {**SINGLE_USER, **MULTI_USER}
+
+REQUIRED_CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_RESOURCE_POLICY"]
+
+# The four steps answer without doing anything: a test that wants a rotation
+# that really moved AWSCURRENT completes it through the API instead.
+_HANDLER_SOURCE = """\
+def lambda_handler(event, context):
+    return {"step": event.get("Step"), "secret": event.get("SecretId")}
+"""
+
+
+def _parameter(kind, description, default=None):
+    definition = {"Type": kind, "Description": description}
+    if default is not None:
+        definition["Default"] = default
+    return definition
+
+
+def parameters(application):
+    """The template parameters of one application, as CloudFormation declares them."""
+    declared = {
+        "endpoint": _parameter("String", "The Secrets Manager endpoint the function calls"),
+        "functionName": _parameter("String", "The name of the rotation function"),
+        "invokingServicePrincipal": _parameter(
+            "String",
+            "The service principal allowed to invoke the function",
+            "secretsmanager.amazonaws.com",
+        ),
+        "kmsKeyArn": _parameter("String", "The KMS key of the rotated secret", ""),
+        "vpcSubnetIds": _parameter("CommaDelimitedList", "Subnets of the function", ""),
+        "vpcSecurityGroupIds": _parameter(
+            "CommaDelimitedList", "Security groups of the function", ""
+        ),
+        "excludeCharacters": _parameter(
+            "String", "Characters left out of generated passwords", ":/@\"'\\"
+        ),
+        "runtime": _parameter("String", "The Lambda runtime of the function", "python3.10"),
+    }
+    if application in MULTI_USER:
+        declared["masterSecretArn"] = _parameter(
+            "String", "The secret holding the elevated user's credentials"
+        )
+        declared["masterSecretKmsKeyArn"] = _parameter(
+            "String", "The KMS key of the master secret", ""
+        )
+    return declared
+
+
+def required_parameters(application):
+    return [name for name, spec in parameters(application).items() if "Default" not in spec]
+
+
+def template(application):
+    """The stand-in template body (JSON) for one application."""
+    secret_actions = [
+        "secretsmanager:DescribeSecret",
+        "secretsmanager:GetSecretValue",
+        "secretsmanager:PutSecretValue",
+        "secretsmanager:UpdateSecretVersionStage",
+    ]
+    statements = [
+        {"Effect": "Allow", "Action": secret_actions, "Resource": "*"},
+        {"Effect": "Allow", "Action": ["secretsmanager:GetRandomPassword"], "Resource": "*"},
+    ]
+    if application in MULTI_USER:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": {"Ref": "masterSecretArn"},
+            }
+        )
+    body = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": f"Stand-in for {application}: {APPLICATIONS[application]}",
+        "Parameters": parameters(application),
+        "Conditions": {
+            "PlacedInVpc": {
+                "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "vpcSubnetIds"}]}, ""]}]
+            }
+        },
+        "Resources": {
+            "RotationLambdaRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "lambda.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    },
+                    "Policies": [
+                        {
+                            "PolicyName": "SecretsManagerRotationPolicy",
+                            "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                        }
+                    ],
+                },
+            },
+            "RotationLambda": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "FunctionName": {"Ref": "functionName"},
+                    "Runtime": {"Ref": "runtime"},
+                    "Handler": "lambda_function.lambda_handler",
+                    "Timeout": 30,
+                    "Role": {"Fn::GetAtt": ["RotationLambdaRole", "Arn"]},
+                    "Code": {"ZipFile": _HANDLER_SOURCE},
+                    "Environment": {
+                        "Variables": {
+                            "SECRETS_MANAGER_ENDPOINT": {"Ref": "endpoint"},
+                            "EXCLUDE_CHARACTERS": {"Ref": "excludeCharacters"},
+                        }
+                    },
+                    "VpcConfig": {
+                        "Fn::If": [
+                            "PlacedInVpc",
+                            {
+                                "SubnetIds": {"Ref": "vpcSubnetIds"},
+                                "SecurityGroupIds": {"Ref": "vpcSecurityGroupIds"},
+                            },
+                            {"Ref": "AWS::NoValue"},
+                        ]
+                    },
+                },
+            },
+            "RotationLambdaInvokePermission": {
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "FunctionName": {"Fn::GetAtt": ["RotationLambda", "Arn"]},
+                    "Action": "lambda:InvokeFunction",
+                    "Principal": {"Ref": "invokingServicePrincipal"},
+                },
+            },
+        },
+        "Outputs": {
+            "RotationLambdaARN": {
+                "Description": "The ARN of the rotation function",
+                "Value": {"Fn::GetAtt": ["RotationLambda", "Arn"]},
+            }
+        },
+    }
+    return json.dumps(body, indent=1)
+
+
+def parameter_definitions(application):
+    """The `parameterDefinitions` of GetApplication, in the repository's own JSON shape."""
+    definitions = []
+    for name, spec in parameters(application).items():
+        entry = {
+            "name": name,
+            "type": spec["Type"],
+            "description": spec["Description"],
+            "referencedByResources": ["RotationLambda"],
+        }
+        if "Default" in spec:
+            entry["defaultValue"] = spec["Default"]
+        definitions.append(entry)
+    return definitions
