@@ -19,8 +19,17 @@ pub struct StackInfo {
 }
 
 impl StackInfo {
+    /// Still changing. A stack whose change set was just executed may show
+    /// REVIEW_IN_PROGRESS for a moment before CREATE_IN_PROGRESS.
     pub fn is_in_progress(&self) -> bool {
-        self.status.ends_with("_IN_PROGRESS") && self.status != "REVIEW_IN_PROGRESS"
+        self.status.ends_with("_IN_PROGRESS")
+    }
+    /// A first creation that failed: it can only be deleted.
+    pub fn is_failed_creation(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "CREATE_FAILED"
+        )
     }
     /// A settled stack whose resources are usable.
     pub fn is_healthy(&self) -> bool {

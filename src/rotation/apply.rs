@@ -387,7 +387,16 @@ async fn deploy_stack(
         .as_ref()
         .and_then(|r| r.id.clone())
         .unwrap_or(full_name.clone());
-    let existing = cfn::find_stack(c, &existing_id).await?;
+    let mut existing = cfn::find_stack(c, &existing_id).await?;
+    if let Some(st) = existing.as_ref().filter(|st| st.is_failed_creation()) {
+        logging::debug(
+            LOG,
+            &format!("deleting stack {} left by a failed creation", st.id),
+        );
+        cfn::delete_stack(c, &st.id, &uuid::Uuid::new_v4().to_string(), deadline).await?;
+        p.stack = None;
+        existing = None;
+    }
     let up_to_date = existing.as_ref().is_some_and(|st| {
         !inputs_changed
             && st.is_healthy()
