@@ -160,3 +160,57 @@ impl<T> OptionalExt<T> for Result<T, AwsError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_secretsmanager::error::ErrorMetadata;
+    use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
+
+    fn service_error(code: &str, message: &str) -> AwsError {
+        let e = DescribeSecretError::generic(
+            ErrorMetadata::builder().code(code).message(message).build(),
+        );
+        // The raw response plays no part in classification.
+        classify(SdkError::service_error(e, ()))
+    }
+
+    #[test]
+    fn classifies_by_error_code() {
+        assert!(service_error("ResourceNotFoundException", "gone").is_not_found());
+        assert!(service_error("NoSuchEntity", "").is_not_found());
+        let throttled = service_error("ThrottlingException", "slow down");
+        assert!(matches!(
+            throttled,
+            AwsError::Api {
+                kind: Kind::Retryable,
+                ..
+            }
+        ));
+        let denied = service_error("AccessDeniedException", "no");
+        assert_eq!(denied.code(), Some("AccessDeniedException"));
+        assert!(matches!(
+            denied,
+            AwsError::Api {
+                kind: Kind::Other,
+                ..
+            }
+        ));
+        assert_eq!(denied.to_string(), "AccessDeniedException: no");
+    }
+
+    #[test]
+    fn a_missing_stack_is_known_only_by_its_text() {
+        let gone = service_error("ValidationError", "Stack with id s does not exist");
+        assert!(gone.is_not_found());
+        assert!(!service_error("ValidationError", "Template format error").is_not_found());
+    }
+
+    #[test]
+    fn or_not_found_turns_absence_into_none() {
+        let r: Result<(), AwsError> = Err(service_error("ResourceNotFoundException", ""));
+        assert_eq!(r.or_not_found(), Ok(None));
+        let r: Result<(), AwsError> = Err(service_error("AccessDeniedException", ""));
+        assert!(r.or_not_found().is_err());
+    }
+}

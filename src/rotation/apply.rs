@@ -813,3 +813,67 @@ async fn delete_steps(
     p.lambda = None;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::error::Kind;
+
+    fn api(code: &str, message: &str) -> AwsError {
+        AwsError::Api {
+            kind: Kind::Other,
+            code: Some(code.into()),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn only_named_propagation_errors_are_retried() {
+        assert!(is_propagation_error(&api(
+            "AccessDeniedException",
+            "Secrets Manager cannot invoke the specified Lambda function."
+        )));
+        assert!(is_propagation_error(&api(
+            "InvalidRequestException",
+            "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com."
+        )));
+        assert!(!is_propagation_error(&api(
+            "InvalidRequestException",
+            "A previous rotation isn't complete. That rotation will be reattempted."
+        )));
+        assert!(!is_propagation_error(&api("ResourceNotFoundException", "")));
+        assert!(!is_propagation_error(&AwsError::Cancelled));
+    }
+
+    #[test]
+    fn template_parameters_are_limited_to_those_declared() {
+        let planned = Rotation {
+            function_name: Attr::Known("f".into()),
+            endpoint: Attr::Known("https://e".into()),
+            master_secret_arn: Attr::Known("arn:m".into()),
+            vpc_subnet_ids: Attr::Known(vec!["subnet-1".into(), "subnet-2".into()]),
+            vpc_security_group_ids: Attr::Known(vec!["sg-1".into()]),
+            ..Default::default()
+        };
+        let declared: Vec<String> = [
+            "functionName",
+            "endpoint",
+            "vpcSubnetIds",
+            "vpcSecurityGroupIds",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let params = template_parameters(&planned, &declared);
+        assert_eq!(
+            params,
+            vec![
+                ("functionName".to_string(), "f".to_string()),
+                ("endpoint".to_string(), "https://e".to_string()),
+                ("vpcSubnetIds".to_string(), "subnet-1,subnet-2".to_string()),
+                ("vpcSecurityGroupIds".to_string(), "sg-1".to_string()),
+            ],
+            "masterSecretArn is not declared by a single-user template"
+        );
+    }
+}
