@@ -177,38 +177,42 @@ async fn converge_steps(
     // 2. The stack (template only).
     let step = STEPS[1];
     hook(opts, step)?;
-    let mut old_stack: Option<StackRecord> = None;
+    // A stack from an earlier, interrupted replacement.
+    retire_stack(c, p, deadline)
+        .await
+        .map_err(|e| StepError::new(step, e).at("rotation_type"))?;
+    let type_changed = prior.is_some_and(|pr| pr.rotation_type != planned.rotation_type);
+    let function_changed = prior.is_some_and(|pr| pr.function_name != planned.function_name);
     let lambda_arn = if let Some(rotation_type) = planned.rotation_type.known() {
         let function_name = planned.function_name.known().ok_or_else(|| {
             StepError::new(step, "function_name is not known").at("function_name")
         })?;
-        let stack_name = parts::stack_name_for(function_name);
-        if let Some(rec) = &p.stack {
-            if rec.name != stack_name {
-                old_stack = p.stack.take();
-            }
-        } else if let (Some(prev), Some(id)) = (prior, prior.and_then(|r| r.stack_id.known())) {
-            // A state without private data (e.g. imported): its stack.
-            if prev.rotation_type != planned.rotation_type
-                || prev.function_name != planned.function_name
-            {
-                old_stack = Some(StackRecord {
+        // A new function name is a parameter change on the same stack; a
+        // new template is a new stack.
+        let stack_name = match &p.stack {
+            Some(rec) if !type_changed => rec.name.clone(),
+            _ => parts::stack_name_for(function_name),
+        };
+        if type_changed {
+            // The stack being replaced stays recorded until it is deleted.
+            p.retiring_stack = p.stack.take().or_else(|| {
+                let id = prior.and_then(|r| r.stack_id.known())?;
+                Some(StackRecord {
                     name: id.clone(),
                     id: Some(id.clone()),
                     lambda_arn: None,
-                });
-            }
-        }
-        // Same function name as the stack being replaced: the old stack
-        // must go first, or the new one cannot create its function.
-        if let Some(old) = &old_stack {
-            if prior.and_then(|r| r.function_name.known()) == Some(function_name) {
-                let id = old.id.clone().unwrap_or_else(|| old.name.clone());
-                logging::debug(LOG, &format!("deleting stack {id} before its replacement"));
-                cfn::delete_stack(c, &id, &uuid::Uuid::new_v4().to_string(), deadline)
+                })
+            });
+            // With the same function (or stack) name the new stack cannot be
+            // created beside the old one: the old one goes first.
+            let same_name = p
+                .retiring_stack
+                .as_ref()
+                .is_some_and(|r| r.name == stack_name);
+            if p.retiring_stack.is_some() && (!function_changed || same_name) {
+                retire_stack(c, p, deadline)
                     .await
                     .map_err(|e| StepError::new(step, e).at("rotation_type"))?;
-                old_stack = None;
             }
         }
         // A template input removed from the configuration cannot be seen in
@@ -232,6 +236,11 @@ async fn converge_steps(
         s.stack_id = Attr::from_option(p.stack.as_ref().and_then(|r| r.id.clone()));
         arn
     } else {
+        // From a template to an existing Lambda: the stack goes once
+        // rotation has moved.
+        if let Some(rec) = p.stack.take() {
+            p.retiring_stack = Some(rec);
+        }
         planned
             .rotation_lambda_arn
             .known()
@@ -297,16 +306,24 @@ async fn converge_steps(
         .map_err(|e| StepError::new(step, e).at("rotation_rules"))?;
 
     // Rotation now runs on the new Lambda: the old stack can go.
-    if let Some(old) = old_stack {
-        let id = old.id.clone().unwrap_or(old.name.clone());
-        logging::debug(LOG, &format!("deleting replaced stack {id}"));
-        if let Err(e) = cfn::delete_stack(c, &id, &uuid::Uuid::new_v4().to_string(), deadline).await
-        {
-            // Keep it recorded so a later apply or destroy retries.
-            p.stack = Some(old);
-            return Err(StepError::new("deleting the replaced stack", e).at("rotation_type"));
-        }
-    }
+    retire_stack(c, p, deadline)
+        .await
+        .map_err(|e| StepError::new("deleting the replaced stack", e).at("rotation_type"))?;
+    Ok(())
+}
+
+/// Deletes the stack being replaced, if any; it stays recorded until then.
+async fn retire_stack(c: &Clients, p: &mut Private, deadline: &Deadline) -> Result<(), AwsError> {
+    let Some(old) = p.retiring_stack.clone() else {
+        return Ok(());
+    };
+    let id = old
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("serverlessrepo-{}", old.name));
+    logging::debug(LOG, &format!("deleting replaced stack {id}"));
+    cfn::delete_stack(c, &id, &uuid::Uuid::new_v4().to_string(), deadline).await?;
+    p.retiring_stack = None;
     Ok(())
 }
 
@@ -796,6 +813,11 @@ async fn delete_steps(
         }
         p.original_vpc = None;
     }
+
+    let step = "deleting the replaced stack";
+    retire_stack(c, p, deadline)
+        .await
+        .map_err(|e| StepError::new(step, e))?;
 
     let step = "deleting the stack";
     let stack = p

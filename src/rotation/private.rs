@@ -15,6 +15,10 @@ pub struct Private {
     /// The CloudFormation stack deployed from the template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<StackRecord>,
+    /// A stack being replaced (a new rotation type, or an existing Lambda
+    /// instead of the template): recorded until it is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_stack: Option<StackRecord>,
     /// The invoke permission statement we added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permission: Option<PermissionRecord>,

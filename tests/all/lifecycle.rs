@@ -1126,6 +1126,23 @@ async fn updates_in_place_and_a_new_template_replaces_the_stack() {
     );
     assert!(plan(&p, &chars, &read(&p, &t).await).await.1);
 
+    // Another template with the same, user-set function name: the old
+    // stack must go before the new one can take the name.
+    let named = |t: &str| {
+        let t = t.to_string();
+        config(&secret.arn, move |c| {
+            c.rotation_type = Attr::Known(t.clone());
+            c.function_name = Attr::Known("shared-rotator".into());
+        })
+    };
+    let t = apply_ok(&p, &named("postgresql_single_user"), &read(&p, &t).await).await;
+    let named_stack = model(&t).stack_id.known().cloned().expect("stack");
+    let t = apply_ok(&p, &named("generic"), &read(&p, &t).await).await;
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert_eq!(seen.live_stacks.len(), 1, "{seen:?}");
+    assert_ne!(seen.live_stacks.first(), Some(&named_stack));
+    assert!(plan(&p, &named("generic"), &read(&p, &t).await).await.1);
+
     // Another template: a new stack, rotation moved to it, the old one gone.
     let mysql = config(&secret.arn, |c| {
         c.rotation_type = Attr::Known("mysql_single_user".into());
@@ -1142,8 +1159,21 @@ async fn updates_in_place_and_a_new_template_replaces_the_stack() {
     );
     assert!(plan(&p, &mysql, &read(&p, &t).await).await.1);
 
+    // From a template to an existing Lambda: the stack goes.
+    let (own, own_role) = existing_lambda(&em, "own-rotator").await;
+    let existing = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(own.clone());
+    });
+    let t = apply_ok(&p, &existing, &read(&p, &t).await).await;
+    let seen = look(&em, &secret.arn, Some(&own), Some(&own_role)).await;
+    assert!(seen.live_stacks.is_empty(), "{seen:?}");
+    assert_eq!(seen.rotation_lambda.as_deref(), Some(own.as_str()));
+    assert_eq!(seen.our_statements.len(), 1);
+    assert!(plan(&p, &existing, &read(&p, &t).await).await.1);
+
     destroy(&p, &t).await;
     assert_eq!(pending_versions(&em, &secret.arn).await, 0);
+    assert_left_as_found(&em, &secret.arn, &own, &own_role).await;
     assert!(look(&em, &secret.arn, None, None)
         .await
         .live_stacks
