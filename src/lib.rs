@@ -14,7 +14,9 @@
 //! - `rotation`: the `rdsrot_rotation` resource: schema, typed model, pure
 //!   validation and planning, and the apply, read, import and delete steps.
 
+pub mod aws;
 pub mod logging;
 pub mod provider;
+pub mod rotation;
 pub mod server;
 pub mod tf;

@@ -1,64 +1,310 @@
-//! The rdsrot provider. (Placeholder until the resource issue lands: it has
-//! an empty provider schema and no resources.)
+//! The rdsrot provider: its configuration schema, the AWS clients built
+//! from it, and the routing of resource operations to `rdsrot_rotation`.
 
+use std::sync::{Mutex, RwLock};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::arn::Arn;
+use crate::aws::{Clients, Deadline, Endpoints};
+use crate::logging;
+use crate::rotation::apply::{self, ApplyOptions, StepError};
+use crate::rotation::model::{Attr, Rotation};
+use crate::rotation::plan::{plan, PlanContext};
+use crate::rotation::private::Private;
+use crate::rotation::schedule::parse_timeout;
+use crate::rotation::{read, schema as rotation_schema, validate};
 use crate::tf::*;
 
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+const READ_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+const ENDPOINT_SERVICES: [&str; 6] = [
+    "secretsmanager",
+    "lambda",
+    "iam",
+    "cloudformation",
+    "serverlessrepo",
+    "sts",
+];
+
 #[derive(Default)]
-pub struct RdsrotProvider;
+pub struct RdsrotProvider {
+    clients: RwLock<Option<Clients>>,
+    cancel: CancellationToken,
+    fail_before: Mutex<Option<String>>,
+}
 
 impl RdsrotProvider {
     pub fn new() -> Self {
-        RdsrotProvider
+        RdsrotProvider::default()
+    }
+
+    /// A provider already configured with these clients (for embedding the
+    /// resource logic without a ConfigureProvider call, e.g. in tests).
+    pub fn with_clients(clients: Clients) -> Self {
+        RdsrotProvider {
+            clients: RwLock::new(Some(clients)),
+            ..Default::default()
+        }
+    }
+
+    /// Test-only: make the named create step (see `rotation::apply::STEPS`)
+    /// fail before it calls AWS, to exercise partial-failure handling.
+    #[doc(hidden)]
+    pub fn fail_before_step(&self, step: Option<&str>) {
+        *self.fail_before.lock().unwrap_or_else(|p| p.into_inner()) = step.map(str::to_string);
+    }
+
+    /// The configured clients; `None` before ConfigureProvider.
+    pub fn clients(&self) -> Option<Clients> {
+        self.clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn configured(&self) -> Result<Clients, Diagnostics> {
+        self.clients().ok_or_else(|| {
+            Diagnostic::error(
+                "Provider not configured",
+                "The rdsrot provider was asked to act on a resource before it was configured.",
+            )
+            .into()
+        })
     }
 }
 
-impl Provider for RdsrotProvider {
-    fn schema(&self) -> ProviderSchema {
-        ProviderSchema {
-            provider: Schema {
-                version: 0,
-                block: Block::default(),
-            },
-            resources: Vec::new(),
+fn provider_schema() -> Schema {
+    let s = Type::String;
+    let endpoint_attrs = ENDPOINT_SERVICES
+        .iter()
+        .map(|svc| {
+            Attribute::optional(
+                svc,
+                s.clone(),
+                &format!(
+                    "Endpoint URL for {svc}, e.g. a local emulator. Overrides \
+`AWS_ENDPOINT_URL` and the service's own `AWS_ENDPOINT_URL_*` variable."
+                ),
+            )
+        })
+        .collect();
+    Schema {
+        version: 0,
+        block: Block {
+            description: "Turns on AWS Secrets Manager rotation for RDS database secrets. \
+Credentials come from the standard AWS chain (environment, shared files, SSO, container or \
+instance roles)."
+                .into(),
+            attributes: vec![
+                Attribute::optional(
+                    "region",
+                    s.clone(),
+                    "AWS region. Defaults to `AWS_REGION` / `AWS_DEFAULT_REGION` or the profile's \
+region.",
+                ),
+                Attribute::optional(
+                    "profile",
+                    s.clone(),
+                    "Named profile of the shared AWS config and credentials files.",
+                ),
+                Attribute::optional(
+                    "max_retries",
+                    Type::Number,
+                    "How many times the SDK retries a throttled or failed call (0 or more).",
+                ),
+            ],
+            block_types: vec![
+                NestedBlock {
+                    type_name: "assume_role".into(),
+                    nesting: Nesting::Single,
+                    min_items: 0,
+                    max_items: 0,
+                    block: Block {
+                        description: "Assume this IAM role with the default credentials.".into(),
+                        attributes: vec![
+                            Attribute::required(
+                                "role_arn",
+                                s.clone(),
+                                "ARN of the role to assume.",
+                            ),
+                            Attribute::optional(
+                                "session_name",
+                                s.clone(),
+                                "Session name of the assumed role.",
+                            ),
+                            Attribute::optional(
+                                "external_id",
+                                s.clone(),
+                                "External ID the role's trust policy requires.",
+                            ),
+                        ],
+                        ..Default::default()
+                    },
+                },
+                NestedBlock {
+                    type_name: "endpoints".into(),
+                    nesting: Nesting::Single,
+                    min_items: 0,
+                    max_items: 0,
+                    block: Block {
+                        description: "Per-service endpoint URLs.".into(),
+                        attributes: endpoint_attrs,
+                        ..Default::default()
+                    },
+                },
+            ],
+            deprecated: false,
+        },
+    }
+}
+
+/// The provider configuration, decoded.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct ProviderConfig {
+    region: Option<String>,
+    profile: Option<String>,
+    max_retries: Option<i64>,
+    role_arn: Option<String>,
+    session_name: Option<String>,
+    external_id: Option<String>,
+    endpoints: Endpoints,
+}
+
+fn validate_provider(config: &Value) -> (ProviderConfig, Diagnostics) {
+    let mut d = Diagnostics::new();
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let mut pc = ProviderConfig {
+        region: text(config.get("region")),
+        profile: text(config.get("profile")),
+        ..Default::default()
+    };
+    if let Value::Number(n) = config.get("max_retries") {
+        match n.as_i64() {
+            Some(i) if (0..=100).contains(&i) => pc.max_retries = Some(i),
+            _ => d.push(
+                Diagnostic::error(
+                    "Invalid max_retries",
+                    "max_retries must be a whole number from 0 to 100.",
+                )
+                .at(AttributePath::root("max_retries")),
+            ),
         }
     }
-    fn validate_provider_config(&self, _config: &Value) -> Diagnostics {
-        Diagnostics::new()
-    }
-    async fn configure(&self, _terraform_version: &str, _config: &Value) -> Diagnostics {
-        Diagnostics::new()
-    }
-    fn validate_resource_config(&self, type_name: &str, _config: &Value) -> Diagnostics {
-        unknown_type(type_name)
-    }
-    fn upgrade_resource_state(&self, req: UpgradeRequest) -> (Value, Diagnostics) {
-        (Value::Null, unknown_type(&req.type_name))
-    }
-    async fn read_resource(&self, req: ReadRequest) -> ReadResponse {
-        ReadResponse {
-            diagnostics: unknown_type(&req.type_name),
-            ..Default::default()
+    if let Some(r) = &pc.region {
+        let ok = !r.is_empty()
+            && r.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !ok {
+            d.push(
+                Diagnostic::error(
+                    "Invalid region",
+                    format!("{r:?} is not an AWS region name."),
+                )
+                .at(AttributePath::root("region")),
+            );
         }
     }
-    async fn plan_resource_change(&self, req: PlanRequest) -> PlanResponse {
-        PlanResponse {
-            diagnostics: unknown_type(&req.type_name),
-            ..Default::default()
+    let ar = config.get("assume_role");
+    if let Some(arn) = text(ar.get("role_arn")) {
+        let ok = Arn::parse(&arn).is_some_and(|a| {
+            a.service == "iam" && a.resource.starts_with("role/") && a.resource.len() > 5
+        });
+        if !ok {
+            d.push(
+                Diagnostic::error(
+                    "Invalid role_arn",
+                    format!("{arn:?} is not an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)."),
+                )
+                .at(AttributePath::root("assume_role").attr("role_arn")),
+            );
         }
+        pc.role_arn = Some(arn);
     }
-    async fn apply_resource_change(&self, req: ApplyRequest) -> ApplyResponse {
-        ApplyResponse {
-            diagnostics: unknown_type(&req.type_name),
-            ..Default::default()
+    pc.session_name = text(ar.get("session_name"));
+    pc.external_id = text(ar.get("external_id"));
+    let ep = config.get("endpoints");
+    for svc in ENDPOINT_SERVICES {
+        let Some(url) = text(ep.get(svc)) else {
+            continue;
+        };
+        let host_ok = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/') && !rest.contains(' '));
+        if !host_ok {
+            d.push(
+                Diagnostic::error(
+                    "Invalid endpoint URL",
+                    format!("{url:?} must be an http:// or https:// URL with a host."),
+                )
+                .at(AttributePath::root("endpoints").attr(svc)),
+            );
         }
+        let slot = match svc {
+            "secretsmanager" => &mut pc.endpoints.secretsmanager,
+            "lambda" => &mut pc.endpoints.lambda,
+            "iam" => &mut pc.endpoints.iam,
+            "cloudformation" => &mut pc.endpoints.cloudformation,
+            "serverlessrepo" => &mut pc.endpoints.serverlessrepo,
+            _ => &mut pc.endpoints.sts,
+        };
+        *slot = Some(url);
     }
-    async fn import_resource_state(&self, type_name: &str, _id: &str) -> ImportResponse {
-        ImportResponse {
-            diagnostics: unknown_type(type_name),
-            ..Default::default()
-        }
+    (pc, d)
+}
+
+/// The region from the configuration, else the environment or the shared
+/// files; never from instance metadata (that would be a network call).
+async fn resolve_region(pc: &ProviderConfig) -> Option<aws_config::Region> {
+    use aws_config::environment::region::EnvironmentVariableRegionProvider;
+    use aws_config::meta::region::RegionProviderChain;
+    use aws_config::profile::region::ProfileFileRegionProvider;
+
+    if let Some(r) = &pc.region {
+        return Some(aws_config::Region::new(r.clone()));
     }
-    fn stop(&self) {}
+    let mut profile_region = ProfileFileRegionProvider::builder();
+    if let Some(p) = &pc.profile {
+        profile_region = profile_region.profile_name(p);
+    }
+    RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(profile_region.build())
+        .region()
+        .await
+}
+
+/// Builds the SDK configuration without any network call. With the region
+/// already known, the default credentials chain looks nothing up until a
+/// request first needs credentials.
+async fn build_sdk_config(
+    pc: &ProviderConfig,
+    region: aws_config::Region,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).region(region);
+    if let Some(p) = &pc.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(n) = pc.max_retries {
+        let attempts = u32::try_from(n).unwrap_or(0).saturating_add(1);
+        loader = loader
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(attempts));
+    }
+    let base = loader.load().await;
+    let Some(role_arn) = &pc.role_arn else {
+        return base;
+    };
+    let credentials = crate::aws::sts::assumed_role_credentials(
+        &base,
+        pc.endpoints.sts.as_deref(),
+        role_arn,
+        pc.session_name.as_deref().unwrap_or("rdsrot"),
+        pc.external_id.as_deref(),
+    );
+    base.into_builder()
+        .credentials_provider(credentials)
+        .build()
 }
 
 fn unknown_type(type_name: &str) -> Diagnostics {
@@ -67,4 +313,482 @@ fn unknown_type(type_name: &str) -> Diagnostics {
         format!("This provider has no resource type {type_name:?}."),
     )
     .into()
+}
+
+fn is_ours(type_name: &str) -> bool {
+    type_name == rotation_schema::TYPE_NAME
+}
+
+fn timeout_of(state: &Rotation, op: &str) -> Duration {
+    let t = state.timeouts.known();
+    let text = t.and_then(|t| match op {
+        "create" => t.create.known(),
+        "update" => t.update.known(),
+        _ => t.delete.known(),
+    });
+    text.and_then(|s| parse_timeout(s).ok())
+        .unwrap_or(DEFAULT_TIMEOUT)
+}
+
+fn step_diagnostic(verb: &str, secret: &str, e: &StepError) -> Diagnostic {
+    let d = Diagnostic::error(
+        format!("{verb} rotation for secret {secret}"),
+        format!(
+            "{verb} rotation for secret {secret}: {}: {}",
+            e.step, e.cause
+        ),
+    );
+    match &e.attribute {
+        Some(p) => d.at(p.clone()),
+        None => d,
+    }
+}
+
+impl Provider for RdsrotProvider {
+    fn schema(&self) -> ProviderSchema {
+        ProviderSchema {
+            provider: provider_schema(),
+            resources: vec![(
+                rotation_schema::TYPE_NAME.to_string(),
+                rotation_schema::schema(),
+            )],
+        }
+    }
+
+    fn validate_provider_config(&self, config: &Value) -> Diagnostics {
+        validate_provider(config).1
+    }
+
+    async fn configure(&self, _terraform_version: &str, config: &Value) -> Diagnostics {
+        let (pc, diags) = validate_provider(config);
+        if diags.has_errors() {
+            return diags;
+        }
+        let Some(region) = resolve_region(&pc).await else {
+            return Diagnostic::error(
+                "No AWS region",
+                "Set the provider's `region`, or AWS_REGION, or a region in the AWS profile.",
+            )
+            .at(AttributePath::root("region"))
+            .into();
+        };
+        let sdk = build_sdk_config(&pc, region).await;
+        let clients = Clients::new(&sdk, &pc.endpoints);
+        logging::debug("provider", "configured AWS clients");
+        *self.clients.write().unwrap_or_else(|p| p.into_inner()) = Some(clients);
+        diags
+    }
+
+    fn validate_resource_config(&self, type_name: &str, config: &Value) -> Diagnostics {
+        if !is_ours(type_name) {
+            return unknown_type(type_name);
+        }
+        validate::validate(&Rotation::from_value(config))
+    }
+
+    fn upgrade_resource_state(&self, req: UpgradeRequest) -> (Value, Diagnostics) {
+        if !is_ours(&req.type_name) {
+            return (Value::Null, unknown_type(&req.type_name));
+        }
+        if req.version != 0 {
+            return (
+                Value::Null,
+                Diagnostic::error(
+                    "Unsupported state version",
+                    format!(
+                        "State version {} is newer than this provider understands.",
+                        req.version
+                    ),
+                )
+                .into(),
+            );
+        }
+        // Version 0 is the current schema: normalise through the model so
+        // every attribute is present.
+        if req.raw_state.is_null() {
+            return (Value::Null, Diagnostics::new());
+        }
+        (
+            Rotation::from_value(&req.raw_state).to_value(),
+            Diagnostics::new(),
+        )
+    }
+
+    async fn read_resource(&self, req: ReadRequest) -> ReadResponse {
+        if !is_ours(&req.type_name) {
+            return ReadResponse {
+                diagnostics: unknown_type(&req.type_name),
+                ..Default::default()
+            };
+        }
+        if req.current_state.is_null() {
+            return ReadResponse::default();
+        }
+        let clients = match self.configured() {
+            Ok(c) => c,
+            Err(d) => {
+                return ReadResponse {
+                    new_state: req.current_state,
+                    private: req.private,
+                    diagnostics: d,
+                }
+            }
+        };
+        let state = Rotation::from_value(&req.current_state);
+        let private = Private::decode(&req.private);
+        let deadline = Deadline::new("read", READ_TIMEOUT, self.cancel.clone());
+        let read = tokio::select! {
+            r = read::read(&clients, &state, &private) => r,
+            _ = tokio::time::sleep_until(deadline.until) => Err(crate::aws::AwsError::Timeout("read".into())),
+            _ = self.cancel.cancelled() => Err(crate::aws::AwsError::Cancelled),
+        };
+        match read {
+            Ok(Some((s, p))) => ReadResponse {
+                new_state: s.to_value(),
+                private: p.encode(),
+                diagnostics: Diagnostics::new(),
+            },
+            Ok(None) => {
+                logging::info(
+                    "rotation",
+                    "secret gone or scheduled for deletion; removing from state",
+                );
+                ReadResponse::default()
+            }
+            Err(e) => ReadResponse {
+                new_state: req.current_state,
+                private: req.private,
+                diagnostics: Diagnostic::error(
+                    "Reading rotation",
+                    format!(
+                        "reading rotation for secret {}: {e}",
+                        state
+                            .secret_arn
+                            .as_deref()
+                            .or(state.secret_id.as_deref())
+                            .unwrap_or("?")
+                    ),
+                )
+                .into(),
+            },
+        }
+    }
+
+    async fn plan_resource_change(&self, req: PlanRequest) -> PlanResponse {
+        if !is_ours(&req.type_name) {
+            return PlanResponse {
+                diagnostics: unknown_type(&req.type_name),
+                ..Default::default()
+            };
+        }
+        let region = self.clients().and_then(|c| c.region);
+        let private = Private::decode(&req.prior_private);
+        let planned = plan(
+            &req.config,
+            &req.prior_state,
+            &private,
+            &PlanContext {
+                region: region.as_deref(),
+            },
+        );
+        PlanResponse {
+            planned_state: planned.state,
+            requires_replace: planned.requires_replace,
+            planned_private: req.prior_private,
+            diagnostics: planned.diagnostics,
+        }
+    }
+
+    async fn apply_resource_change(&self, req: ApplyRequest) -> ApplyResponse {
+        if !is_ours(&req.type_name) {
+            return ApplyResponse {
+                diagnostics: unknown_type(&req.type_name),
+                ..Default::default()
+            };
+        }
+        let clients = match self.configured() {
+            Ok(c) => c,
+            Err(d) => {
+                return ApplyResponse {
+                    new_state: req.prior_state,
+                    private: req.planned_private,
+                    diagnostics: d,
+                }
+            }
+        };
+        let private = Private::decode(&req.planned_private);
+        let prior = (!req.prior_state.is_null()).then(|| Rotation::from_value(&req.prior_state));
+
+        if req.planned_state.is_null() {
+            let Some(prior) = prior else {
+                return ApplyResponse::default();
+            };
+            let budget = timeout_of(&prior, "delete");
+            let deadline = Deadline::new(
+                format!("delete (timeouts.delete = {budget:?})"),
+                budget,
+                self.cancel.clone(),
+            );
+            let (private, result) = apply::delete(&clients, &prior, private, &deadline).await;
+            return match result {
+                Ok(()) => ApplyResponse::default(),
+                Err(e) => {
+                    let secret = prior
+                        .secret_arn
+                        .as_deref()
+                        .or(prior.secret_id.as_deref())
+                        .unwrap_or("?")
+                        .to_string();
+                    ApplyResponse {
+                        new_state: req.prior_state,
+                        private: private.encode(),
+                        diagnostics: step_diagnostic("deleting", &secret, &e).into(),
+                    }
+                }
+            };
+        }
+
+        let planned = Rotation::from_value(&req.planned_state);
+        let (verb, op) = if prior.is_some() {
+            ("updating", "update")
+        } else {
+            ("creating", "create")
+        };
+        let budget = timeout_of(&planned, op);
+        let deadline = Deadline::new(
+            format!("{op} (timeouts.{op} = {budget:?})"),
+            budget,
+            self.cancel.clone(),
+        );
+        let opts = ApplyOptions {
+            fail_before: self
+                .fail_before
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        };
+        let outcome = apply::converge(
+            &clients,
+            &planned,
+            prior.as_ref(),
+            private,
+            &deadline,
+            &opts,
+        )
+        .await;
+        let Some(err) = outcome.error else {
+            return ApplyResponse {
+                new_state: outcome.state.to_value(),
+                private: outcome.private.encode(),
+                diagnostics: Diagnostics::new(),
+            };
+        };
+        let secret = outcome
+            .state
+            .secret_arn
+            .as_deref()
+            .or(planned.secret_id.as_deref())
+            .unwrap_or("?")
+            .to_string();
+        let p = &outcome.private;
+        let nothing_made = prior.is_none()
+            && p.stack.is_none()
+            && p.permission.is_none()
+            && p.role_policy.is_none()
+            && p.original_vpc.is_none();
+        let mut state = outcome.state;
+        if state.enabled.is_unknown() {
+            state.enabled = Attr::Null;
+        }
+        ApplyResponse {
+            new_state: if nothing_made {
+                Value::Null
+            } else {
+                state.to_value()
+            },
+            private: outcome.private.encode(),
+            diagnostics: step_diagnostic(verb, &secret, &err).into(),
+        }
+    }
+
+    async fn import_resource_state(&self, type_name: &str, id: &str) -> ImportResponse {
+        if !is_ours(type_name) {
+            return ImportResponse {
+                diagnostics: unknown_type(type_name),
+                ..Default::default()
+            };
+        }
+        let clients = match self.configured() {
+            Ok(c) => c,
+            Err(d) => {
+                return ImportResponse {
+                    diagnostics: d,
+                    ..Default::default()
+                }
+            }
+        };
+        match read::import(&clients, id).await {
+            Ok((state, private)) => ImportResponse {
+                imported: vec![ImportedResource {
+                    type_name: type_name.to_string(),
+                    state: state.to_value(),
+                    private: private.encode(),
+                }],
+                diagnostics: Diagnostics::new(),
+            },
+            Err(e) => ImportResponse {
+                diagnostics: Diagnostic::error(
+                    "Importing rotation",
+                    format!("importing rotation for secret {id}: {e}"),
+                )
+                .at(AttributePath::root("secret_id"))
+                .into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    fn stop(&self) {
+        logging::info(
+            "provider",
+            "stop requested: cancelling in-flight operations",
+        );
+        self.cancel.cancel();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(fields: Vec<(&str, Value)>) -> Value {
+        let mut base = vec![
+            ("region", Value::Null),
+            ("profile", Value::Null),
+            ("max_retries", Value::Null),
+            ("assume_role", Value::Null),
+            ("endpoints", Value::Null),
+        ];
+        for (k, v) in fields {
+            if let Some(slot) = base.iter_mut().find(|(n, _)| *n == k) {
+                slot.1 = v;
+            }
+        }
+        Value::object(base)
+    }
+    fn paths(d: &Diagnostics) -> Vec<String> {
+        d.iter()
+            .map(|x| {
+                x.attribute
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn provider_config_validation() {
+        let p = RdsrotProvider::new();
+        assert!(p.validate_provider_config(&config(vec![])).is_empty());
+        let bad = config(vec![
+            ("max_retries", Value::int(-1)),
+            (
+                "assume_role",
+                Value::object([
+                    ("role_arn", Value::string("arn:aws:iam::1:user/u")),
+                    ("session_name", Value::Null),
+                    ("external_id", Value::Null),
+                ]),
+            ),
+            (
+                "endpoints",
+                Value::object([
+                    ("secretsmanager", Value::string("localhost:4566")),
+                    ("lambda", Value::string("http://127.0.0.1:5000")),
+                    ("iam", Value::Null),
+                    ("cloudformation", Value::Null),
+                    ("serverlessrepo", Value::Null),
+                    ("sts", Value::Null),
+                ]),
+            ),
+        ]);
+        assert_eq!(
+            paths(&p.validate_provider_config(&bad)),
+            [
+                "max_retries",
+                "assume_role.role_arn",
+                "endpoints.secretsmanager"
+            ]
+        );
+    }
+
+    #[test]
+    fn upgrade_keeps_version_0_and_fills_every_attribute() {
+        let p = RdsrotProvider::new();
+        let raw = Value::object([("secret_id", Value::string("db"))]);
+        let (state, d) = p.upgrade_resource_state(UpgradeRequest {
+            type_name: "rdsrot_rotation".into(),
+            version: 0,
+            raw_state: raw,
+        });
+        assert!(d.is_empty());
+        assert_eq!(state.get("secret_id").as_str(), Some("db"));
+        assert_eq!(state.as_object().map(|o| o.len()), Some(21));
+        let (_, d) = p.upgrade_resource_state(UpgradeRequest {
+            type_name: "rdsrot_rotation".into(),
+            version: 7,
+            raw_state: Value::Null,
+        });
+        assert!(d.has_errors());
+    }
+
+    #[tokio::test]
+    async fn resource_calls_before_configure_are_clear_errors() {
+        let p = RdsrotProvider::new();
+        let r = p
+            .read_resource(ReadRequest {
+                type_name: "rdsrot_rotation".into(),
+                current_state: Rotation::default().to_value(),
+                private: vec![],
+            })
+            .await;
+        assert!(r
+            .diagnostics
+            .iter()
+            .any(|d| d.summary == "Provider not configured"));
+        let r = p.import_resource_state("rdsrot_other", "x").await;
+        assert!(r
+            .diagnostics
+            .iter()
+            .any(|d| d.summary == "Unknown resource type"));
+    }
+
+    #[tokio::test]
+    async fn configure_builds_clients_for_the_configured_region() {
+        let p = RdsrotProvider::new();
+        let d = p
+            .configure(
+                "1.0.3",
+                &config(vec![
+                    ("region", Value::string("eu-west-1")),
+                    ("max_retries", Value::int(2)),
+                    (
+                        "endpoints",
+                        Value::object([
+                            ("secretsmanager", Value::string("http://127.0.0.1:1")),
+                            ("lambda", Value::Null),
+                            ("iam", Value::Null),
+                            ("cloudformation", Value::Null),
+                            ("serverlessrepo", Value::Null),
+                            ("sts", Value::Null),
+                        ]),
+                    ),
+                ]),
+            )
+            .await;
+        assert!(d.is_empty(), "{d:?}");
+        let c = p.clients().expect("configured");
+        assert_eq!(c.region.as_deref(), Some("eu-west-1"));
+    }
 }

@@ -259,6 +259,8 @@ async fn serve_managed<P: Provider>(provider: Arc<P>) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("reading the listening address: {e}"))?;
+    // Before the handshake: from then on Terraform may be interrupted.
+    ignore_interrupts();
     let line = handshake_line(addr, tls.as_ref().map(|t| t.server_cert_der().as_ref()));
     announce(&line)?;
     logging::log(
@@ -270,7 +272,6 @@ async fn serve_managed<P: Provider>(provider: Arc<P>) -> Result<(), String> {
             ("tls", if tls.is_some() { "true" } else { "false" }),
         ],
     );
-    ignore_interrupts();
     super::serve(provider, listener, tls, std::future::pending())
         .await
         .map_err(|e| e.to_string())

@@ -53,7 +53,7 @@ impl TlsSetup {
 
     /// Builds the setup accepting exactly `client_cert` (DER).
     pub fn pinning(client_cert: CertificateDer<'static>) -> Result<TlsSetup, TlsError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = crypto_provider();
         let (server_cert_der, server_key) = generate_server_certificate()?;
         let verifier = Arc::new(PinnedClientCert {
             expected: client_cert,

@@ -988,6 +988,21 @@ mod tests {
     }
 
     #[test]
+    fn floats_holding_integers_are_ints_only_within_i64() {
+        assert_eq!(exact_int(-9_223_372_036_854_775_808.0), Some(i64::MIN));
+        assert_eq!(exact_int(9_223_372_036_854_775_808.0), None);
+        assert_eq!(exact_int(4_611_686_018_427_387_904.0), Some(1 << 62));
+        assert_eq!(exact_int(0.5), None);
+        assert_eq!(exact_int(f64::INFINITY), None);
+        // 2^63 as a float stays a float64 on the wire.
+        let bytes = enc(
+            &Value::Number(Number::Float(9_223_372_036_854_775_808.0)),
+            &Type::Number,
+        );
+        assert_eq!(bytes[0], 0xcb);
+    }
+
+    #[test]
     fn strings_use_fixstr_then_str8_str16_str32() {
         assert_eq!(enc(&Value::string(""), &Type::String), [0xa0]);
         assert_eq!(enc(&Value::string("abc"), &Type::String), b"\xa3abc");

@@ -1,1 +1,1348 @@
-//! See main.rs.
+//! The `rdsrot_rotation` resource against the local AWS emulator, driven
+//! through the `tf::Provider` methods with `tf::Value`s (no gRPC): every
+//! template and an existing Lambda, each drift case, import, a failure at
+//! each create step, and destroy.
+
+use rdsrot::aws::{Clients, Endpoints};
+use rdsrot::provider::RdsrotProvider;
+use rdsrot::rotation::apply::STEPS;
+use rdsrot::rotation::model::{Attr, Rotation, RotationRules};
+use rdsrot::tf::{ApplyRequest, Diagnostics, PlanRequest, Provider, ReadRequest, Value};
+
+use crate::emulator_or_skip;
+use crate::support::moto::{self, Emulator};
+
+const TYPE: &str = "rdsrot_rotation";
+
+fn provider(em: &Emulator) -> RdsrotProvider {
+    RdsrotProvider::with_clients(Clients::new(&em.sdk_config(), &Endpoints::default()))
+}
+
+/// A resource as Terraform holds it between operations.
+#[derive(Clone, Debug)]
+struct Tracked {
+    state: Value,
+    private: Vec<u8>,
+}
+
+fn errors(d: &Diagnostics) -> Vec<String> {
+    d.iter()
+        .map(|x| format!("{}: {}", x.summary, x.detail))
+        .collect()
+}
+
+fn config(secret: &str, f: impl FnOnce(&mut Rotation)) -> Value {
+    let mut c = Rotation {
+        secret_id: Attr::Known(secret.into()),
+        rotation_rules: Attr::Known(vec![RotationRules {
+            automatically_after_days: Attr::Known(30),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    f(&mut c);
+    c.to_value()
+}
+
+async fn plan(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> (Value, bool) {
+    let r = p
+        .plan_resource_change(PlanRequest {
+            type_name: TYPE.into(),
+            prior_state: prior.state.clone(),
+            proposed_new_state: config.clone(),
+            config: config.clone(),
+            prior_private: prior.private.clone(),
+        })
+        .await;
+    assert!(
+        r.diagnostics.is_empty(),
+        "plan: {:?}",
+        errors(&r.diagnostics)
+    );
+    let empty = r.requires_replace.is_empty() && r.planned_state.same_as(&prior.state);
+    (r.planned_state, empty)
+}
+
+/// Plan then apply, as `terraform apply` does; returns the new tracked
+/// resource and the apply's diagnostics.
+async fn apply(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> (Tracked, Diagnostics) {
+    let (planned, _) = plan(p, config, prior).await;
+    let planned_copy = planned.clone();
+    let r = p
+        .apply_resource_change(ApplyRequest {
+            type_name: TYPE.into(),
+            prior_state: prior.state.clone(),
+            planned_state: planned,
+            config: config.clone(),
+            planned_private: prior.private.clone(),
+        })
+        .await;
+    if r.diagnostics.is_empty() {
+        assert_consistent(&planned_copy, &r.new_state);
+    }
+    (
+        Tracked {
+            state: r.new_state,
+            private: r.private,
+        },
+        r.diagnostics,
+    )
+}
+
+/// Terraform's rule: every value known in the plan comes back unchanged
+/// from apply ("Provider produced inconsistent result after apply").
+fn assert_consistent(planned: &Value, applied: &Value) {
+    let (Some(p), Some(a)) = (planned.as_object(), applied.as_object()) else {
+        panic!("planned and applied states are objects: {planned:?} / {applied:?}");
+    };
+    for (name, want) in p {
+        if want.is_wholly_known() {
+            let got = a.get(name).unwrap_or(&Value::Null);
+            assert!(
+                want.same_as(got),
+                "{name}: planned {want:?}, apply returned {got:?}"
+            );
+        }
+    }
+}
+
+async fn apply_ok(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> Tracked {
+    let (t, d) = apply(p, config, prior).await;
+    assert!(d.is_empty(), "apply: {:?}", errors(&d));
+    t
+}
+
+async fn read(p: &RdsrotProvider, t: &Tracked) -> Tracked {
+    let r = p
+        .read_resource(ReadRequest {
+            type_name: TYPE.into(),
+            current_state: t.state.clone(),
+            private: t.private.clone(),
+        })
+        .await;
+    assert!(
+        r.diagnostics.is_empty(),
+        "read: {:?}",
+        errors(&r.diagnostics)
+    );
+    Tracked {
+        state: r.new_state,
+        private: r.private,
+    }
+}
+
+async fn destroy(p: &RdsrotProvider, t: &Tracked) {
+    let r = p
+        .apply_resource_change(ApplyRequest {
+            type_name: TYPE.into(),
+            prior_state: t.state.clone(),
+            planned_state: Value::Null,
+            config: Value::Null,
+            planned_private: t.private.clone(),
+        })
+        .await;
+    assert!(
+        r.diagnostics.is_empty(),
+        "destroy: {:?}",
+        errors(&r.diagnostics)
+    );
+    assert!(r.new_state.is_null());
+}
+
+fn none() -> Tracked {
+    Tracked {
+        state: Value::Null,
+        private: vec![],
+    }
+}
+
+fn model(t: &Tracked) -> Rotation {
+    Rotation::from_value(&t.state)
+}
+
+/// What AWS holds for one secret's rotation, looked at directly.
+#[derive(Debug)]
+struct Seen {
+    rotation_enabled: bool,
+    rotation_lambda: Option<String>,
+    live_stacks: Vec<String>,
+    /// Statements on `lambda` scoped to the secret.
+    our_statements: Vec<String>,
+    master_policy: bool,
+}
+
+async fn look(em: &Emulator, secret_arn: &str, lambda: Option<&str>, role: Option<&str>) -> Seen {
+    let d = em
+        .secretsmanager()
+        .describe_secret()
+        .secret_id(secret_arn)
+        .send()
+        .await
+        .expect("describe secret");
+    let stacks = em
+        .cloudformation()
+        .describe_stacks()
+        .send()
+        .await
+        .expect("describe stacks");
+    let live_stacks = stacks
+        .stacks()
+        .iter()
+        .filter(|s| s.stack_status().map(|x| x.as_str()) != Some("DELETE_COMPLETE"))
+        .filter_map(|s| s.stack_id().map(str::to_string))
+        .collect();
+    let mut our_statements = vec![];
+    if let Some(f) = lambda {
+        if let Ok(pol) = em.lambda().get_policy().function_name(f).send().await {
+            let doc: serde_json::Value =
+                serde_json::from_str(pol.policy().unwrap_or("{}")).unwrap_or_default();
+            for s in doc["Statement"].as_array().cloned().unwrap_or_default() {
+                if s.to_string().contains(secret_arn) {
+                    our_statements.push(s["Sid"].as_str().unwrap_or_default().to_string());
+                }
+            }
+        }
+    }
+    let master_policy = match role {
+        Some(r) => em
+            .iam()
+            .get_role_policy()
+            .role_name(r.rsplit('/').next().unwrap_or(r))
+            .policy_name("rdsrot-master-secret-access")
+            .send()
+            .await
+            .is_ok(),
+        None => false,
+    };
+    Seen {
+        rotation_enabled: d.rotation_enabled().unwrap_or(false),
+        rotation_lambda: d.rotation_lambda_arn().map(str::to_string),
+        live_stacks,
+        our_statements,
+        master_policy,
+    }
+}
+
+async fn master_secret(em: &Emulator, name: &str) -> String {
+    moto::create_database_secret(&em.secretsmanager(), name, "postgres", None)
+        .await
+        .arn
+}
+
+/// An IAM role and a Lambda made outside the provider.
+async fn existing_lambda(em: &Emulator, name: &str) -> (String, String) {
+    let role = em
+        .iam()
+        .create_role()
+        .role_name(format!("{name}-role"))
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .expect("create role");
+    let role_arn = role.role().map(|r| r.arn().to_string()).expect("role arn");
+    // The smallest valid zip archive (an empty one): moto's Lambda without
+    // Docker never runs it.
+    let mut zip = b"PK\x05\x06".to_vec();
+    zip.extend([0u8; 18]);
+    let f = em
+        .lambda()
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(&role_arn)
+        .handler("index.handler")
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create function");
+    (
+        f.function_arn().expect("function arn").to_string(),
+        role_arn,
+    )
+}
+
+fn leaked(t: &Tracked, password: &str) -> bool {
+    format!("{:?}", t.state).contains(password)
+        || String::from_utf8_lossy(&t.private).contains(password)
+}
+
+#[tokio::test]
+async fn every_template_creates_plans_empty_and_destroys_clean() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let master = master_secret(&em, "master").await;
+    for rotation_type in [
+        "mysql_single_user",
+        "mysql_multi_user",
+        "postgresql_single_user",
+        "postgresql_multi_user",
+        "generic",
+    ] {
+        let multi = rotation_type.ends_with("_multi_user");
+        let engine = if rotation_type.starts_with("mysql") {
+            "mysql"
+        } else {
+            "postgres"
+        };
+        let secret = moto::create_database_secret(
+            &em.secretsmanager(),
+            &format!("db-{rotation_type}"),
+            engine,
+            multi.then_some(master.as_str()),
+        )
+        .await;
+        let cfg = config(&secret.arn, |c| {
+            c.rotation_type = Attr::Known(rotation_type.into());
+            if multi {
+                c.master_secret_arn = Attr::Known(master.clone());
+            }
+        });
+        let t = apply_ok(&p, &cfg, &none()).await;
+        let s = model(&t);
+        assert_eq!(s.secret_arn.as_deref(), Some(secret.arn.as_str()));
+        let stack = s.stack_id.known().cloned().expect("stack id");
+        let lambda = s.rotation_lambda_arn.known().cloned().expect("lambda");
+        let role = s.rotation_lambda_role_arn.known().cloned().expect("role");
+        let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+        assert!(seen.rotation_enabled, "{rotation_type}: {seen:?}");
+        assert_eq!(seen.rotation_lambda.as_deref(), Some(lambda.as_str()));
+        assert!(seen.live_stacks.contains(&stack));
+        assert_eq!(
+            seen.our_statements,
+            vec![s
+                .permission_statement_id
+                .known()
+                .cloned()
+                .unwrap_or_default()]
+        );
+        assert_eq!(seen.master_policy, multi, "{rotation_type}");
+        assert!(!leaked(&t, &secret.password));
+
+        let t = read(&p, &t).await;
+        let (_, empty) = plan(&p, &cfg, &t).await;
+        assert!(empty, "{rotation_type}: plan after apply must be empty");
+
+        destroy(&p, &t).await;
+        let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+        assert!(!seen.rotation_enabled, "{rotation_type}: {seen:?}");
+        assert!(
+            !seen.live_stacks.contains(&stack),
+            "{rotation_type}: stack left"
+        );
+        assert!(seen.our_statements.is_empty());
+        assert!(!seen.master_policy);
+    }
+}
+
+#[tokio::test]
+async fn an_existing_lambda_is_used_placed_and_restored() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (lambda, role) = existing_lambda(&em, "own-rotator").await;
+    let master = master_secret(&em, "master").await;
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "db", "mysql", Some(&master)).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(lambda.clone());
+        c.master_secret_arn = Attr::Known(master.clone());
+        c.vpc_subnet_ids = Attr::Known(vec!["subnet-0a".into()]);
+        c.vpc_security_group_ids = Attr::Known(vec!["sg-0a".into()]);
+    });
+    let t = apply_ok(&p, &cfg, &none()).await;
+    assert!(model(&t).stack_id.is_null());
+    assert_eq!(
+        model(&t).rotation_lambda_role_arn.as_deref(),
+        Some(role.as_str())
+    );
+    let f = em
+        .lambda()
+        .get_function_configuration()
+        .function_name(&lambda)
+        .send()
+        .await
+        .expect("fn");
+    assert_eq!(
+        f.vpc_config().map(|v| v.subnet_ids().to_vec()),
+        Some(vec!["subnet-0a".to_string()])
+    );
+    let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+    assert!(
+        seen.rotation_enabled && seen.master_policy && seen.our_statements.len() == 1,
+        "{seen:?}"
+    );
+
+    let t = read(&p, &t).await;
+    assert!(plan(&p, &cfg, &t).await.1, "plan after apply must be empty");
+
+    // Moving to another existing Lambda puts the first one back as it was.
+    let (second, second_role) = existing_lambda(&em, "second-rotator").await;
+    let cfg2 = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(second.clone());
+        c.master_secret_arn = Attr::Known(master.clone());
+        c.vpc_subnet_ids = Attr::Known(vec!["subnet-0a".into()]);
+        c.vpc_security_group_ids = Attr::Known(vec!["sg-0a".into()]);
+    });
+    let t = apply_ok(&p, &cfg2, &t).await;
+    assert_left_as_found(&em, &secret.arn, &lambda, &role).await;
+    let seen = look(&em, &secret.arn, Some(&second), Some(&second_role)).await;
+    assert!(
+        seen.rotation_enabled && seen.master_policy && seen.our_statements.len() == 1,
+        "{seen:?}"
+    );
+    assert_eq!(seen.rotation_lambda.as_deref(), Some(second.as_str()));
+    assert!(plan(&p, &cfg2, &read(&p, &t).await).await.1);
+
+    destroy(&p, &t).await;
+    assert_left_as_found(&em, &secret.arn, &second, &second_role).await;
+    assert!(!look(&em, &secret.arn, None, None).await.rotation_enabled);
+}
+
+/// The Lambda still exists, out of any VPC as it was made, with no
+/// statement or role policy of ours.
+async fn assert_left_as_found(em: &Emulator, secret: &str, lambda: &str, role: &str) {
+    let f = em
+        .lambda()
+        .get_function_configuration()
+        .function_name(lambda)
+        .send()
+        .await
+        .expect("the Lambda is left alone");
+    assert!(
+        f.vpc_config().is_none_or(|v| v.subnet_ids().is_empty()),
+        "VPC placement restored: {:?}",
+        f.vpc_config()
+    );
+    let seen = look(em, secret, Some(lambda), Some(role)).await;
+    assert!(
+        !seen.master_policy && seen.our_statements.is_empty(),
+        "{seen:?}"
+    );
+}
+
+/// Makes one out-of-band change, then checks that read shows it, the plan
+/// is not empty, and apply repairs it so that the next plan is empty.
+async fn drift_case(
+    name: &str,
+    p: &RdsrotProvider,
+    cfg: &Value,
+    t: Tracked,
+    shows: impl Fn(&Rotation) -> bool,
+) -> Tracked {
+    let drifted = read(p, &t).await;
+    assert!(
+        shows(&model(&drifted)),
+        "{name}: read shows the drift: {:#?}",
+        model(&drifted)
+    );
+    assert!(!plan(p, cfg, &drifted).await.1, "{name}: plan shows a diff");
+    let repaired = apply_ok(p, cfg, &drifted).await;
+    let again = read(p, &repaired).await;
+    assert!(
+        plan(p, cfg, &again).await.1,
+        "{name}: plan after repair is empty: {:#?}",
+        model(&again)
+    );
+    again
+}
+
+#[tokio::test]
+async fn every_drift_is_detected_and_repaired() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let master = master_secret(&em, "master").await;
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "db", "postgres", Some(&master)).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_multi_user".into());
+        c.master_secret_arn = Attr::Known(master.clone());
+    });
+    let mut t = apply_ok(&p, &cfg, &none()).await;
+    let sm = em.secretsmanager();
+    let lambda = model(&t)
+        .rotation_lambda_arn
+        .known()
+        .cloned()
+        .expect("lambda");
+    let role = model(&t)
+        .rotation_lambda_role_arn
+        .known()
+        .cloned()
+        .expect("role");
+    let role_name = role.rsplit('/').next().unwrap_or_default().to_string();
+
+    // Rotation cancelled.
+    sm.cancel_rotate_secret()
+        .secret_id(&secret.arn)
+        .send()
+        .await
+        .expect("cancel");
+    t = drift_case("rotation cancelled", &p, &cfg, t, |s| {
+        s.enabled == Attr::Known(false)
+    })
+    .await;
+
+    // Schedule changed.
+    sm.rotate_secret()
+        .secret_id(&secret.arn)
+        .rotation_lambda_arn(&lambda)
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .schedule_expression("rate(10 days)")
+                .build(),
+        )
+        .rotate_immediately(false)
+        .send()
+        .await
+        .expect("reschedule");
+    t = drift_case("schedule changed", &p, &cfg, t, |s| {
+        s.rules()
+            .and_then(|r| r.schedule_expression.as_deref().map(str::to_string))
+            .as_deref()
+            == Some("rate(10 days)")
+    })
+    .await;
+
+    // Lambda switched.
+    let (other, _) = existing_lambda(&em, "other-rotator").await;
+    sm.rotate_secret()
+        .secret_id(&secret.arn)
+        .rotation_lambda_arn(&other)
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(30)
+                .build(),
+        )
+        .rotate_immediately(false)
+        .send()
+        .await
+        .expect("switch");
+    let other2 = other.clone();
+    t = drift_case("Lambda switched", &p, &cfg, t, move |s| {
+        s.rotation_lambda_arn.as_deref() == Some(other2.as_str())
+    })
+    .await;
+    let rotating = sm
+        .describe_secret()
+        .secret_id(&secret.arn)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        rotating.rotation_lambda_arn(),
+        Some(lambda.as_str()),
+        "rotation back on the stack's Lambda"
+    );
+
+    // Invoke permission removed.
+    let sid = model(&t)
+        .permission_statement_id
+        .known()
+        .cloned()
+        .expect("sid");
+    em.lambda()
+        .remove_permission()
+        .function_name(&lambda)
+        .statement_id(&sid)
+        .send()
+        .await
+        .expect("remove permission");
+    t = drift_case("permission removed", &p, &cfg, t, |s| {
+        s.permission_statement_id.is_null()
+    })
+    .await;
+
+    // Master-secret policy removed, then edited.
+    em.iam()
+        .delete_role_policy()
+        .role_name(&role_name)
+        .policy_name("rdsrot-master-secret-access")
+        .send()
+        .await
+        .expect("delete policy");
+    t = drift_case("master policy removed", &p, &cfg, t, |s| {
+        s.master_secret_arn.is_null()
+    })
+    .await;
+    let elsewhere = master_secret(&em, "elsewhere").await;
+    let edited = serde_json::json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource": elsewhere}]});
+    em.iam()
+        .put_role_policy()
+        .role_name(&role_name)
+        .policy_name("rdsrot-master-secret-access")
+        .policy_document(edited.to_string())
+        .send()
+        .await
+        .expect("edit policy");
+    let e2 = elsewhere.clone();
+    t = drift_case("master policy edited", &p, &cfg, t, move |s| {
+        s.master_secret_arn.as_deref() == Some(e2.as_str())
+    })
+    .await;
+
+    // The Lambda's VPC placement changed.
+    em.lambda()
+        .update_function_configuration()
+        .function_name(&lambda)
+        .vpc_config(
+            aws_sdk_lambda::types::VpcConfig::builder()
+                .subnet_ids("subnet-x")
+                .security_group_ids("sg-x")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("move the Lambda");
+    t = drift_case("VPC changed", &p, &cfg, t, |s| {
+        s.vpc_subnet_ids == Attr::Known(vec!["subnet-x".into()])
+    })
+    .await;
+    let f = em
+        .lambda()
+        .get_function_configuration()
+        .function_name(&lambda)
+        .send()
+        .await
+        .expect("fn");
+    assert!(
+        f.vpc_config().is_none_or(|v| v.subnet_ids().is_empty()),
+        "VPC put back"
+    );
+
+    // The stack deleted.
+    let stack = model(&t).stack_id.known().cloned().expect("stack");
+    em.cloudformation()
+        .delete_stack()
+        .stack_name(&stack)
+        .send()
+        .await
+        .expect("delete stack");
+    t = drift_case("stack deleted", &p, &cfg, t, |s| s.stack_id.is_null()).await;
+    assert!(model(&t).stack_id.known().is_some());
+
+    destroy(&p, &t).await;
+    let s = model(&t);
+    let seen = look(
+        &em,
+        &secret.arn,
+        s.rotation_lambda_arn.as_deref(),
+        s.rotation_lambda_role_arn.as_deref(),
+    )
+    .await;
+    assert!(
+        !seen.rotation_enabled && seen.live_stacks.is_empty() && !seen.master_policy,
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn import_gives_a_state_whose_plan_is_empty() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let master = master_secret(&em, "master").await;
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "db", "mysql", Some(&master)).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("mysql_multi_user".into());
+        c.master_secret_arn = Attr::Known(master.clone());
+        c.rotation_rules = Attr::Known(vec![RotationRules {
+            schedule_expression: Attr::Known("rate(12 hours)".into()),
+            duration: Attr::Known("2h".into()),
+            ..Default::default()
+        }]);
+    });
+    let created = apply_ok(&p, &cfg, &none()).await;
+
+    // A fresh provider, as a new `terraform import` run would have.
+    let fresh = provider(&em);
+    let r = fresh.import_resource_state(TYPE, &secret.arn).await;
+    assert!(r.diagnostics.is_empty(), "{:?}", errors(&r.diagnostics));
+    let imported = r.imported.first().expect("one resource");
+    let t = read(
+        &fresh,
+        &Tracked {
+            state: imported.state.clone(),
+            private: imported.private.clone(),
+        },
+    )
+    .await;
+    let (planned, empty) = plan(&fresh, &cfg, &t).await;
+    assert!(
+        empty,
+        "imported {:#?}\nplanned {:#?}",
+        model(&t),
+        Rotation::from_value(&planned)
+    );
+    assert_eq!(model(&t).stack_id, model(&created).stack_id);
+    destroy(&fresh, &t).await;
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert!(
+        !seen.rotation_enabled && seen.live_stacks.is_empty(),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failure_at_each_create_step_leaves_everything_recorded() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let master = master_secret(&em, "master").await;
+    for (i, step) in STEPS.iter().enumerate() {
+        let secret = moto::create_database_secret(
+            &em.secretsmanager(),
+            &format!("db-{i}"),
+            "postgres",
+            Some(&master),
+        )
+        .await;
+        let cfg = config(&secret.arn, |c| {
+            c.rotation_type = Attr::Known("postgresql_multi_user".into());
+            c.master_secret_arn = Attr::Known(master.clone());
+        });
+        p.fail_before_step(Some(step));
+        let (t, d) = apply(&p, &cfg, &none()).await;
+        p.fail_before_step(None);
+        let message = errors(&d).join("\n");
+        assert!(
+            message.contains(&format!(
+                "creating rotation for secret {}: {step}:",
+                secret.arn
+            )) || (i == 0 && message.contains(step)),
+            "{step}: {message}"
+        );
+        // Every live stack is the one the state records.
+        let s = model(&t);
+        let seen = look(
+            &em,
+            &secret.arn,
+            s.rotation_lambda_arn.as_deref(),
+            s.rotation_lambda_role_arn.as_deref(),
+        )
+        .await;
+        let ours: Vec<String> = s.stack_id.known().cloned().into_iter().collect();
+        assert_eq!(seen.live_stacks, ours, "{step}: unrecorded stack");
+        if t.state.is_null() {
+            // Nothing recorded: then nothing may exist.
+            assert!(
+                seen.live_stacks.is_empty() && !seen.rotation_enabled,
+                "{step}: {seen:?}"
+            );
+            assert!(i <= 1, "{step}: a step after the stack returned no state");
+            continue;
+        }
+        // Destroy from the partial state leaves nothing.
+        destroy(&p, &t).await;
+        let seen = look(
+            &em,
+            &secret.arn,
+            s.rotation_lambda_arn.as_deref(),
+            s.rotation_lambda_role_arn.as_deref(),
+        )
+        .await;
+        assert!(
+            seen.live_stacks.is_empty()
+                && seen.our_statements.is_empty()
+                && !seen.master_policy
+                && !seen.rotation_enabled,
+            "{step}: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn create_refuses_a_rotated_secret_and_read_drops_a_deleted_one() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (lambda, _) = existing_lambda(&em, "rotator").await;
+    let secret = moto::create_database_secret(&em.secretsmanager(), "db", "postgres", None).await;
+    em.secretsmanager()
+        .rotate_secret()
+        .secret_id(&secret.arn)
+        .rotation_lambda_arn(&lambda)
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(7)
+                .build(),
+        )
+        .rotate_immediately(false)
+        .send()
+        .await
+        .expect("rotate");
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(lambda.clone())
+    });
+    let (t, d) = apply(&p, &cfg, &none()).await;
+    assert!(t.state.is_null());
+    assert!(
+        errors(&d).join(" ").contains("terraform import"),
+        "{:?}",
+        errors(&d)
+    );
+
+    // Import it instead, then delete the secret out of band.
+    let r = p.import_resource_state(TYPE, &secret.name).await;
+    let imported = r.imported.first().expect("imported");
+    let t = Tracked {
+        state: imported.state.clone(),
+        private: imported.private.clone(),
+    };
+    // The rotation made outside lacks our scoped invoke permission: the
+    // plan adds it and nothing else, and after apply the plan is empty.
+    let cfg = cfg_named(&secret.name, &lambda);
+    let t = read(&p, &t).await;
+    assert!(model(&t).permission_statement_id.is_null());
+    let (planned, empty) = plan(&p, &cfg, &t).await;
+    assert!(!empty);
+    let mut expected = model(&t);
+    expected.permission_statement_id = Rotation::from_value(&planned).permission_statement_id;
+    assert!(
+        planned.same_as(&expected.to_value()),
+        "{:#?}",
+        Rotation::from_value(&planned)
+    );
+    let t = apply_ok(&p, &cfg, &t).await;
+    assert!(plan(&p, &cfg, &read(&p, &t).await).await.1);
+    em.secretsmanager()
+        .delete_secret()
+        .secret_id(&secret.arn)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect("delete secret");
+    assert!(
+        read(&p, &t).await.state.is_null(),
+        "a deleted secret removes the resource"
+    );
+}
+
+fn cfg_named(name: &str, lambda: &str) -> Value {
+    config(name, |c| {
+        c.rotation_lambda_arn = Attr::Known(lambda.into());
+        c.rotation_rules = Attr::Known(vec![RotationRules {
+            automatically_after_days: Attr::Known(7),
+            ..Default::default()
+        }]);
+    })
+}
+
+#[tokio::test]
+async fn stop_cancels_the_wait_and_returns_what_exists() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let secret = moto::create_database_secret(&em.secretsmanager(), "db", "postgres", None).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_single_user".into());
+    });
+    // StopProvider before the apply: the first wait (for the change set)
+    // must give up at once, after the stack exists.
+    p.stop();
+    let (t, d) = apply(&p, &cfg, &none()).await;
+    let message = errors(&d).join("\n");
+    assert!(message.contains("cancelled"), "{message}");
+    let s = model(&t);
+    let stack = s.stack_id.known().cloned().expect("the stack is recorded");
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert_eq!(seen.live_stacks, vec![stack]);
+
+    // A new provider process destroys the partial resource.
+    destroy(&provider(&em), &t).await;
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert!(
+        seen.live_stacks.is_empty() && !seen.rotation_enabled,
+        "{seen:?}"
+    );
+}
+
+/// Set in the child process of `configure_honours_endpoint_variables`.
+const PROBE_ENDPOINT: &str = "RDSROT_TEST_PROBE_ENDPOINT";
+
+/// ConfigureProvider reads the standard `AWS_ENDPOINT_URL_<SERVICE>`
+/// variables, and the `endpoints` block wins over them. Environment
+/// variables are process-wide, so the check runs in a child process (this
+/// test binary, running only `probe_configure_from_environment`).
+#[tokio::test]
+async fn configure_honours_endpoint_variables() {
+    let em = emulator_or_skip!();
+    let dead = "http://127.0.0.1:9";
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "lifecycle::probe_configure_from_environment",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env_remove("AWS_PROFILE")
+        .env(PROBE_ENDPOINT, &em.endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", moto::REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        // Everything not named otherwise goes nowhere...
+        .env("AWS_ENDPOINT_URL", dead)
+        // ...these two reach the emulator through their own variables...
+        .env(
+            "AWS_ENDPOINT_URL_SERVERLESSAPPLICATIONREPOSITORY",
+            &em.endpoint,
+        )
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &em.endpoint)
+        // ...and Lambda's variable loses to the provider's `endpoints` block.
+        .env("AWS_ENDPOINT_URL_LAMBDA", dead)
+        .output()
+        .expect("run the probe");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the probe ran: {text}");
+}
+
+#[tokio::test]
+#[ignore = "run by configure_honours_endpoint_variables in a child process"]
+async fn probe_configure_from_environment() {
+    let Ok(emulator) = std::env::var(PROBE_ENDPOINT) else {
+        panic!("run only by configure_honours_endpoint_variables");
+    };
+    let p = RdsrotProvider::new();
+    let endpoints = Value::object([
+        ("secretsmanager", Value::Null),
+        ("lambda", Value::string(emulator.clone())),
+        ("iam", Value::Null),
+        ("cloudformation", Value::Null),
+        ("serverlessrepo", Value::Null),
+        ("sts", Value::Null),
+    ]);
+    let d = p
+        .configure(
+            "1.0.3",
+            &Value::object([
+                ("region", Value::Null),
+                ("profile", Value::Null),
+                ("max_retries", Value::int(0)),
+                ("assume_role", Value::Null),
+                ("endpoints", endpoints),
+            ]),
+        )
+        .await;
+    assert!(d.is_empty(), "{:?}", errors(&d));
+    let c = p.clients().expect("configured");
+    assert_eq!(
+        c.region.as_deref(),
+        Some(moto::REGION),
+        "region from AWS_REGION"
+    );
+    let app = rdsrot::aws::serverlessrepo::application_arn("generic", moto::REGION).expect("arn");
+    c.serverlessrepo
+        .get_application()
+        .application_id(app)
+        .send()
+        .await
+        .expect("AWS_ENDPOINT_URL_SERVERLESSAPPLICATIONREPOSITORY is honoured");
+    c.secretsmanager
+        .list_secrets()
+        .send()
+        .await
+        .expect("AWS_ENDPOINT_URL_SECRETS_MANAGER is honoured");
+    c.lambda
+        .list_functions()
+        .send()
+        .await
+        .expect("the endpoints block wins over AWS_ENDPOINT_URL_LAMBDA");
+    assert!(
+        c.iam.list_roles().send().await.is_err(),
+        "IAM follows AWS_ENDPOINT_URL, which goes nowhere"
+    );
+
+    // assume_role: credentials come from STS (through `endpoints.sts`), and
+    // only when first needed.
+    let assumed = RdsrotProvider::new();
+    let d = assumed
+        .configure(
+            "1.0.3",
+            &Value::object([
+                ("region", Value::string(moto::REGION)),
+                ("profile", Value::Null),
+                ("max_retries", Value::int(0)),
+                (
+                    "assume_role",
+                    Value::object([
+                        (
+                            "role_arn",
+                            Value::string("arn:aws:iam::123456789012:role/deployer"),
+                        ),
+                        ("session_name", Value::string("lifecycle")),
+                        ("external_id", Value::string("x-1")),
+                    ]),
+                ),
+                (
+                    "endpoints",
+                    Value::object([
+                        ("secretsmanager", Value::string(emulator.clone())),
+                        ("lambda", Value::Null),
+                        ("iam", Value::Null),
+                        ("cloudformation", Value::Null),
+                        ("serverlessrepo", Value::Null),
+                        ("sts", Value::string(emulator.clone())),
+                    ]),
+                ),
+            ]),
+        )
+        .await;
+    assert!(d.is_empty(), "{:?}", errors(&d));
+    assumed
+        .clients()
+        .expect("configured")
+        .secretsmanager
+        .list_secrets()
+        .send()
+        .await
+        .expect("a call signed with the assumed role's credentials");
+}
+
+async fn pending_versions(em: &Emulator, secret: &str) -> usize {
+    let d = em
+        .secretsmanager()
+        .describe_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .expect("describe");
+    d.version_ids_to_stages()
+        .map(|m| {
+            m.values()
+                .filter(|labels| labels.iter().any(|l| l == "AWSPENDING"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Whether the AWSPENDING version holds a value (see its use).
+async fn pending_has_value(em: &Emulator, secret: &str) -> bool {
+    em.secretsmanager()
+        .get_secret_value()
+        .secret_id(secret)
+        .version_stage("AWSPENDING")
+        .send()
+        .await
+        .is_ok_and(|v| v.secret_string().is_some())
+}
+
+async fn stack_parameter(em: &Emulator, stack: &str, key: &str) -> Option<String> {
+    let out = em
+        .cloudformation()
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("describe stack");
+    out.stacks()
+        .first()?
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some(key))
+        .and_then(|p| p.parameter_value().map(str::to_string))
+}
+
+#[tokio::test]
+async fn updates_in_place_and_a_new_template_replaces_the_stack() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let sm = em.secretsmanager();
+    let secret = moto::create_database_secret(&sm, "db", "postgres", None).await;
+    let base = |f: &dyn Fn(&mut Rotation)| {
+        config(&secret.arn, |c| {
+            c.rotation_type = Attr::Known("postgresql_single_user".into());
+            f(c)
+        })
+    };
+    let t = apply_ok(&p, &base(&|_| {}), &none()).await;
+    let first_stack = model(&t).stack_id.known().cloned().expect("stack");
+    assert_eq!(
+        pending_versions(&em, &secret.arn).await,
+        1,
+        "rotated immediately"
+    );
+
+    // Schedule, without rotating at once.
+    let cfg = base(&|c| {
+        c.rotate_immediately = Attr::Known(false);
+        c.rotation_rules = Attr::Known(vec![RotationRules {
+            schedule_expression: Attr::Known("cron(0 4 ? * SUN *)".into()),
+            duration: Attr::Known("3h".into()),
+            ..Default::default()
+        }]);
+    });
+    let t = apply_ok(&p, &cfg, &read(&p, &t).await).await;
+    let d = sm
+        .describe_secret()
+        .secret_id(&secret.arn)
+        .send()
+        .await
+        .expect("describe");
+    let rules = d.rotation_rules().expect("rules");
+    assert_eq!(rules.schedule_expression(), Some("cron(0 4 ? * SUN *)"));
+    assert_eq!(rules.duration(), Some("3h"));
+    assert!(plan(&p, &cfg, &read(&p, &t).await).await.1);
+
+    // Disabled: rotation cancelled and the orphan AWSPENDING label removed.
+    let off = base(&|c| c.enabled = Attr::Known(false));
+    let t = apply_ok(&p, &off, &read(&p, &t).await).await;
+    let d = sm
+        .describe_secret()
+        .secret_id(&secret.arn)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(d.rotation_enabled(), Some(false));
+    assert_eq!(pending_versions(&em, &secret.arn).await, 0);
+    assert!(plan(&p, &off, &read(&p, &t).await).await.1);
+    let t = apply_ok(&p, &base(&|_| {}), &read(&p, &t).await).await;
+    let d = sm
+        .describe_secret()
+        .secret_id(&secret.arn)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(d.rotation_enabled(), Some(true));
+
+    // A template parameter: a change set on the same stack.
+    let chars = base(&|c| c.exclude_characters = Attr::Known("%&".into()));
+    let t = apply_ok(&p, &chars, &read(&p, &t).await).await;
+    assert_eq!(model(&t).stack_id.known(), Some(&first_stack));
+    assert_eq!(
+        stack_parameter(&em, &first_stack, "excludeCharacters")
+            .await
+            .as_deref(),
+        Some("%&")
+    );
+    assert!(plan(&p, &chars, &read(&p, &t).await).await.1);
+
+    // Another template with the same, user-set function name: the old
+    // stack must go before the new one can take the name.
+    let named = |t: &str| {
+        let t = t.to_string();
+        config(&secret.arn, move |c| {
+            c.rotation_type = Attr::Known(t.clone());
+            c.function_name = Attr::Known("shared-rotator".into());
+        })
+    };
+    let t = apply_ok(&p, &named("postgresql_single_user"), &read(&p, &t).await).await;
+    let named_stack = model(&t).stack_id.known().cloned().expect("stack");
+    let t = apply_ok(&p, &named("generic"), &read(&p, &t).await).await;
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert_eq!(seen.live_stacks.len(), 1, "{seen:?}");
+    assert_ne!(seen.live_stacks.first(), Some(&named_stack));
+    assert!(plan(&p, &named("generic"), &read(&p, &t).await).await.1);
+
+    // Another template: a new stack, rotation moved to it, the old one gone.
+    let mysql = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("mysql_single_user".into());
+    });
+    let t = apply_ok(&p, &mysql, &read(&p, &t).await).await;
+    let s = model(&t);
+    let new_stack = s.stack_id.known().cloned().expect("stack");
+    assert_ne!(new_stack, first_stack);
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert_eq!(seen.live_stacks, vec![new_stack]);
+    assert_eq!(
+        seen.rotation_lambda.as_deref(),
+        s.rotation_lambda_arn.as_deref()
+    );
+    assert!(plan(&p, &mysql, &read(&p, &t).await).await.1);
+
+    // From a template to an existing Lambda: the stack goes.
+    let (own, own_role) = existing_lambda(&em, "own-rotator").await;
+    let existing = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(own.clone());
+    });
+    let t = apply_ok(&p, &existing, &read(&p, &t).await).await;
+    let seen = look(&em, &secret.arn, Some(&own), Some(&own_role)).await;
+    assert!(seen.live_stacks.is_empty(), "{seen:?}");
+    assert_eq!(seen.rotation_lambda.as_deref(), Some(own.as_str()));
+    assert_eq!(seen.our_statements.len(), 1);
+    assert!(plan(&p, &existing, &read(&p, &t).await).await.1);
+
+    destroy(&p, &t).await;
+    assert_eq!(pending_versions(&em, &secret.arn).await, 0);
+    assert_left_as_found(&em, &secret.arn, &own, &own_role).await;
+    assert!(look(&em, &secret.arn, None, None)
+        .await
+        .live_stacks
+        .is_empty());
+}
+
+#[tokio::test]
+async fn created_disabled_sets_everything_up_but_does_not_rotate() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let secret = moto::create_database_secret(&em.secretsmanager(), "db", "mysql", None).await;
+    let off = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("generic".into());
+        c.enabled = Attr::Known(false);
+    });
+    let t = apply_ok(&p, &off, &none()).await;
+    let s = model(&t);
+    let lambda = s
+        .rotation_lambda_arn
+        .known()
+        .cloned()
+        .expect("the Lambda exists");
+    let seen = look(&em, &secret.arn, Some(&lambda), None).await;
+    assert!(!seen.rotation_enabled, "{seen:?}");
+    assert_eq!(seen.our_statements.len(), 1, "the permission is in place");
+    assert_eq!(pending_versions(&em, &secret.arn).await, 0);
+    assert!(plan(&p, &off, &read(&p, &t).await).await.1);
+
+    // Enabled without an immediate rotation. The emulator marks the
+    // difference its own way: for a test-only run it copies the current
+    // value into the AWSPENDING version, for a real rotation it leaves that
+    // version empty for the Lambda to fill.
+    let on = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("generic".into());
+        c.rotate_immediately = Attr::Known(false);
+    });
+    let t = apply_ok(&p, &on, &read(&p, &t).await).await;
+    assert!(look(&em, &secret.arn, None, None).await.rotation_enabled);
+    assert!(
+        pending_has_value(&em, &secret.arn).await,
+        "RotateImmediately=false was sent"
+    );
+    assert!(plan(&p, &on, &read(&p, &t).await).await.1);
+    destroy(&p, &t).await;
+}
+
+/// ConfigureProvider makes no network call: not for the region (never from
+/// instance metadata) and not for credentials (resolved on first use). The
+/// check runs in a child process whose instance-metadata endpoint is a
+/// local listener counting connections.
+#[test]
+fn configure_makes_no_network_call() {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "lifecycle::probe_configure_offline",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+    ]);
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_PROFILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_EC2_METADATA_DISABLED",
+        "AWS_ENDPOINT_URL",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .env(PROBE_ENDPOINT, "offline")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .output()
+        .expect("run the probe");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the probe ran: {text}");
+}
+
+#[tokio::test]
+#[ignore = "run by configure_makes_no_network_call in a child process"]
+async fn probe_configure_offline() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    assert_eq!(
+        std::env::var(PROBE_ENDPOINT).as_deref(),
+        Ok("offline"),
+        "run only by configure_makes_no_network_call"
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("addr").port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    // This process runs only this test: changing its environment is safe.
+    std::env::set_var(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+        format!("http://127.0.0.1:{port}"),
+    );
+    let provider_config = |region: Value| {
+        Value::object([
+            ("region", region),
+            ("profile", Value::Null),
+            ("max_retries", Value::int(0)),
+            ("assume_role", Value::Null),
+            ("endpoints", Value::Null),
+        ])
+    };
+
+    // No region anywhere: a clear error, and no instance-metadata lookup.
+    let d = RdsrotProvider::new()
+        .configure("1.0.3", &provider_config(Value::Null))
+        .await;
+    assert!(
+        d.iter().any(|x| x.summary == "No AWS region"),
+        "{:?}",
+        errors(&d)
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "configure without a region called out"
+    );
+    let p = RdsrotProvider::new();
+    let d = p
+        .configure("1.0.3", &provider_config(Value::string("eu-west-1")))
+        .await;
+    assert!(d.is_empty(), "{:?}", errors(&d));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "configure called out"
+    );
+
+    // The listener does see the credential lookup of a first real call.
+    let clients = p.clients().expect("configured");
+    let _ = clients
+        .secretsmanager
+        .config()
+        .region()
+        .expect("region set");
+    let call = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        clients.secretsmanager.list_secrets().send(),
+    )
+    .await;
+    assert!(!matches!(call, Ok(Ok(_))), "no credentials, no success");
+    assert!(
+        connections.load(Ordering::SeqCst) > 0,
+        "the first call looked for instance credentials at the listener"
+    );
+}

@@ -760,6 +760,35 @@ async fn upgrade_reads_json_state_and_always_answers_msgpack() {
     assert!(answer.upgraded_state.is_some());
 }
 
+#[tokio::test]
+async fn messages_beyond_tonics_4_mib_default_pass_both_ways() {
+    let (server, client) = tls_server(WidgetProvider::default()).await;
+    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let big = "x".repeat(6 << 20);
+    let raw =
+        format!(r#"{{"id":"w-big","name":"big","size":2,"tags":{{"blob":"{big}"}},"rule":[]}}"#);
+    let answer = within(
+        "a 6 MiB upgrade",
+        rpc.upgrade_resource_state(pb::upgrade_resource_state::Request {
+            type_name: WIDGET.into(),
+            version: 1,
+            raw_state: Some(pb::RawState {
+                json: raw.into_bytes(),
+                flatmap: Default::default(),
+            }),
+        }),
+    )
+    .await
+    .expect("a 6 MiB request and response are accepted")
+    .into_inner();
+    assert!(answer.diagnostics.is_empty(), "{:?}", answer.diagnostics);
+    let state = decoded(answer.upgraded_state.as_ref());
+    assert_eq!(
+        state.get("tags").get("blob").as_str().map(str::len),
+        Some(6 << 20)
+    );
+}
+
 // --- Stopping and shutting down --------------------------------------------
 
 #[tokio::test]
@@ -909,6 +938,45 @@ async fn a_client_without_a_certificate_is_refused() {
 }
 
 #[tokio::test]
+async fn tls_1_2_clients_are_held_to_the_same_pin() {
+    use crate::support::grpc::connect_tls_with_versions;
+    let (server, client) = tls_server(WidgetProvider::default()).await;
+    let server_cert = server.server_cert.clone().expect("TLS server");
+    let call = |channel: tonic::transport::Channel| async move {
+        provider_client(channel)
+            .get_provider_schema(pb::get_provider_schema::Request {})
+            .await
+            .map(|_| ())
+            .map_err(|s| s.to_string())
+    };
+    let tls12 = &[&rustls::version::TLS12];
+
+    // Under TLS 1.2 the P-521 signature is checked too (Go sends it there).
+    let channel = within(
+        "TLS 1.2 connect",
+        connect_tls_with_versions(server.addr, server_cert.clone(), Some(&client), tls12),
+    )
+    .await
+    .expect("the pinned client connects over TLS 1.2");
+    within("TLS 1.2 call", call(channel))
+        .await
+        .expect("the pinned client's call succeeds over TLS 1.2");
+
+    let stranger = ClientIdentity::terraform_like();
+    let refused = within("a stranger over TLS 1.2", async {
+        let channel =
+            connect_tls_with_versions(server.addr, server_cert.clone(), Some(&stranger), tls12)
+                .await?;
+        call(channel).await
+    })
+    .await;
+    assert!(
+        refused.is_err(),
+        "a different certificate is refused over TLS 1.2"
+    );
+}
+
+#[tokio::test]
 async fn a_plaintext_client_cannot_talk_to_the_tls_server() {
     let (server, _client) = tls_server(WidgetProvider::default()).await;
     let attempt = within("a plaintext call", async {
@@ -1047,6 +1115,22 @@ async fn binary_handshake_serves_mtls_and_exits_on_shutdown() {
     assert_eq!(der.first(), Some(&0x30));
     let server_cert = rustls::pki_types::CertificateDer::from(der);
 
+    // A terminal Ctrl-C reaches the plugin too; it must keep serving and
+    // wait for StopProvider instead.
+    #[cfg(unix)]
+    {
+        let sent = Command::new("kill")
+            .args(["-INT", &child.0.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            child.0.try_wait().expect("wait").is_none(),
+            "the plugin survives SIGINT"
+        );
+    }
+
     // Terraform's first call, over the announced certificate.
     let channel = within("connect", connect_tls(addr, server_cert, Some(&client)))
         .await
@@ -1079,4 +1163,71 @@ async fn binary_handshake_serves_mtls_and_exits_on_shutdown() {
     // Nothing else ever reached stdout.
     let extra = line_rx.recv().await;
     assert_eq!(extra, None, "stdout carries only the handshake line");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_debug_mode_prints_reattach_config_and_serves_plaintext() {
+    let child = plugin_command()
+        .arg("--debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let mut child = ChildGuard(child);
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = within("the reattach line", line_rx.recv())
+        .await
+        .expect("a reattach line");
+    let json = line
+        .strip_prefix("TF_REATTACH_PROVIDERS='")
+        .and_then(|rest| rest.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("not an export line: {line}"));
+    let config: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+    let entry = &config["registry.terraform.io/rdsrot/rdsrot"];
+    assert_eq!(entry["ProtocolVersion"], 6);
+    assert_eq!(entry["Test"], true);
+    assert_eq!(entry["Pid"], child.0.id());
+    let addr: std::net::SocketAddr = entry["Addr"]["String"]
+        .as_str()
+        .expect("address string")
+        .parse()
+        .expect("an address");
+
+    let channel = within("connect", crate::support::grpc::connect_plain(addr))
+        .await
+        .expect("plaintext connection");
+    within(
+        "GetProviderSchema",
+        provider_client(channel).get_provider_schema(pb::get_provider_schema::Request {}),
+    )
+    .await
+    .expect("schema served in debug mode");
+
+    // In debug mode Ctrl-C is how the user stops it.
+    let sent = Command::new("kill")
+        .args(["-INT", &child.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "still running after Ctrl-C"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
 }

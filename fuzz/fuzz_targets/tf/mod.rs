@@ -16,3 +16,7 @@ pub mod schema;
 pub mod types;
 #[path = "../../../src/tf/value.rs"]
 pub mod value;
+
+// What `src/rotation/schema.rs` imports from `crate::tf`.
+pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema};
+pub use types::Type;

@@ -156,11 +156,23 @@ pub async fn connect_tls(
     server_cert: CertificateDer<'static>,
     client: Option<&ClientIdentity>,
 ) -> Result<Channel, String> {
+    connect_tls_with_versions(addr, server_cert, client, rustls::DEFAULT_VERSIONS).await
+}
+
+/// `connect_tls` limited to the given TLS versions. Like grpc-go since 1.67
+/// (Terraform 1.13 and later, OpenTofu), the connection fails unless the
+/// server selects ALPN h2.
+pub async fn connect_tls_with_versions(
+    addr: SocketAddr,
+    server_cert: CertificateDer<'static>,
+    client: Option<&ClientIdentity>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Result<Channel, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(server_cert).map_err(|e| e.to_string())?;
     let builder =
         rustls::ClientConfig::builder_with_provider(rdsrot::server::tls::crypto_provider())
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots);
     let mut config = match client {
@@ -181,6 +193,9 @@ pub async fn connect_tls(
                 tcp.set_nodelay(true)?;
                 let name = ServerName::try_from("localhost").expect("valid DNS name");
                 let tls = connector.connect(name, tcp).await?;
+                if tls.get_ref().1.alpn_protocol() != Some(b"h2".as_slice()) {
+                    return Err(std::io::Error::other("server did not select ALPN h2"));
+                }
                 Ok::<_, std::io::Error>(TokioIo::new(tls))
             }
         }))

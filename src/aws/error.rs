@@ -1,0 +1,216 @@
+//! One error type for every AWS call, classified once: not found,
+//! retryable, or other. `SdkError` stops here.
+
+use std::fmt;
+
+// The SDK crates re-export the same smithy types; any one of them names them.
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// The object does not exist (or no longer counts as existing).
+    NotFound,
+    /// Throttling, a transient server fault, or a connection problem.
+    Retryable,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsError {
+    Api {
+        kind: Kind,
+        /// The AWS error code, e.g. `ResourceNotFoundException`.
+        code: Option<String>,
+        message: String,
+    },
+    /// A named operation timeout ran out.
+    Timeout(String),
+    /// Terraform asked the provider to stop.
+    Cancelled,
+    /// AWS answered, but not as expected (e.g. a change set that failed).
+    Failed(String),
+}
+
+impl AwsError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            AwsError::Api {
+                kind: Kind::NotFound,
+                ..
+            }
+        )
+    }
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AwsError::Api { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+    pub fn not_found(message: impl Into<String>) -> AwsError {
+        AwsError::Api {
+            kind: Kind::NotFound,
+            code: None,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AwsError::Api { code, message, .. } => match code {
+                Some(c) if message.is_empty() => write!(f, "{c}"),
+                Some(c) => write!(f, "{c}: {message}"),
+                None => write!(f, "{message}"),
+            },
+            AwsError::Timeout(what) => write!(f, "timed out: {what}"),
+            AwsError::Cancelled => write!(f, "cancelled: Terraform asked the provider to stop"),
+            AwsError::Failed(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+/// Error codes that mean "no such object" across the five services.
+const NOT_FOUND_CODES: &[&str] = &[
+    "ResourceNotFoundException", // Secrets Manager, Lambda
+    "NoSuchEntity",              // IAM
+    "NotFoundException",         // Serverless Application Repository
+    "ChangeSetNotFound",         // CloudFormation
+    "ChangeSetNotFoundException",
+    "StackNotFoundException",
+];
+
+const RETRYABLE_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "InternalFailure",
+    "InternalServiceError",
+    "InternalServiceErrorException",
+    "ResourceConflictException", // Lambda: another update of the function is in progress
+];
+
+pub fn classify<E, R>(err: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            let code = e.code().map(str::to_string);
+            let message = e.message().unwrap_or_default().to_string();
+            let kind = match code.as_deref() {
+                Some(c) if NOT_FOUND_CODES.contains(&c) => Kind::NotFound,
+                Some(c) if RETRYABLE_CODES.contains(&c) => Kind::Retryable,
+                // CloudFormation reports a missing stack only as a
+                // ValidationError whose text says so: AWS gives nothing else.
+                Some("ValidationError") if message.contains("does not exist") => Kind::NotFound,
+                _ => Kind::Other,
+            };
+            AwsError::Api {
+                kind,
+                code,
+                message,
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            AwsError::Api {
+                kind: Kind::Retryable,
+                code: None,
+                message: error_chain(&err),
+            }
+        }
+        _ => AwsError::Api {
+            kind: Kind::Other,
+            code: None,
+            message: error_chain(&err),
+        },
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// `Ok(None)` for a not-found error, so finders read naturally.
+pub trait OptionalExt<T> {
+    fn or_not_found(self) -> Result<Option<T>, AwsError>;
+}
+
+impl<T> OptionalExt<T> for Result<T, AwsError> {
+    fn or_not_found(self) -> Result<Option<T>, AwsError> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_secretsmanager::error::ErrorMetadata;
+    use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretError;
+
+    fn service_error(code: &str, message: &str) -> AwsError {
+        let e = DescribeSecretError::generic(
+            ErrorMetadata::builder().code(code).message(message).build(),
+        );
+        // The raw response plays no part in classification.
+        classify(SdkError::service_error(e, ()))
+    }
+
+    #[test]
+    fn classifies_by_error_code() {
+        assert!(service_error("ResourceNotFoundException", "gone").is_not_found());
+        assert!(service_error("NoSuchEntity", "").is_not_found());
+        let throttled = service_error("ThrottlingException", "slow down");
+        assert!(matches!(
+            throttled,
+            AwsError::Api {
+                kind: Kind::Retryable,
+                ..
+            }
+        ));
+        let denied = service_error("AccessDeniedException", "no");
+        assert_eq!(denied.code(), Some("AccessDeniedException"));
+        assert!(matches!(
+            denied,
+            AwsError::Api {
+                kind: Kind::Other,
+                ..
+            }
+        ));
+        assert_eq!(denied.to_string(), "AccessDeniedException: no");
+    }
+
+    #[test]
+    fn a_missing_stack_is_known_only_by_its_text() {
+        let gone = service_error("ValidationError", "Stack with id s does not exist");
+        assert!(gone.is_not_found());
+        assert!(!service_error("ValidationError", "Template format error").is_not_found());
+    }
+
+    #[test]
+    fn or_not_found_turns_absence_into_none() {
+        let r: Result<(), AwsError> = Err(service_error("ResourceNotFoundException", ""));
+        assert_eq!(r.or_not_found(), Ok(None));
+        let r: Result<(), AwsError> = Err(service_error("AccessDeniedException", ""));
+        assert!(r.or_not_found().is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! IAM: the inline policy the provider puts on the rotation Lambda's role.
+
+use percent_encoding::percent_decode_str;
+
+use super::error::{classify, AwsError, OptionalExt};
+use super::Clients;
+
+/// The role policy document, decoded (IAM returns it percent-encoded).
+pub async fn find_role_policy(
+    c: &Clients,
+    role: &str,
+    name: &str,
+) -> Result<Option<serde_json::Value>, AwsError> {
+    let out = c
+        .iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(name)
+        .send()
+        .await
+        .map_err(classify)
+        .or_not_found()?;
+    let Some(out) = out else { return Ok(None) };
+    Ok(Some(decode_policy_document(out.policy_document())))
+}
+
+pub fn decode_policy_document(raw: &str) -> serde_json::Value {
+    let decoded = percent_decode_str(raw).decode_utf8_lossy();
+    serde_json::from_str(&decoded)
+        .or_else(|_| serde_json::from_str(raw))
+        .unwrap_or(serde_json::Value::Null)
+}
+
+pub async fn put_role_policy(
+    c: &Clients,
+    role: &str,
+    name: &str,
+    document: &serde_json::Value,
+) -> Result<(), AwsError> {
+    c.iam
+        .put_role_policy()
+        .role_name(role)
+        .policy_name(name)
+        .policy_document(document.to_string())
+        .send()
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
+/// Not found (role or policy) counts as done.
+pub async fn delete_role_policy(c: &Clients, role: &str, name: &str) -> Result<(), AwsError> {
+    c.iam
+        .delete_role_policy()
+        .role_name(role)
+        .policy_name(name)
+        .send()
+        .await
+        .map_err(classify)
+        .or_not_found()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_percent_encoded_documents() {
+        let raw = "%7B%22Version%22%3A%222012-10-17%22%7D";
+        assert_eq!(decode_policy_document(raw)["Version"], "2012-10-17");
+        assert_eq!(decode_policy_document("{\"a\":1}")["a"], 1);
+    }
+}

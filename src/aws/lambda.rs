@@ -1,0 +1,251 @@
+//! Lambda: the rotation function's configuration, its resource policy
+//! (invoke permissions) and its VPC placement.
+
+use std::time::Duration;
+
+use aws_sdk_lambda::types::{LastUpdateStatus, VpcConfig};
+
+use super::error::{classify, AwsError, OptionalExt};
+use super::wait::{poll_until, Deadline, Poll};
+use super::Clients;
+
+pub const SECRETS_MANAGER_PRINCIPAL: &str = "secretsmanager.amazonaws.com";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunctionInfo {
+    pub arn: String,
+    pub role_arn: String,
+    /// Sorted; empty when the function is not in a VPC.
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+pub async fn find_function_configuration(
+    c: &Clients,
+    function: &str,
+) -> Result<Option<FunctionInfo>, AwsError> {
+    let out = c
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(classify)
+        .or_not_found()?;
+    Ok(out.map(|f| {
+        let mut subnet_ids = f
+            .vpc_config()
+            .map(|v| v.subnet_ids().to_vec())
+            .unwrap_or_default();
+        let mut security_group_ids = f
+            .vpc_config()
+            .map(|v| v.security_group_ids().to_vec())
+            .unwrap_or_default();
+        subnet_ids.sort();
+        security_group_ids.sort();
+        FunctionInfo {
+            arn: f.function_arn().unwrap_or_default().to_string(),
+            role_arn: f.role().unwrap_or_default().to_string(),
+            subnet_ids,
+            security_group_ids,
+        }
+    }))
+}
+
+/// One statement of a function's resource policy, as far as we need it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PermissionStatement {
+    pub sid: String,
+    pub service_principal: Option<String>,
+    pub source_arn: Option<String>,
+    pub source_account: Option<String>,
+}
+
+/// Every statement of the function's resource policy (none when it has no
+/// policy).
+pub async fn list_invoke_permissions(
+    c: &Clients,
+    function: &str,
+) -> Result<Vec<PermissionStatement>, AwsError> {
+    let out = c
+        .lambda
+        .get_policy()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(classify)
+        .or_not_found()?;
+    let Some(policy) = out.as_ref().and_then(|o| o.policy()) else {
+        return Ok(vec![]);
+    };
+    Ok(parse_policy(policy))
+}
+
+pub async fn find_invoke_permission(
+    c: &Clients,
+    function: &str,
+    sid: &str,
+) -> Result<Option<PermissionStatement>, AwsError> {
+    Ok(list_invoke_permissions(c, function)
+        .await?
+        .into_iter()
+        .find(|s| s.sid == sid))
+}
+
+fn parse_policy(policy: &str) -> Vec<PermissionStatement> {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else {
+        return vec![];
+    };
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        s @ serde_json::Value::Object(_) => vec![s.clone()],
+        _ => vec![],
+    };
+    // Condition keys are case-insensitive in IAM; AWS writes `AWS:SourceArn`.
+    let condition = |s: &serde_json::Value, key: &str| -> Option<String> {
+        let conds = s["Condition"].as_object()?;
+        conds.values().find_map(|op| {
+            op.as_object()?
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .and_then(|(_, v)| v.as_str().map(str::to_string))
+        })
+    };
+    statements
+        .iter()
+        .map(|s| PermissionStatement {
+            sid: s["Sid"].as_str().unwrap_or_default().to_string(),
+            service_principal: s["Principal"]["Service"].as_str().map(str::to_string),
+            source_arn: condition(s, "aws:SourceArn"),
+            source_account: condition(s, "aws:SourceAccount"),
+        })
+        .collect()
+}
+
+/// Lets Secrets Manager invoke the function, for this secret only.
+pub async fn add_invoke_permission(
+    c: &Clients,
+    function: &str,
+    sid: &str,
+    secret_arn: &str,
+    account: &str,
+) -> Result<(), AwsError> {
+    let lock = c.function_locks.lock_for(function);
+    let _guard = lock.lock().await;
+    c.lambda
+        .add_permission()
+        .function_name(function)
+        .statement_id(sid)
+        .action("lambda:InvokeFunction")
+        .principal(SECRETS_MANAGER_PRINCIPAL)
+        .source_arn(secret_arn)
+        .source_account(account)
+        .send()
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
+/// Not found (function or statement) counts as done.
+pub async fn remove_permission(c: &Clients, function: &str, sid: &str) -> Result<(), AwsError> {
+    let lock = c.function_locks.lock_for(function);
+    let _guard = lock.lock().await;
+    c.lambda
+        .remove_permission()
+        .function_name(function)
+        .statement_id(sid)
+        .send()
+        .await
+        .map_err(classify)
+        .or_not_found()?;
+    Ok(())
+}
+
+/// Places the function in the given subnets and security groups (both
+/// empty: out of any VPC), then waits for the update to finish.
+pub async fn update_vpc_config(
+    c: &Clients,
+    function: &str,
+    subnet_ids: &[String],
+    security_group_ids: &[String],
+    deadline: &Deadline,
+) -> Result<(), AwsError> {
+    let vpc = VpcConfig::builder()
+        .set_subnet_ids(Some(subnet_ids.to_vec()))
+        .set_security_group_ids(Some(security_group_ids.to_vec()))
+        .build();
+    c.lambda
+        .update_function_configuration()
+        .function_name(function)
+        .vpc_config(vpc)
+        .send()
+        .await
+        .map_err(classify)?;
+    wait_function_updated(c, function, deadline).await
+}
+
+pub async fn wait_function_updated(
+    c: &Clients,
+    function: &str,
+    deadline: &Deadline,
+) -> Result<(), AwsError> {
+    poll_until(deadline, || async {
+        let f = c
+            .lambda
+            .get_function_configuration()
+            .function_name(function)
+            .send()
+            .await
+            .map_err(classify)?;
+        match f.last_update_status() {
+            Some(LastUpdateStatus::InProgress) => Ok(Poll::Pending),
+            Some(LastUpdateStatus::Failed) => Err(AwsError::Failed(format!(
+                "updating Lambda function {function} failed: {}",
+                f.last_update_status_reason().unwrap_or("no reason given")
+            ))),
+            _ => Ok(Poll::Ready(())),
+        }
+    })
+    .await
+}
+
+/// The function's tags (CloudFormation tags what it creates with its stack).
+pub async fn function_tags(
+    c: &Clients,
+    function_arn: &str,
+) -> Result<std::collections::HashMap<String, String>, AwsError> {
+    let out = c
+        .lambda
+        .list_tags()
+        .resource(function_arn)
+        .send()
+        .await
+        .map_err(classify)
+        .or_not_found()?;
+    Ok(out.and_then(|o| o.tags().cloned()).unwrap_or_default())
+}
+
+/// How long after a role change Lambda and Secrets Manager may still refuse
+/// (IAM is eventually consistent).
+pub const PROPAGATION: Duration = Duration::from_secs(120);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_statements_and_conditions() {
+        let policy = r#"{"Version":"2012-10-17","Statement":[
+          {"Sid":"a","Effect":"Allow","Principal":{"Service":"secretsmanager.amazonaws.com"},
+           "Action":"lambda:InvokeFunction","Resource":"arn:f",
+           "Condition":{"StringEquals":{"AWS:SourceAccount":"123"},"ArnLike":{"AWS:SourceArn":"arn:s"}}},
+          {"Sid":"b","Principal":{"Service":"events.amazonaws.com"}}]}"#;
+        let s = parse_policy(policy);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].sid, "a");
+        assert_eq!(s[0].source_arn.as_deref(), Some("arn:s"));
+        assert_eq!(s[0].source_account.as_deref(), Some("123"));
+        assert_eq!(s[1].source_arn, None);
+        assert!(parse_policy("garbage").is_empty());
+    }
+}

@@ -1,0 +1,86 @@
+//! The AWS edge: clients, error classification, retries and waits, and one
+//! small module per service with find / create / wait / delete helpers.
+//! Nothing outside this module sees an SDK error type.
+
+pub mod arn;
+pub mod cloudformation;
+pub mod error;
+pub mod iam;
+pub mod lambda;
+pub mod secretsmanager;
+pub mod serverlessrepo;
+pub mod sts;
+pub mod wait;
+
+pub use error::{AwsError, OptionalExt};
+pub use wait::Deadline;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One client per service, built from one `SdkConfig` without any network
+/// call.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    pub serverlessrepo: aws_sdk_serverlessapplicationrepository::Client,
+    pub sts: aws_sdk_sts::Client,
+    /// The configured region, if any.
+    pub region: Option<String>,
+    /// Lambda rejects concurrent changes to one function's policy, so adds
+    /// and removes of permissions are serialised per function.
+    pub function_locks: FunctionLocks,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FunctionLocks(Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl FunctionLocks {
+    pub fn lock_for(&self, function: &str) -> Arc<tokio::sync::Mutex<()>> {
+        // A poisoned map only means another thread panicked while holding it;
+        // the map itself is still usable.
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(function.to_string()).or_default().clone()
+    }
+}
+
+/// Per-service endpoint overrides from the provider's `endpoints` block.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Endpoints {
+    pub secretsmanager: Option<String>,
+    pub lambda: Option<String>,
+    pub iam: Option<String>,
+    pub cloudformation: Option<String>,
+    pub serverlessrepo: Option<String>,
+    pub sts: Option<String>,
+}
+
+impl Clients {
+    pub fn new(config: &aws_config::SdkConfig, endpoints: &Endpoints) -> Clients {
+        macro_rules! client {
+            ($krate:ident, $endpoint:expr) => {{
+                let mut b = $krate::config::Builder::from(config);
+                if let Some(url) = $endpoint {
+                    b = b.endpoint_url(url.clone());
+                }
+                $krate::Client::from_conf(b.build())
+            }};
+        }
+        Clients {
+            secretsmanager: client!(aws_sdk_secretsmanager, &endpoints.secretsmanager),
+            lambda: client!(aws_sdk_lambda, &endpoints.lambda),
+            iam: client!(aws_sdk_iam, &endpoints.iam),
+            cloudformation: client!(aws_sdk_cloudformation, &endpoints.cloudformation),
+            serverlessrepo: client!(
+                aws_sdk_serverlessapplicationrepository,
+                &endpoints.serverlessrepo
+            ),
+            sts: client!(aws_sdk_sts, &endpoints.sts),
+            region: config.region().map(|r| r.to_string()),
+            function_locks: FunctionLocks::default(),
+        }
+    }
+}

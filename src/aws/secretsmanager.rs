@@ -1,0 +1,142 @@
+//! Secrets Manager: describe the secret, turn rotation on and off, clean up
+//! a leftover AWSPENDING label. Never reads a secret value.
+
+use std::collections::HashMap;
+
+use aws_sdk_secretsmanager::types::RotationRulesType;
+
+use super::error::{classify, AwsError, OptionalExt};
+use super::Clients;
+
+/// The rotation rules as AWS reports or takes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rules {
+    pub automatically_after_days: Option<i64>,
+    pub schedule_expression: Option<String>,
+    pub duration: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretInfo {
+    pub arn: String,
+    pub name: String,
+    pub scheduled_for_deletion: bool,
+    pub owning_service: Option<String>,
+    pub rotation_enabled: bool,
+    pub rotation_lambda_arn: Option<String>,
+    pub rules: Option<Rules>,
+    /// Version id -> staging labels.
+    pub version_stages: HashMap<String, Vec<String>>,
+}
+
+impl SecretInfo {
+    /// The version holding `label`, if any.
+    pub fn version_with(&self, label: &str) -> Option<&str> {
+        self.version_stages
+            .iter()
+            .find(|(_, labels)| labels.iter().any(|l| l == label))
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+/// The secret, or `None` when it does not exist. A secret scheduled for
+/// deletion is returned with `scheduled_for_deletion` set: callers decide.
+pub async fn find_secret(c: &Clients, secret_id: &str) -> Result<Option<SecretInfo>, AwsError> {
+    let out = c
+        .secretsmanager
+        .describe_secret()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .map_err(classify)
+        .or_not_found()?;
+    let Some(out) = out else { return Ok(None) };
+    Ok(Some(SecretInfo {
+        arn: out.arn().unwrap_or_default().to_string(),
+        name: out.name().unwrap_or_default().to_string(),
+        scheduled_for_deletion: out.deleted_date().is_some(),
+        owning_service: out.owning_service().map(str::to_string),
+        rotation_enabled: out.rotation_enabled().unwrap_or(false),
+        rotation_lambda_arn: out
+            .rotation_lambda_arn()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        rules: out.rotation_rules().map(|r| Rules {
+            automatically_after_days: r.automatically_after_days(),
+            schedule_expression: r
+                .schedule_expression()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+            duration: r.duration().filter(|s| !s.is_empty()).map(str::to_string),
+        }),
+        version_stages: out.version_ids_to_stages().cloned().unwrap_or_default(),
+    }))
+}
+
+/// Turns rotation on. The request token makes our own retries idempotent.
+pub async fn rotate_secret(
+    c: &Clients,
+    secret_arn: &str,
+    lambda_arn: &str,
+    rules: &Rules,
+    rotate_immediately: bool,
+    client_request_token: &str,
+) -> Result<Option<String>, AwsError> {
+    let mut r = RotationRulesType::builder();
+    if let Some(e) = &rules.schedule_expression {
+        r = r.schedule_expression(e);
+    } else if let Some(d) = rules.automatically_after_days {
+        r = r.automatically_after_days(d);
+    }
+    if let Some(d) = &rules.duration {
+        r = r.duration(d);
+    }
+    let out = c
+        .secretsmanager
+        .rotate_secret()
+        .secret_id(secret_arn)
+        .client_request_token(client_request_token)
+        .rotation_lambda_arn(lambda_arn)
+        .rotation_rules(r.build())
+        .rotate_immediately(rotate_immediately)
+        .send()
+        .await
+        .map_err(classify)?;
+    Ok(out.version_id().map(str::to_string))
+}
+
+/// Turns rotation off. Not found counts as done.
+pub async fn cancel_rotation(c: &Clients, secret_arn: &str) -> Result<(), AwsError> {
+    c.secretsmanager
+        .cancel_rotate_secret()
+        .secret_id(secret_arn)
+        .send()
+        .await
+        .map_err(classify)
+        .or_not_found()?;
+    Ok(())
+}
+
+/// Removes AWSPENDING from a version that is not AWSCURRENT: a cancelled or
+/// interrupted rotation leaves it behind, and it blocks the next rotation.
+pub async fn remove_orphan_pending_label(c: &Clients, secret_arn: &str) -> Result<(), AwsError> {
+    let Some(info) = find_secret(c, secret_arn).await? else {
+        return Ok(());
+    };
+    let Some(pending) = info.version_with("AWSPENDING") else {
+        return Ok(());
+    };
+    if info.version_with("AWSCURRENT") == Some(pending) {
+        return Ok(());
+    }
+    c.secretsmanager
+        .update_secret_version_stage()
+        .secret_id(secret_arn)
+        .version_stage("AWSPENDING")
+        .remove_from_version_id(pending)
+        .send()
+        .await
+        .map_err(classify)
+        .or_not_found()?;
+    Ok(())
+}

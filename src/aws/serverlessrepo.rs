@@ -1,0 +1,187 @@
+//! Serverless Application Repository: the rotation templates, and the
+//! change set that deploys one as a CloudFormation stack.
+
+use aws_sdk_serverlessapplicationrepository::types::ParameterValue;
+
+use super::arn::partition_of_region;
+use super::error::{classify, AwsError};
+use super::Clients;
+
+/// The SAR application behind each `rotation_type`.
+pub fn application_name(rotation_type: &str) -> Option<&'static str> {
+    Some(match rotation_type {
+        "mysql_single_user" => "SecretsManagerRDSMySQLRotationSingleUser",
+        "mysql_multi_user" => "SecretsManagerRDSMySQLRotationMultiUser",
+        "postgresql_single_user" => "SecretsManagerRDSPostgreSQLRotationSingleUser",
+        "postgresql_multi_user" => "SecretsManagerRDSPostgreSQLRotationMultiUser",
+        "generic" => "SecretsManagerRotationTemplate",
+        _ => return None,
+    })
+}
+
+/// The `rotation_type` of an application ARN or name.
+pub fn rotation_type_of_application(application: &str) -> Option<&'static str> {
+    let name = application.rsplit('/').next()?;
+    [
+        "mysql_single_user",
+        "mysql_multi_user",
+        "postgresql_single_user",
+        "postgresql_multi_user",
+        "generic",
+    ]
+    .into_iter()
+    .find(|t| application_name(t) == Some(name))
+}
+
+/// The application ARN in the partition of `region`: AWS publishes the
+/// rotation applications from one account and region per partition.
+pub fn application_arn(rotation_type: &str, region: &str) -> Option<String> {
+    let name = application_name(rotation_type)?;
+    let (partition, home, account) = match partition_of_region(region) {
+        "aws-cn" => ("aws-cn", "cn-north-1", "193023089310"),
+        "aws-us-gov" => ("aws-us-gov", "us-gov-west-1", "023102451235"),
+        _ => ("aws", "us-east-1", "297356227824"),
+    };
+    Some(format!(
+        "arn:{partition}:serverlessrepo:{home}:{account}:applications/{name}"
+    ))
+}
+
+/// The parameters each template declares, for when the repository cannot
+/// tell us (GetApplication denied or unavailable).
+pub fn known_parameters(rotation_type: &str) -> &'static [&'static str] {
+    const SINGLE: &[&str] = &[
+        "endpoint",
+        "functionName",
+        "vpcSubnetIds",
+        "vpcSecurityGroupIds",
+        "excludeCharacters",
+        "kmsKeyArn",
+    ];
+    const MULTI: &[&str] = &[
+        "endpoint",
+        "functionName",
+        "vpcSubnetIds",
+        "vpcSecurityGroupIds",
+        "excludeCharacters",
+        "kmsKeyArn",
+        "masterSecretArn",
+        "masterSecretKmsKeyArn",
+    ];
+    const GENERIC: &[&str] = &[
+        "endpoint",
+        "functionName",
+        "vpcSubnetIds",
+        "vpcSecurityGroupIds",
+        "kmsKeyArn",
+    ];
+    match rotation_type {
+        "generic" => GENERIC,
+        t if t.ends_with("_multi_user") => MULTI,
+        _ => SINGLE,
+    }
+}
+
+/// The parameters the template version declares, with their defaults,
+/// from the repository.
+pub async fn template_parameters(
+    c: &Clients,
+    application_arn: &str,
+    version: &str,
+) -> Result<Vec<(String, Option<String>)>, AwsError> {
+    let out = c
+        .serverlessrepo
+        .get_application()
+        .application_id(application_arn)
+        .semantic_version(version)
+        .send()
+        .await
+        .map_err(classify)?;
+    Ok(out
+        .version()
+        .map(|v| {
+            v.parameter_definitions()
+                .iter()
+                .filter_map(|p| {
+                    Some((p.name()?.to_string(), p.default_value().map(str::to_string)))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+#[derive(Debug, Clone)]
+pub struct ChangeSet {
+    pub change_set_id: String,
+    pub stack_id: String,
+}
+
+/// Asks the repository for a change set that creates or updates the stack
+/// `serverlessrepo-<stack_name>`.
+pub async fn create_change_set(
+    c: &Clients,
+    application_arn: &str,
+    version: &str,
+    stack_name: &str,
+    parameters: &[(String, String)],
+) -> Result<ChangeSet, AwsError> {
+    let mut req = c
+        .serverlessrepo
+        .create_cloud_formation_change_set()
+        .application_id(application_arn)
+        .semantic_version(version)
+        .stack_name(stack_name)
+        .capabilities("CAPABILITY_IAM")
+        .capabilities("CAPABILITY_RESOURCE_POLICY");
+    for (name, value) in parameters {
+        req = req.parameter_overrides(ParameterValue::builder().name(name).value(value).build());
+    }
+    let out = req.send().await.map_err(classify)?;
+    match (out.change_set_id(), out.stack_id()) {
+        (Some(cs), Some(stack)) => Ok(ChangeSet {
+            change_set_id: cs.to_string(),
+            stack_id: stack.to_string(),
+        }),
+        _ => Err(AwsError::Failed(
+            "the repository answered without a change set or stack id".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn application_arns_per_partition() {
+        assert_eq!(
+            application_arn("mysql_single_user", "eu-west-1").as_deref(),
+            Some("arn:aws:serverlessrepo:us-east-1:297356227824:applications/SecretsManagerRDSMySQLRotationSingleUser")
+        );
+        assert_eq!(
+            application_arn("generic", "cn-northwest-1").as_deref(),
+            Some("arn:aws-cn:serverlessrepo:cn-north-1:193023089310:applications/SecretsManagerRotationTemplate")
+        );
+        assert!(
+            application_arn("postgresql_multi_user", "us-gov-east-1").is_some_and(
+                |a| a.starts_with("arn:aws-us-gov:serverlessrepo:us-gov-west-1:023102451235:")
+            )
+        );
+        assert_eq!(application_arn("oracle", "us-east-1"), None);
+    }
+
+    #[test]
+    fn rotation_type_from_application_arn() {
+        for t in [
+            "mysql_single_user",
+            "mysql_multi_user",
+            "postgresql_single_user",
+            "postgresql_multi_user",
+            "generic",
+        ] {
+            let arn = application_arn(t, "us-east-1").unwrap_or_default();
+            assert_eq!(rotation_type_of_application(&arn), Some(t));
+        }
+        assert_eq!(rotation_type_of_application("arn:x/Other"), None);
+    }
+}

@@ -1,0 +1,457 @@
+//! Planning: config + prior state + prior private state -> planned state
+//! and replace paths. Pure.
+//!
+//! Values known only after apply are unknown on create and when their
+//! inputs change; otherwise they are carried from the prior state so that a
+//! plan with no change is empty. When a read found drift (a part missing or
+//! changed), the prior state shows it and the plan puts the configured value
+//! back, which is the diff Terraform prints.
+
+use crate::aws::arn::{dns_suffix, partition_of_region, Arn};
+use crate::tf::{AttributePath, Diagnostics, Value};
+
+use super::model::{Attr, Rotation, RotationRules};
+use super::private::Private;
+use super::schedule;
+use super::validate;
+
+/// The SAR template version used when `template_version` is not set: the
+/// one AWS CDK pins for the `aws` partition.
+pub const DEFAULT_TEMPLATE_VERSION: &str = "1.1.671";
+
+pub struct PlanContext<'a> {
+    /// The provider's region, for the default endpoint when `secret_id` is a
+    /// name and not an ARN.
+    pub region: Option<&'a str>,
+}
+
+#[derive(Debug, Default)]
+pub struct Planned {
+    pub state: Value,
+    pub requires_replace: Vec<AttributePath>,
+    pub diagnostics: Diagnostics,
+}
+
+pub fn plan(config: &Value, prior: &Value, private: &Private, ctx: &PlanContext) -> Planned {
+    if config.is_null() {
+        // Destroy.
+        return Planned {
+            state: Value::Null,
+            ..Default::default()
+        };
+    }
+    let c = Rotation::from_value(config);
+    let diagnostics = validate::validate(&c);
+    let prior_exists = !prior.is_null();
+    let p = Rotation::from_value(prior);
+
+    let replacing = prior_exists && c.secret_id != p.secret_id;
+    let mut requires_replace = Vec::new();
+    if replacing {
+        requires_replace.push(AttributePath::root("secret_id"));
+    }
+    // On create or replace, nothing is carried over.
+    let p = if prior_exists && !replacing {
+        p
+    } else {
+        Rotation::default()
+    };
+
+    let mut out = c.clone();
+    out.id = p.id.clone().or(Attr::Unknown);
+    out.secret_arn = p.secret_arn.clone().or(Attr::Unknown);
+    out.rotate_immediately = c.rotate_immediately.clone().or(Attr::Known(true));
+    out.enabled = c.enabled.clone().or(Attr::Known(true));
+    out.permission_statement_id = c
+        .permission_statement_id
+        .clone()
+        .or(p.permission_statement_id.clone())
+        .or(match c.secret_id.known() {
+            Some(id) => Attr::Known(default_statement_id(id)),
+            None => Attr::Unknown,
+        });
+
+    let template = !c.rotation_type.is_null();
+    if template {
+        let same_type = p.rotation_type == c.rotation_type && !p.rotation_type.is_null();
+        out.template_version = c
+            .template_version
+            .clone()
+            .or(if same_type {
+                p.template_version.clone()
+            } else {
+                Attr::Null
+            })
+            .or(Attr::Known(DEFAULT_TEMPLATE_VERSION.into()));
+        out.function_name = c
+            .function_name
+            .clone()
+            .or(if same_type {
+                p.function_name.clone()
+            } else {
+                Attr::Null
+            })
+            .or(match (c.secret_id.known(), c.rotation_type.known()) {
+                (Some(id), Some(t)) => Attr::Known(default_function_name(id, t)),
+                _ => Attr::Unknown,
+            });
+        out.endpoint = c
+            .endpoint
+            .clone()
+            .or(p.endpoint.clone())
+            .or(match c.secret_id.known() {
+                Some(id) => default_endpoint(id, ctx.region)
+                    .map(Attr::Known)
+                    .unwrap_or(Attr::Unknown),
+                None => Attr::Unknown,
+            });
+        // The stack stays while the template stays; a deleted stack (null
+        // after read) is planned anew.
+        let keeps_stack = same_type && p.stack_id.known().is_some();
+        out.stack_id = if keeps_stack {
+            p.stack_id.clone()
+        } else {
+            Attr::Unknown
+        };
+        let keeps_lambda = keeps_stack && out.function_name == p.function_name;
+        let stack_lambda = private
+            .stack
+            .as_ref()
+            .and_then(|s| s.lambda_arn.clone())
+            .map(Attr::Known)
+            .unwrap_or(Attr::Null);
+        out.rotation_lambda_arn = if keeps_lambda {
+            stack_lambda
+                .or(p.rotation_lambda_arn.clone())
+                .or(Attr::Unknown)
+        } else {
+            Attr::Unknown
+        };
+        out.rotation_lambda_role_arn = if keeps_lambda {
+            p.rotation_lambda_role_arn.clone().or(Attr::Unknown)
+        } else {
+            Attr::Unknown
+        };
+    } else {
+        out.template_version = Attr::Null;
+        out.function_name = Attr::Null;
+        out.endpoint = Attr::Null;
+        out.stack_id = Attr::Null;
+        // The role is known when the Lambda is the one already in use.
+        let same_lambda = c.rotation_lambda_arn.known().is_some_and(|arn| {
+            private.lambda.as_ref() == Some(arn) || p.rotation_lambda_arn.known() == Some(arn)
+        });
+        out.rotation_lambda_role_arn = if same_lambda {
+            p.rotation_lambda_role_arn.clone().or(Attr::Unknown)
+        } else {
+            Attr::Unknown
+        };
+    }
+
+    out.rotation_rules = match &c.rotation_rules {
+        Attr::Known(rules) => Attr::Known(rules.iter().map(|r| plan_rules(r, &c)).collect()),
+        other => other.clone(),
+    };
+
+    Planned {
+        state: out.to_value(),
+        requires_replace,
+        diagnostics,
+    }
+}
+
+fn plan_rules(r: &RotationRules, c: &Rotation) -> RotationRules {
+    let mut out = r.clone();
+    if r.automatically_after_days.is_null() {
+        out.automatically_after_days = match r.max_credential_age_days {
+            Attr::Known(n) if !c.rotation_type.is_unknown() => {
+                match schedule::days_for_max_credential_age(n, c.is_multi_user()) {
+                    Ok(days) => Attr::Known(days),
+                    Err(_) => Attr::Unknown,
+                }
+            }
+            Attr::Null => Attr::Null,
+            _ => Attr::Unknown,
+        };
+    }
+    out
+}
+
+/// A 64-bit FNV-1a hash: stable across releases and platforms, which std's
+/// hasher is not promised to be.
+pub fn stable_hash(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+pub fn default_statement_id(secret_id: &str) -> String {
+    format!("rdsrot-{:016x}", stable_hash(secret_id))
+}
+
+/// The secret's name as far as `secret_id` tells it: an ARN's resource part
+/// without the random six-character suffix AWS adds.
+pub fn secret_short_name(secret_id: &str) -> &str {
+    match Arn::parse(secret_id).and_then(|a| a.resource.strip_prefix("secret:")) {
+        Some(name) => match name.rsplit_once('-') {
+            Some((base, suffix)) if suffix.len() == 6 && !base.is_empty() => base,
+            _ => name,
+        },
+        None => secret_id,
+    }
+}
+
+/// `rdsrot-<secret name>-<hash>`, at most 64 characters, valid as a Lambda
+/// name; the hash keeps two secrets with similar names apart and changes
+/// with the rotation type, so a type change never collides with the old
+/// stack's function.
+pub fn default_function_name(secret_id: &str, rotation_type: &str) -> String {
+    let hash = stable_hash(&format!("{secret_id}/{rotation_type}")) as u32;
+    let name: String = secret_short_name(secret_id)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64 - "rdsrot-".len() - 9)
+        .collect();
+    format!("rdsrot-{name}-{hash:08x}")
+}
+
+pub fn default_endpoint(secret_id: &str, provider_region: Option<&str>) -> Option<String> {
+    let region = match Arn::parse(secret_id) {
+        Some(a) if !a.region.is_empty() => a.region,
+        _ => provider_region?,
+    };
+    let suffix = dns_suffix(partition_of_region(region));
+    Some(format!("https://secretsmanager.{region}.{suffix}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rotation::private::StackRecord;
+
+    const SECRET: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/db-AbCdEf";
+    const LAMBDA: &str = "arn:aws:lambda:eu-west-1:123456789012:function:stack-fn";
+    const OTHER_LAMBDA: &str = "arn:aws:lambda:eu-west-1:123456789012:function:other";
+    const ROLE: &str = "arn:aws:iam::123456789012:role/stack-role";
+    const STACK: &str = "arn:aws:cloudformation:eu-west-1:123456789012:stack/s/1";
+
+    fn ctx() -> PlanContext<'static> {
+        PlanContext {
+            region: Some("us-east-1"),
+        }
+    }
+    fn config() -> Rotation {
+        Rotation {
+            secret_id: Attr::Known(SECRET.into()),
+            rotation_type: Attr::Known("postgresql_single_user".into()),
+            rotation_rules: Attr::Known(vec![RotationRules {
+                automatically_after_days: Attr::Known(30),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+    fn private() -> Private {
+        Private {
+            stack: Some(StackRecord {
+                name: "rdsrot-x".into(),
+                id: Some(STACK.into()),
+                lambda_arn: Some(LAMBDA.into()),
+            }),
+            ..Private::new()
+        }
+    }
+    /// What apply would have stored for `config()`.
+    fn applied() -> Rotation {
+        let planned = plan(&config().to_value(), &Value::Null, &Private::new(), &ctx());
+        let mut s = Rotation::from_value(&planned.state);
+        s.id = Attr::Known(SECRET.into());
+        s.secret_arn = Attr::Known(SECRET.into());
+        s.stack_id = Attr::Known(STACK.into());
+        s.rotation_lambda_arn = Attr::Known(LAMBDA.into());
+        s.rotation_lambda_role_arn = Attr::Known(ROLE.into());
+        s
+    }
+
+    #[test]
+    fn create_plans_defaults_and_unknowns() {
+        let planned = plan(&config().to_value(), &Value::Null, &Private::new(), &ctx());
+        assert!(planned.diagnostics.is_empty());
+        assert!(planned.requires_replace.is_empty());
+        let s = Rotation::from_value(&planned.state);
+        for a in [
+            &s.id,
+            &s.secret_arn,
+            &s.stack_id,
+            &s.rotation_lambda_arn,
+            &s.rotation_lambda_role_arn,
+        ] {
+            assert!(a.is_unknown());
+        }
+        assert_eq!(s.enabled, Attr::Known(true));
+        assert_eq!(s.rotate_immediately, Attr::Known(true));
+        assert_eq!(
+            s.template_version.as_deref(),
+            Some(DEFAULT_TEMPLATE_VERSION)
+        );
+        assert_eq!(
+            s.endpoint.as_deref(),
+            Some("https://secretsmanager.eu-west-1.amazonaws.com"),
+            "region comes from the secret ARN"
+        );
+        let f = s.function_name.as_deref().unwrap_or_default();
+        assert!(
+            f.starts_with("rdsrot-app-db-") && validate::is_lambda_name(f),
+            "{f}"
+        );
+        assert_eq!(
+            s.permission_statement_id,
+            Attr::Known(default_statement_id(SECRET))
+        );
+    }
+
+    #[test]
+    fn identical_prior_gives_an_identical_plan() {
+        let prior = applied().to_value();
+        let planned = plan(&config().to_value(), &prior, &private(), &ctx());
+        assert!(planned.requires_replace.is_empty());
+        assert!(planned.state.same_as(&prior), "{:#?}", planned.state);
+    }
+
+    #[test]
+    fn only_a_changed_secret_id_replaces() {
+        let prior = applied().to_value();
+        let mut c = config();
+        c.rotation_rules = Attr::Known(vec![RotationRules {
+            schedule_expression: Attr::Known("rate(10 days)".into()),
+            ..Default::default()
+        }]);
+        let planned = plan(&c.to_value(), &prior, &private(), &ctx());
+        assert!(planned.requires_replace.is_empty());
+        c.secret_id = Attr::Known("another".into());
+        let planned = plan(&c.to_value(), &prior, &private(), &ctx());
+        assert_eq!(
+            planned.requires_replace,
+            vec![AttributePath::root("secret_id")]
+        );
+        assert!(Rotation::from_value(&planned.state).stack_id.is_unknown());
+    }
+
+    #[test]
+    fn long_names_give_a_valid_function_name_and_cn_endpoints() {
+        let long = "x".repeat(300);
+        let f = default_function_name(&long, "generic");
+        assert!(f.len() <= 64 && validate::is_lambda_name(&f), "{f}");
+        assert_ne!(f, default_function_name(&long, "mysql_single_user"));
+        assert_eq!(
+            default_endpoint("db", Some("cn-north-1")).as_deref(),
+            Some("https://secretsmanager.cn-north-1.amazonaws.com.cn")
+        );
+        assert_eq!(default_endpoint("db", None), None);
+    }
+
+    #[test]
+    fn max_credential_age_computes_the_days() {
+        let mut c = config();
+        c.rotation_type = Attr::Known("mysql_multi_user".into());
+        c.master_secret_arn =
+            Attr::Known("arn:aws:secretsmanager:eu-west-1:1:secret:m-AbCdEf".into());
+        c.rotation_rules = Attr::Known(vec![RotationRules {
+            max_credential_age_days: Attr::Known(90),
+            ..Default::default()
+        }]);
+        let s =
+            Rotation::from_value(&plan(&c.to_value(), &Value::Null, &Private::new(), &ctx()).state);
+        assert_eq!(
+            s.rules().map(|r| r.automatically_after_days.clone()),
+            Some(Attr::Known(45))
+        );
+    }
+
+    /// Each drift a read records in the prior state plans back to config.
+    #[test]
+    fn drift_plans_back_to_the_configuration() {
+        let cfg = config().to_value();
+        let check = |drift: &dyn Fn(&mut Rotation), what: &dyn Fn(&Rotation) -> bool| {
+            let mut prior = applied();
+            drift(&mut prior);
+            let planned = plan(&cfg, &prior.to_value(), &private(), &ctx());
+            assert!(planned.requires_replace.is_empty());
+            assert!(!planned.state.same_as(&prior.to_value()), "a diff");
+            assert!(what(&Rotation::from_value(&planned.state)));
+        };
+        check(&|p| p.enabled = Attr::Known(false), &|s| {
+            s.enabled == Attr::Known(true)
+        });
+        check(
+            &|p| {
+                p.rotation_rules = Attr::Known(vec![RotationRules {
+                    schedule_expression: Attr::Known("rate(5 days)".into()),
+                    ..Default::default()
+                }])
+            },
+            &|s| s.rules().map(|r| r.automatically_after_days.clone()) == Some(Attr::Known(30)),
+        );
+        check(
+            &|p| p.rotation_lambda_arn = Attr::Known(OTHER_LAMBDA.into()),
+            &|s| s.rotation_lambda_arn.as_deref() == Some(LAMBDA),
+        );
+        check(&|p| p.permission_statement_id = Attr::Null, &|s| {
+            s.permission_statement_id == Attr::Known(default_statement_id(SECRET))
+        });
+        check(&|p| p.stack_id = Attr::Null, &|s| {
+            s.stack_id.is_unknown() && s.rotation_lambda_arn.is_unknown()
+        });
+        check(
+            &|p| p.vpc_subnet_ids = Attr::Known(vec!["subnet-9".into()]),
+            &|s| s.vpc_subnet_ids.is_null(),
+        );
+    }
+
+    #[test]
+    fn another_existing_lambda_makes_its_role_unknown() {
+        let mut c = config();
+        c.rotation_type = Attr::Null;
+        c.rotation_lambda_arn = Attr::Known(LAMBDA.into());
+        let mut prior =
+            Rotation::from_value(&plan(&c.to_value(), &Value::Null, &Private::new(), &ctx()).state);
+        prior.rotation_lambda_arn = Attr::Known(LAMBDA.into());
+        prior.rotation_lambda_role_arn = Attr::Known(ROLE.into());
+        let kept = Rotation::from_value(
+            &plan(&c.to_value(), &prior.to_value(), &Private::new(), &ctx()).state,
+        );
+        assert_eq!(kept.rotation_lambda_role_arn.as_deref(), Some(ROLE));
+        c.rotation_lambda_arn = Attr::Known(OTHER_LAMBDA.into());
+        let moved = Rotation::from_value(
+            &plan(&c.to_value(), &prior.to_value(), &Private::new(), &ctx()).state,
+        );
+        assert!(moved.rotation_lambda_role_arn.is_unknown());
+        assert!(moved.stack_id.is_null() && moved.function_name.is_null());
+    }
+
+    #[test]
+    fn destroy_plans_null() {
+        let planned = plan(&Value::Null, &applied().to_value(), &private(), &ctx());
+        assert!(planned.state.is_null());
+    }
+
+    #[test]
+    fn a_rotation_type_change_plans_a_new_stack() {
+        let mut c = config();
+        c.rotation_type = Attr::Known("mysql_single_user".into());
+        let s = Rotation::from_value(
+            &plan(&c.to_value(), &applied().to_value(), &private(), &ctx()).state,
+        );
+        assert!(s.stack_id.is_unknown());
+        assert_ne!(s.function_name, applied().function_name);
+    }
+}

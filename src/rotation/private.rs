@@ -1,0 +1,110 @@
+//! Private state: what the provider created and must undo, as versioned
+//! JSON (`{"v":1,...}`). Keys are never reused for a different meaning.
+//! No secret value is ever recorded here.
+
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Private {
+    pub v: u32,
+    /// The Lambda rotation runs: the stack's, or the existing one configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lambda: Option<String>,
+    /// The CloudFormation stack deployed from the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<StackRecord>,
+    /// A stack being replaced (a new rotation type, or an existing Lambda
+    /// instead of the template): recorded until it is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_stack: Option<StackRecord>,
+    /// The invoke permission statement we added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permission: Option<PermissionRecord>,
+    /// The inline role policy we put on the Lambda's role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_policy: Option<RolePolicyRecord>,
+    /// The VPC placement an existing Lambda had before we changed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_vpc: Option<VpcRecord>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StackRecord {
+    pub name: String,
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The Lambda the stack made, once known.
+    #[serde(default)]
+    pub lambda_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PermissionRecord {
+    pub function: String,
+    pub sid: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolePolicyRecord {
+    pub role: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcRecord {
+    /// The function this placement belongs to.
+    #[serde(default)]
+    pub function: Option<String>,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+impl Private {
+    pub fn new() -> Private {
+        Private {
+            v: VERSION,
+            ..Default::default()
+        }
+    }
+
+    /// Empty bytes (a resource never applied) and unreadable bytes both give
+    /// an empty record; the read step rebuilds what it can from AWS.
+    pub fn decode(bytes: &[u8]) -> Private {
+        if bytes.is_empty() {
+            return Private::new();
+        }
+        serde_json::from_slice(bytes).unwrap_or_else(|_| Private::new())
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut p = self.clone();
+        p.v = VERSION;
+        // Serialising plain strings and options cannot fail.
+        serde_json::to_vec(&p).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_tolerates_garbage() {
+        let p = Private {
+            v: VERSION,
+            stack: Some(StackRecord {
+                name: "s".into(),
+                id: Some("id".into()),
+                lambda_arn: None,
+            }),
+            ..Default::default()
+        };
+        let bytes = p.encode();
+        assert!(bytes.starts_with(b"{\"v\":1"));
+        assert_eq!(Private::decode(&bytes), p);
+        assert_eq!(Private::decode(b"not json"), Private::new());
+        assert_eq!(Private::decode(b""), Private::new());
+    }
+}

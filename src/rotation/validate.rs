@@ -1,0 +1,542 @@
+//! Plan-time checks of an `rdsrot_rotation` configuration. Pure: no AWS
+//! call. A value that is not known yet skips the checks that need it.
+
+use crate::aws::arn::Arn;
+use crate::tf::{AttributePath, Diagnostic, Diagnostics};
+
+use super::model::{Attr, Rotation};
+use super::schedule;
+
+pub const ROTATION_TYPES: [&str; 5] = [
+    "mysql_single_user",
+    "mysql_multi_user",
+    "postgresql_single_user",
+    "postgresql_multi_user",
+    "generic",
+];
+
+fn root(name: &str) -> AttributePath {
+    AttributePath::root(name)
+}
+pub fn rules_path(name: &str) -> AttributePath {
+    AttributePath::root("rotation_rules").index(0).attr(name)
+}
+fn invalid(path: AttributePath, summary: &str, detail: impl Into<String>) -> Diagnostic {
+    Diagnostic::error(summary, detail).at(path)
+}
+
+pub fn validate(c: &Rotation) -> Diagnostics {
+    let mut d = Diagnostics::new();
+
+    if let Some(id) = c.secret_id.as_deref() {
+        if let Err(e) = check_secret_id(id) {
+            d.push(invalid(root("secret_id"), "Invalid secret_id", e));
+        }
+    }
+
+    // Template or existing Lambda: exactly one.
+    match (&c.rotation_type, &c.rotation_lambda_arn) {
+        (Attr::Null, Attr::Null) => d.push(invalid(
+            root("rotation_type"),
+            "Missing rotation_type or rotation_lambda_arn",
+            "Set `rotation_type` to deploy a rotation template, or `rotation_lambda_arn` to use \
+an existing rotation Lambda.",
+        )),
+        (Attr::Known(_) | Attr::Unknown, Attr::Known(_) | Attr::Unknown) => d.push(invalid(
+            root("rotation_lambda_arn"),
+            "Conflicting rotation_type and rotation_lambda_arn",
+            "Set only one of `rotation_type` (deploy a template) and `rotation_lambda_arn` (use \
+an existing Lambda).",
+        )),
+        _ => {}
+    }
+    if let Some(t) = c.rotation_type.as_deref() {
+        if !ROTATION_TYPES.contains(&t) {
+            d.push(invalid(
+                root("rotation_type"),
+                "Unknown rotation_type",
+                format!("{t:?} is not one of {}.", ROTATION_TYPES.join(", ")),
+            ));
+        }
+        let multi = t.ends_with("_multi_user");
+        if multi && c.master_secret_arn.is_null() {
+            d.push(invalid(
+                root("master_secret_arn"),
+                "Missing master_secret_arn",
+                format!("The {t} strategy signs in with a master secret: set `master_secret_arn`."),
+            ));
+        }
+        if t.ends_with("_single_user") && !c.master_secret_arn.is_null() {
+            d.push(invalid(
+                root("master_secret_arn"),
+                "master_secret_arn with a single-user rotation",
+                format!(
+                    "The {t} strategy changes the user's own password and uses no master \
+secret: remove `master_secret_arn` or choose a multi-user type."
+                ),
+            ));
+        }
+    }
+    if !c.rotation_lambda_arn.is_null() {
+        for name in ["function_name", "endpoint", "template_version"] {
+            let set = match name {
+                "function_name" => !c.function_name.is_null(),
+                "endpoint" => !c.endpoint.is_null(),
+                _ => !c.template_version.is_null(),
+            };
+            if set {
+                d.push(invalid(
+                    root(name),
+                    "Template argument with an existing Lambda",
+                    format!(
+                        "`{name}` configures the rotation template; it has no meaning with \
+`rotation_lambda_arn`."
+                    ),
+                ));
+            }
+        }
+    }
+
+    let arn_checks: [(&str, &Attr<String>, &str, &[&str]); 4] = [
+        (
+            "rotation_lambda_arn",
+            &c.rotation_lambda_arn,
+            "lambda",
+            &["function:"],
+        ),
+        (
+            "master_secret_arn",
+            &c.master_secret_arn,
+            "secretsmanager",
+            &["secret:"],
+        ),
+        (
+            "master_secret_kms_key_arn",
+            &c.master_secret_kms_key_arn,
+            "kms",
+            &["key/", "alias/"],
+        ),
+        ("kms_key_arn", &c.kms_key_arn, "kms", &["key/", "alias/"]),
+    ];
+    for (name, value, service, prefixes) in arn_checks {
+        if let Some(v) = value.as_deref() {
+            if let Err(e) = check_arn(v, service, prefixes) {
+                d.push(invalid(root(name), &format!("Invalid {name}"), e));
+            }
+        }
+    }
+
+    if let Some(f) = c.function_name.as_deref() {
+        if !is_lambda_name(f) {
+            d.push(invalid(
+                root("function_name"),
+                "Invalid function_name",
+                format!("{f:?} must be 1 to 64 letters, digits, hyphens or underscores."),
+            ));
+        }
+    }
+    if let Some(e) = c.endpoint.as_deref() {
+        if let Err(msg) = check_url(e) {
+            d.push(invalid(root("endpoint"), "Invalid endpoint", msg));
+        }
+    }
+    if let Some(sid) = c.permission_statement_id.as_deref() {
+        let ok = !sid.is_empty()
+            && sid.len() <= 100
+            && sid
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+        if !ok {
+            d.push(invalid(
+                root("permission_statement_id"),
+                "Invalid permission_statement_id",
+                format!("{sid:?} must be 1 to 100 letters, digits, hyphens or underscores."),
+            ));
+        }
+    }
+
+    // VPC: both or neither.
+    match (&c.vpc_subnet_ids, &c.vpc_security_group_ids) {
+        (Attr::Known(s), Attr::Null) if !s.is_empty() => d.push(invalid(
+            root("vpc_security_group_ids"),
+            "Subnets without security groups",
+            "Set `vpc_security_group_ids` together with `vpc_subnet_ids`.",
+        )),
+        (Attr::Null, Attr::Known(g)) if !g.is_empty() => d.push(invalid(
+            root("vpc_subnet_ids"),
+            "Security groups without subnets",
+            "Set `vpc_subnet_ids` together with `vpc_security_group_ids`.",
+        )),
+        (Attr::Known(s), Attr::Known(g)) if s.is_empty() != g.is_empty() => d.push(invalid(
+            root(if s.is_empty() {
+                "vpc_subnet_ids"
+            } else {
+                "vpc_security_group_ids"
+            }),
+            "Subnets and security groups go together",
+            "Set both `vpc_subnet_ids` and `vpc_security_group_ids`, or neither.",
+        )),
+        _ => {}
+    }
+
+    validate_rules(c, &mut d);
+
+    if let Attr::Known(t) = &c.timeouts {
+        for (name, v) in [
+            ("create", &t.create),
+            ("update", &t.update),
+            ("delete", &t.delete),
+        ] {
+            if let Some(text) = v.as_deref() {
+                if let Err(e) = schedule::parse_timeout(text) {
+                    d.push(invalid(root("timeouts").attr(name), "Invalid timeout", e));
+                }
+            }
+        }
+    }
+    d
+}
+
+fn validate_rules(c: &Rotation, d: &mut Diagnostics) {
+    let rules = match &c.rotation_rules {
+        Attr::Known(r) => r,
+        _ => return,
+    };
+    let Some(r) = rules.first() else {
+        d.push(invalid(
+            root("rotation_rules"),
+            "Missing rotation_rules",
+            "A `rotation_rules` block is required.",
+        ));
+        return;
+    };
+    let set: Vec<&str> = [
+        (
+            "automatically_after_days",
+            !r.automatically_after_days.is_null(),
+        ),
+        ("schedule_expression", !r.schedule_expression.is_null()),
+        (
+            "max_credential_age_days",
+            !r.max_credential_age_days.is_null(),
+        ),
+    ]
+    .iter()
+    .filter(|(_, s)| *s)
+    .map(|(n, _)| *n)
+    .collect();
+    if set.len() > 1 {
+        d.push(invalid(
+            rules_path(set[1]),
+            "More than one schedule setting",
+            format!(
+                "Set exactly one of automatically_after_days, schedule_expression and \
+max_credential_age_days; this block sets {}.",
+                set.join(" and ")
+            ),
+        ));
+    } else if set.is_empty() {
+        d.push(invalid(
+            root("rotation_rules").index(0),
+            "Missing schedule",
+            "Set one of automatically_after_days, schedule_expression or \
+max_credential_age_days.",
+        ));
+    }
+    if let Some(days) = r.automatically_after_days.known() {
+        if !(1..=schedule::MAX_DAYS).contains(days) {
+            d.push(invalid(
+                rules_path("automatically_after_days"),
+                "Invalid automatically_after_days",
+                format!(
+                    "automatically_after_days must be between 1 and 1000 (got {}).",
+                    display_number(*days)
+                ),
+            ));
+        }
+    }
+    if let Some(e) = r.schedule_expression.as_deref() {
+        if let Err(msg) = schedule::check_schedule_expression(e) {
+            d.push(invalid(
+                rules_path("schedule_expression"),
+                "Invalid schedule_expression",
+                msg,
+            ));
+        }
+    }
+    if let Some(n) = r.max_credential_age_days.known() {
+        // The strategy must be known to do the arithmetic.
+        if !c.rotation_type.is_unknown() {
+            if let Err(msg) = schedule::days_for_max_credential_age(*n, c.is_multi_user()) {
+                d.push(invalid(
+                    rules_path("max_credential_age_days"),
+                    "Invalid max_credential_age_days",
+                    msg,
+                ));
+            }
+        }
+    }
+    if let Some(dur) = r.duration.as_deref() {
+        if let Err(msg) = schedule::check_duration(dur) {
+            d.push(invalid(rules_path("duration"), "Invalid duration", msg));
+        }
+    }
+}
+
+fn display_number(n: i64) -> String {
+    if n == i64::MIN {
+        "a fraction".into()
+    } else {
+        n.to_string()
+    }
+}
+
+fn check_secret_id(id: &str) -> Result<(), String> {
+    if id.starts_with("arn:") {
+        return check_arn(id, "secretsmanager", &["secret:"]);
+    }
+    let ok = !id.is_empty()
+        && id.len() <= 512
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-!".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{id:?} is neither a Secrets Manager secret ARN nor a valid secret name (1 to 512 \
+letters, digits and /_+=.@-)."
+        ))
+    }
+}
+
+pub fn check_arn(text: &str, service: &str, resource_prefixes: &[&str]) -> Result<(), String> {
+    let Some(arn) = Arn::parse(text) else {
+        return Err(format!(
+            "{text:?} is not an ARN (arn:partition:{service}:region:account:...)."
+        ));
+    };
+    if arn.service != service {
+        return Err(format!(
+            "{text:?} is an ARN of the {} service; a {service} ARN is expected.",
+            arn.service
+        ));
+    }
+    let resource_ok = resource_prefixes.iter().any(|p| {
+        arn.resource
+            .strip_prefix(p)
+            .is_some_and(|rest| !rest.is_empty())
+    });
+    if arn.region.is_empty() || arn.account.is_empty() || !resource_ok {
+        return Err(format!(
+            "{text:?} does not have the shape arn:partition:{service}:region:account:{}...",
+            resource_prefixes.join("|")
+        ));
+    }
+    Ok(())
+}
+
+pub fn is_lambda_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?} must start with https:// (or http://)."))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("{url:?} has no host name."));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rotation::model::RotationRules;
+
+    const SECRET: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
+    const MASTER: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:master-AbCdEf";
+    const LAMBDA: &str = "arn:aws:lambda:us-east-1:123456789012:function:rotator";
+
+    fn k<T>(v: T) -> Attr<T> {
+        Attr::Known(v)
+    }
+    fn base() -> Rotation {
+        Rotation {
+            secret_id: k(SECRET.into()),
+            rotation_type: k("postgresql_single_user".into()),
+            rotation_rules: k(vec![RotationRules {
+                automatically_after_days: k(30),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+    }
+    fn with_rules(f: impl FnOnce(&mut RotationRules)) -> Rotation {
+        let mut c = base();
+        let mut r = RotationRules::default();
+        f(&mut r);
+        c.rotation_rules = k(vec![r]);
+        c
+    }
+    /// The paths of the diagnostics, as Terraform prints them.
+    fn paths(c: &Rotation) -> Vec<String> {
+        validate(c)
+            .iter()
+            .map(|d| {
+                d.attribute
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_config_has_no_diagnostics() {
+        assert!(validate(&base()).is_empty());
+        let mut multi = base();
+        multi.rotation_type = k("mysql_multi_user".into());
+        multi.master_secret_arn = k(MASTER.into());
+        multi.vpc_subnet_ids = k(vec!["subnet-1".into()]);
+        multi.vpc_security_group_ids = k(vec!["sg-1".into()]);
+        assert!(validate(&multi).is_empty(), "{:?}", validate(&multi));
+        let mut existing = base();
+        existing.rotation_type = Attr::Null;
+        existing.rotation_lambda_arn = k(LAMBDA.into());
+        assert!(validate(&existing).is_empty());
+    }
+
+    #[test]
+    fn unknown_rotation_type() {
+        let mut c = base();
+        c.rotation_type = k("oracle_single_user".into());
+        assert_eq!(paths(&c), ["rotation_type"]);
+    }
+
+    #[test]
+    fn both_or_neither_template_and_lambda() {
+        let mut both = base();
+        both.rotation_lambda_arn = k(LAMBDA.into());
+        assert_eq!(paths(&both), ["rotation_lambda_arn"]);
+        let mut neither = base();
+        neither.rotation_type = Attr::Null;
+        assert_eq!(paths(&neither), ["rotation_type"]);
+    }
+
+    #[test]
+    fn multi_user_needs_master_and_single_user_rejects_it() {
+        let mut multi = base();
+        multi.rotation_type = k("postgresql_multi_user".into());
+        assert_eq!(paths(&multi), ["master_secret_arn"]);
+        let mut single = base();
+        single.master_secret_arn = k(MASTER.into());
+        assert_eq!(paths(&single), ["master_secret_arn"]);
+    }
+
+    #[test]
+    fn days_out_of_range() {
+        for days in [0, 1001, -3] {
+            let c = with_rules(|r| r.automatically_after_days = k(days));
+            assert_eq!(
+                paths(&c),
+                ["rotation_rules[0].automatically_after_days"],
+                "{days}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_schedule_settings_or_none() {
+        let c = with_rules(|r| {
+            r.automatically_after_days = k(5);
+            r.schedule_expression = k("rate(5 days)".into());
+        });
+        assert_eq!(paths(&c), ["rotation_rules[0].schedule_expression"]);
+        let none = with_rules(|r| r.duration = k("2h".into()));
+        assert_eq!(paths(&none), ["rotation_rules[0]"]);
+    }
+
+    #[test]
+    fn bad_expressions_and_durations() {
+        for e in ["rate(1 hours)", "cron(0 16 1 * ?)", "cron(x y z)", "weekly"] {
+            let c = with_rules(|r| r.schedule_expression = k(e.into()));
+            assert_eq!(paths(&c), ["rotation_rules[0].schedule_expression"], "{e}");
+        }
+        for dur in ["0h", "25h", "2d"] {
+            let c = with_rules(|r| {
+                r.automatically_after_days = k(3);
+                r.duration = k(dur.into());
+            });
+            assert_eq!(paths(&c), ["rotation_rules[0].duration"], "{dur}");
+        }
+    }
+
+    #[test]
+    fn max_credential_age_arithmetic_is_checked() {
+        let c = with_rules(|r| r.max_credential_age_days = k(1));
+        assert_eq!(paths(&c), ["rotation_rules[0].max_credential_age_days"]);
+        let ok = with_rules(|r| r.max_credential_age_days = k(90));
+        assert!(validate(&ok).is_empty());
+    }
+
+    #[test]
+    fn arns_of_the_wrong_service_or_shape() {
+        let mut c = base();
+        c.rotation_type = k("mysql_multi_user".into());
+        c.master_secret_arn = k(LAMBDA.into());
+        c.kms_key_arn = k("arn:aws:kms:us-east-1:1:nothing/x".into());
+        c.master_secret_kms_key_arn = k("not-an-arn".into());
+        assert_eq!(
+            paths(&c),
+            [
+                "master_secret_arn",
+                "master_secret_kms_key_arn",
+                "kms_key_arn"
+            ]
+        );
+        let mut l = base();
+        l.rotation_type = Attr::Null;
+        l.rotation_lambda_arn = k(MASTER.into());
+        assert_eq!(paths(&l), ["rotation_lambda_arn"]);
+        let mut s = base();
+        s.secret_id = k("arn:aws:lambda:us-east-1:1:function:f".into());
+        assert_eq!(paths(&s), ["secret_id"]);
+    }
+
+    #[test]
+    fn subnets_without_security_groups() {
+        let mut c = base();
+        c.vpc_subnet_ids = k(vec!["subnet-1".into()]);
+        assert_eq!(paths(&c), ["vpc_security_group_ids"]);
+        let mut g = base();
+        g.vpc_security_group_ids = k(vec!["sg-1".into()]);
+        assert_eq!(paths(&g), ["vpc_subnet_ids"]);
+    }
+
+    #[test]
+    fn bad_timeouts_point_at_the_timeout() {
+        let mut c = base();
+        c.timeouts = k(crate::rotation::model::Timeouts {
+            delete: k("soon".into()),
+            ..Default::default()
+        });
+        assert_eq!(paths(&c), ["timeouts.delete"]);
+    }
+
+    #[test]
+    fn unknown_values_skip_their_checks() {
+        let mut c = base();
+        c.rotation_type = Attr::Unknown;
+        c.rotation_rules = Attr::Unknown;
+        c.secret_id = Attr::Unknown;
+        assert!(validate(&c).is_empty());
+    }
+}
