@@ -15,8 +15,10 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 
 step_number=0
+step_title="getting ready"
 step() {
     step_number=$((step_number + 1))
+    step_title=$*
     printf '\n\033[1m== %d. %s\033[0m\n' "$step_number" "$*"
 }
 say() { printf '   %s\n' "$*"; }
@@ -46,6 +48,7 @@ finish() {
         stop_emulator
     fi
     if [ "$status" -ne 0 ]; then
+        printf '\n\033[31mdemo failed during step %d (%s)\033[0m\n' "$step_number" "$step_title" >&2
         say "(emulator log kept in $work/emulator.log)"
     else
         rm -rf "$work"
