@@ -210,6 +210,28 @@ fn the_invalid_example_fails_validation_naming_the_attribute() {
 }
 
 #[test]
+fn the_readme_example_passes_terraform_validate() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let example: String = readme
+        .split("```hcl")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("README.md has an ```hcl example")
+        .to_owned();
+    for client in clients() {
+        let ws = Workspace::new(&client);
+        ws.write("main.tf", &example);
+        let run = ws.terraform(&["validate", "-no-color"]);
+        assert_eq!(
+            run.code,
+            0,
+            "{client}: the README example does not validate:\n{}",
+            run.output()
+        );
+    }
+}
+
+#[test]
 fn the_ci_drift_example_fails_the_job_on_plan_exit_code_2() {
     let path = repo_root().join("examples/ci/drift-detection.yml");
     let workflow =
