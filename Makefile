@@ -25,6 +25,7 @@ help:
 	@echo "make lint     rustfmt and clippy checks"
 	@echo "make install  release build, copied into $(PLUGIN_DIR)"
 	@echo "make release  release build, then dist/: zip, SHA256SUMS and registry manifest for $(VERSION)"
+	@echo "make fuzz     a bounded fuzzing run of the value decoders (FUZZ_SECONDS=60)"
 	@echo "make clean    remove build output, dist/ and the venv"
 
 # Idempotent: reinstalls only when the requirements change.
@@ -62,8 +63,13 @@ release:
 	cargo build --release
 	bash scripts/release.sh
 
+# A bounded libFuzzer run over the value decoders (not part of CI). cargo-fuzz
+# needs nightly features; RUSTC_BOOTSTRAP lets the stable toolchain use them.
+FUZZ_SECONDS ?= 60
 fuzz:
-	@echo "fuzz: not wired up yet"
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	mkdir -p fuzz/corpus/decode_msgpack
+	RUSTC_BOOTSTRAP=1 cargo fuzz run -O decode_msgpack fuzz/corpus/decode_msgpack fuzz/seeds/decode_msgpack -- -dict=fuzz/decode.dict -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	cargo clean
