@@ -97,10 +97,23 @@ impl fmt::Display for Path {
             match step {
                 Step::Attr(a) => write!(f, ".{a}")?,
                 Step::Index(i) => write!(f, "[{i}]")?,
-                Step::Key(k) => write!(f, "[{k:?}]")?,
+                Step::Key(k) => write!(f, "[{}]", quoted(k))?,
             }
         }
         Ok(())
+    }
+}
+
+/// How many characters of an input string an error message may quote.
+const QUOTE_LIMIT: usize = 40;
+
+/// `text` quoted for an error message, cut short after `QUOTE_LIMIT`
+/// characters: the string came from the request and may be long, or hold a
+/// value that should not be copied whole into diagnostics and logs.
+pub(crate) fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTE_LIMIT) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
     }
 }
 
@@ -462,13 +475,13 @@ impl<'a> Reader<'a> {
                 for _ in 0..n {
                     let key = self.string()?;
                     let Some(attr_ty) = attrs.get(&key) else {
-                        return Err(self.err(format!("unsupported attribute {key:?}")));
+                        return Err(self.err(format!("unsupported attribute {}", quoted(&key))));
                     };
                     self.path.push(Step::Attr(key.clone()));
                     let v = self.value(attr_ty, depth + 1)?;
                     self.path.pop();
                     if fields.contains_key(&key) {
-                        return Err(self.err(format!("attribute {key:?} appears twice")));
+                        return Err(self.err(format!("attribute {} appears twice", quoted(&key))));
                     }
                     fields.insert(key, v);
                 }
@@ -596,7 +609,7 @@ impl<'a> Reader<'a> {
                 let text = self.string()?;
                 match parse_decimal(&text) {
                     Some(n) => n,
-                    None => return Err(self.err(format!("{text:?} is not a number"))),
+                    None => return Err(self.err(format!("{} is not a number", quoted(&text)))),
                 }
             }
             m => return Err(self.expected("number", m)),
@@ -700,7 +713,8 @@ impl Writer {
             (Type::Object(attrs), Value::Object(fields) | Value::Map(fields)) => {
                 if let Some(extra) = fields.keys().find(|k| !attrs.contains_key(*k)) {
                     return Err(self.path.error(format!(
-                        "unsupported attribute {extra:?} for this object type"
+                        "unsupported attribute {} for this object type",
+                        quoted(extra)
                     )));
                 }
                 self.map_header(attrs.len())?;
@@ -738,7 +752,9 @@ impl Writer {
             },
             Number::Big(text) => {
                 if parse_decimal(text).is_none() {
-                    return Err(self.path.error(format!("{text:?} is not a decimal number")));
+                    return Err(self
+                        .path
+                        .error(format!("{} is not a decimal number", quoted(text))));
                 }
                 self.str(text)?;
             }
@@ -933,6 +949,42 @@ mod tests {
         let mut nan = vec![0xcb];
         nan.extend_from_slice(&f64::NAN.to_be_bytes());
         assert!(err(&nan, &Type::Number).contains("NaN"));
+    }
+
+    #[test]
+    fn errors_quote_only_a_short_snippet_of_input_strings() {
+        let secret = format!("s3cr3t-{}", "x".repeat(200));
+        let msg = err(&mp_str(&secret), &Type::Number);
+        assert!(msg.contains("is not a number"), "{msg}");
+        assert!(msg.contains("\"s3cr3t-"), "{msg}");
+        assert!(!msg.contains(&secret), "{msg}");
+        assert!(msg.len() < 80, "{msg}");
+
+        let t = obj(&[("a", Type::String)]);
+        let bytes = cat(&[&[0x81], &mp_str(&secret), &mp_str("v")]);
+        let msg = err(&bytes, &t);
+        assert!(msg.starts_with("unsupported attribute"), "{msg}");
+        assert!(!msg.contains(&secret), "{msg}");
+
+        let t = obj(&[("tags", Type::map(Type::Number))]);
+        let bytes = cat(&[
+            &[0x81],
+            &mp_str("tags"),
+            &[0x81],
+            &mp_str(&secret),
+            &mp_str("x"),
+        ]);
+        let msg = err(&bytes, &t);
+        assert!(msg.starts_with(".tags[\"s3cr3t-"), "{msg}");
+        assert!(!msg.contains(&secret), "{msg}");
+    }
+
+    #[test]
+    fn quoted_cuts_on_a_character_boundary() {
+        assert_eq!(quoted("short"), "\"short\"");
+        let long = "é".repeat(100);
+        let q = quoted(&long);
+        assert_eq!(q, format!("{:?}…", "é".repeat(QUOTE_LIMIT)));
     }
 
     #[test]
