@@ -5,7 +5,7 @@
 
 use rdsrot::aws::{Clients, Endpoints};
 use rdsrot::provider::RdsrotProvider;
-use rdsrot::rotation::apply::STEPS;
+use rdsrot::rotation::apply::{MAKING_CALLS, STEPS};
 use rdsrot::rotation::model::{Attr, Rotation, RotationRules};
 use rdsrot::tf::{ApplyRequest, Diagnostics, PlanRequest, Provider, ReadRequest, Value};
 
@@ -750,6 +750,84 @@ async fn a_failure_at_each_create_step_leaves_everything_recorded() {
                 && !seen.master_policy
                 && !seen.rotation_enabled,
             "{step}: {seen:?}"
+        );
+    }
+}
+
+/// Applies `cfg` over `prior` with the answer of `call` lost: the call was
+/// carried out, yet the apply fails. Returns the partial state.
+async fn apply_losing_answer(
+    p: &RdsrotProvider,
+    call: &str,
+    cfg: &Value,
+    prior: &Tracked,
+) -> Tracked {
+    p.lose_answer_of_call(Some(call));
+    let (t, d) = apply(p, cfg, prior).await;
+    p.lose_answer_of_call(None);
+    let message = errors(&d).join("\n");
+    assert!(message.contains("answer lost"), "{call}: {message}");
+    assert!(
+        !t.state.is_null(),
+        "{call}: what the call made must be in the state"
+    );
+    t
+}
+
+#[tokio::test]
+async fn a_call_whose_answer_is_lost_leaves_what_it_made_recorded() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (lambda, role) = existing_lambda(&em, "lost-answer-rotator").await;
+
+    // The change set: only a template makes one.
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "lost-0", "postgres", None).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_single_user".into());
+    });
+    let t = apply_losing_answer(&p, MAKING_CALLS[0], &cfg, &none()).await;
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert_eq!(seen.live_stacks.len(), 1, "{seen:?}");
+    destroy(&p, &t).await;
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert!(seen.live_stacks.is_empty(), "{seen:?}");
+
+    // The invoke permission, on an existing Lambda: nothing else is made
+    // before it.
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "lost-1", "postgres", None).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(lambda.clone());
+    });
+    let t = apply_losing_answer(&p, MAKING_CALLS[1], &cfg, &none()).await;
+    let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+    assert_eq!(seen.our_statements.len(), 1, "{seen:?}");
+    destroy(&p, &t).await;
+    let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+    assert!(seen.our_statements.is_empty(), "{seen:?}");
+
+    // The permission on a second Lambda, while the first one's is still
+    // recorded: destroy removes both.
+    let t = apply_ok(&p, &cfg, &none()).await;
+    let (second, second_role) = existing_lambda(&em, "lost-answer-second").await;
+    let cfg2 = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(second.clone());
+    });
+    let t = apply_losing_answer(&p, MAKING_CALLS[1], &cfg2, &t).await;
+    assert_eq!(
+        look(&em, &secret.arn, Some(&second), None)
+            .await
+            .our_statements
+            .len(),
+        1
+    );
+    destroy(&p, &t).await;
+    for (function, role) in [(&lambda, &role), (&second, &second_role)] {
+        let seen = look(&em, &secret.arn, Some(function), Some(role)).await;
+        assert!(
+            seen.our_statements.is_empty() && !seen.rotation_enabled,
+            "{function}: {seen:?}"
         );
     }
 }
