@@ -936,6 +936,33 @@ async fn stop_cancels_the_wait_and_returns_what_exists() {
     );
 }
 
+/// This test binary, set to run only the ignored test `probe` (a name in
+/// this module): for checks that need an environment of their own, which
+/// is process-wide.
+fn probe_command(probe: &str) -> std::process::Command {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        &format!("lifecycle::{probe}"),
+        "--exact",
+        "--ignored",
+        "--nocapture",
+    ]);
+    cmd
+}
+
+/// Runs a probe and asserts that it ran, and passed.
+fn assert_probe_passes(cmd: &mut std::process::Command) {
+    let out = cmd.output().expect("run the probe");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the probe ran: {text}");
+}
+
 /// Set in the child process of `configure_honours_endpoint_variables`.
 const PROBE_ENDPOINT: &str = "RDSROT_TEST_PROBE_ENDPOINT";
 
@@ -947,15 +974,8 @@ const PROBE_ENDPOINT: &str = "RDSROT_TEST_PROBE_ENDPOINT";
 async fn configure_honours_endpoint_variables() {
     let em = emulator_or_skip!();
     let dead = "http://127.0.0.1:9";
-    let exe = std::env::current_exe().expect("the test binary");
-    let out = std::process::Command::new(exe)
-        .args([
-            "lifecycle::probe_configure_from_environment",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env_remove("AWS_PROFILE")
+    let mut cmd = probe_command("probe_configure_from_environment");
+    cmd.env_remove("AWS_PROFILE")
         .env(PROBE_ENDPOINT, &em.endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -972,16 +992,8 @@ async fn configure_honours_endpoint_variables() {
         )
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &em.endpoint)
         // ...and Lambda's variable loses to the provider's `endpoints` block.
-        .env("AWS_ENDPOINT_URL_LAMBDA", dead)
-        .output()
-        .expect("run the probe");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("1 passed"), "the probe ran: {text}");
+        .env("AWS_ENDPOINT_URL_LAMBDA", dead);
+    assert_probe_passes(&mut cmd);
 }
 
 #[tokio::test]
@@ -1304,14 +1316,7 @@ async fn created_disabled_sets_everything_up_but_does_not_rotate() {
 /// local listener counting connections.
 #[test]
 fn configure_makes_no_network_call() {
-    let exe = std::env::current_exe().expect("the test binary");
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args([
-        "lifecycle::probe_configure_offline",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-    ]);
+    let mut cmd = probe_command("probe_configure_offline");
     for var in [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
@@ -1328,19 +1333,10 @@ fn configure_makes_no_network_call() {
     ] {
         cmd.env_remove(var);
     }
-    let out = cmd
-        .env(PROBE_ENDPOINT, "offline")
+    cmd.env(PROBE_ENDPOINT, "offline")
         .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .expect("run the probe");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("1 passed"), "the probe ran: {text}");
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    assert_probe_passes(&mut cmd);
 }
 
 #[tokio::test]

@@ -1063,42 +1063,85 @@ fn binary_reports_a_bad_port_range() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("PLUGIN_MIN_PORT"));
 }
 
-/// Kills the child if a test fails before it exits.
-struct ChildGuard(Child);
+/// The plugin binary running as Terraform runs it, with its stdout read
+/// line by line in the background. Killed if a test fails before it exits.
+struct RunningPlugin {
+    child: Child,
+    stdout_lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
 
-impl Drop for ChildGuard {
+impl RunningPlugin {
+    fn spawn(mut cmd: Command) -> RunningPlugin {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (line_tx, stdout_lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        RunningPlugin {
+            child,
+            stdout_lines,
+        }
+    }
+
+    /// The next line on stdout.
+    async fn line(&mut self, what: &str) -> String {
+        within(what, self.stdout_lines.recv())
+            .await
+            .unwrap_or_else(|| panic!("stdout closed before {what}"))
+    }
+
+    /// Sends SIGINT, as a terminal's Ctrl-C does.
+    #[cfg(unix)]
+    fn interrupt(&self) {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    }
+
+    /// Waits for the process to exit by itself, at most 2 seconds after
+    /// `after` (named in the failure).
+    async fn exit_status(&mut self, after: &str) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "still running 2 s after {after}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for RunningPlugin {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 #[tokio::test]
 async fn binary_handshake_serves_mtls_and_exits_on_shutdown() {
     let client = ClientIdentity::terraform_like();
-    let child = plugin_command()
-        .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
+    let mut cmd = plugin_command();
+    cmd.env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
         .env("PLUGIN_PROTOCOL_VERSIONS", "6,5")
-        .env("PLUGIN_CLIENT_CERT", &client.cert_pem)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let mut child = ChildGuard(child);
-    let stdout = child.0.stdout.take().expect("piped stdout");
-
-    // Read everything the plugin writes to stdout, in the background.
-    let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = within("the handshake line", line_rx.recv())
-        .await
-        .expect("a handshake line");
+        .env("PLUGIN_CLIENT_CERT", &client.cert_pem);
+    let mut plugin = RunningPlugin::spawn(cmd);
+    let line = plugin.line("the handshake line").await;
 
     let fields: Vec<&str> = line.split('|').collect();
     assert_eq!(fields.len(), 6, "{line}");
@@ -1119,14 +1162,10 @@ async fn binary_handshake_serves_mtls_and_exits_on_shutdown() {
     // wait for StopProvider instead.
     #[cfg(unix)]
     {
-        let sent = Command::new("kill")
-            .args(["-INT", &child.0.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
+        plugin.interrupt();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
-            child.0.try_wait().expect("wait").is_none(),
+            plugin.child.try_wait().expect("wait").is_none(),
             "the plugin survives SIGINT"
         );
     }
@@ -1145,48 +1184,23 @@ async fn binary_handshake_serves_mtls_and_exits_on_shutdown() {
     assert!(schema.provider.and_then(|p| p.block).is_some());
 
     // Shutdown: the process exits promptly and successfully.
-    let started = Instant::now();
     within("Shutdown", controller_client(channel).shutdown(Empty {}))
         .await
         .expect("Shutdown answers");
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "still running 2 s after Shutdown"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = plugin.exit_status("Shutdown").await;
     assert!(status.success(), "{status:?}");
     // Nothing else ever reached stdout.
-    let extra = line_rx.recv().await;
+    let extra = plugin.stdout_lines.recv().await;
     assert_eq!(extra, None, "stdout carries only the handshake line");
 }
 
 #[cfg(unix)]
 #[tokio::test]
 async fn binary_debug_mode_prints_reattach_config_and_serves_plaintext() {
-    let child = plugin_command()
-        .arg("--debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let mut child = ChildGuard(child);
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = within("the reattach line", line_rx.recv())
-        .await
-        .expect("a reattach line");
+    let mut cmd = plugin_command();
+    cmd.arg("--debug");
+    let mut plugin = RunningPlugin::spawn(cmd);
+    let line = plugin.line("the reattach line").await;
     let json = line
         .strip_prefix("TF_REATTACH_PROVIDERS='")
         .and_then(|rest| rest.strip_suffix('\''))
@@ -1195,7 +1209,7 @@ async fn binary_debug_mode_prints_reattach_config_and_serves_plaintext() {
     let entry = &config["registry.terraform.io/rdsrot/rdsrot"];
     assert_eq!(entry["ProtocolVersion"], 6);
     assert_eq!(entry["Test"], true);
-    assert_eq!(entry["Pid"], child.0.id());
+    assert_eq!(entry["Pid"], plugin.child.id());
     let addr: std::net::SocketAddr = entry["Addr"]["String"]
         .as_str()
         .expect("address string")
@@ -1213,21 +1227,7 @@ async fn binary_debug_mode_prints_reattach_config_and_serves_plaintext() {
     .expect("schema served in debug mode");
 
     // In debug mode Ctrl-C is how the user stops it.
-    let sent = Command::new("kill")
-        .args(["-INT", &child.0.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "still running after Ctrl-C"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    plugin.interrupt();
+    let status = plugin.exit_status("Ctrl-C").await;
     assert!(status.success(), "{status:?}");
 }
