@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use super::msgpack::{
+use super::codec::{
     exact_int, infer_type, parse_decimal, quoted, value_kind, DecodeError, Path, Step, MAX_DEPTH,
 };
 use super::types::Type;

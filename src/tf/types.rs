@@ -1,6 +1,6 @@
 //! Terraform's type system (cty types) and their JSON form.
 
-use super::msgpack::quoted;
+use super::codec::quoted;
 use std::collections::BTreeMap;
 
 /// A cty type, as it appears in a schema and in `dynamic` values.
