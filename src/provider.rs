@@ -454,8 +454,7 @@ impl Provider for RdsrotProvider {
         let deadline = Deadline::new("read", READ_TIMEOUT, self.cancel.clone());
         let read = tokio::select! {
             r = read::read(&clients, &state, &private) => r,
-            _ = tokio::time::sleep_until(deadline.until) => Err(crate::aws::AwsError::Timeout("read".into())),
-            _ = self.cancel.cancelled() => Err(crate::aws::AwsError::Cancelled),
+            e = deadline.expired() => Err(e),
         };
         match read {
             Ok(Some((s, p))) => ReadResponse {

@@ -49,6 +49,15 @@ impl Deadline {
         }
     }
 
+    /// Resolves when Terraform cancels the operation or its time runs out,
+    /// with the error that says which: for racing a whole operation.
+    pub async fn expired(&self) -> AwsError {
+        tokio::select! {
+            _ = self.cancel.cancelled() => AwsError::Cancelled,
+            _ = tokio::time::sleep_until(self.until) => AwsError::Timeout(self.name.clone()),
+        }
+    }
+
     pub fn check(&self) -> Result<(), AwsError> {
         if self.cancel.is_cancelled() {
             return Err(AwsError::Cancelled);
@@ -203,6 +212,16 @@ mod tests {
             (r, calls.load(Ordering::SeqCst)),
             (Err(AwsError::Cancelled), 2)
         );
+    }
+
+    #[tokio::test]
+    async fn expired_says_whether_cancelled_or_out_of_time() {
+        let d = Deadline::new("read", Duration::from_millis(50), CancellationToken::new());
+        assert_eq!(d.expired().await, AwsError::Timeout("read".into()));
+        let cancel = CancellationToken::new();
+        let d = Deadline::new("read", Duration::from_secs(3600), cancel.clone());
+        cancel.cancel();
+        assert_eq!(d.expired().await, AwsError::Cancelled);
     }
 
     #[tokio::test]
