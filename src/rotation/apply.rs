@@ -183,11 +183,18 @@ async fn converge_steps(
     }
     s.id = Attr::Known(secret.arn.clone());
     s.secret_arn = Attr::Known(secret.arn.clone());
-    let account = Arn::parse(&secret.arn)
+    // The secret's own region picks the template's partition; the
+    // provider's region only stands in when the ARN does not say.
+    let parsed_arn = Arn::parse(&secret.arn);
+    let account = parsed_arn
+        .as_ref()
         .map(|a| a.account.to_string())
         .unwrap_or_default();
-    let region = Arn::parse(&secret.arn)
-        .map(|a| a.region.to_string())
+    let region = parsed_arn
+        .as_ref()
+        .map(|a| a.region)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
         .or_else(|| c.region.clone())
         .unwrap_or_default();
 
@@ -335,10 +342,7 @@ async fn retire_stack(c: &Clients, p: &mut Private, deadline: &Deadline) -> Resu
     let Some(old) = p.retiring_stack.clone() else {
         return Ok(());
     };
-    let id = old
-        .id
-        .clone()
-        .unwrap_or_else(|| format!("serverlessrepo-{}", old.name));
+    let id = old.stack_ref();
     logging::debug(LOG, &format!("deleting replaced stack {id}"));
     cfn::delete_stack(c, &id, &uuid::Uuid::new_v4().to_string(), deadline).await?;
     p.retiring_stack = None;
@@ -417,7 +421,7 @@ async fn deploy_stack(
 
     // An existing healthy stack with the same version and parameters needs
     // no change set.
-    let full_name = format!("serverlessrepo-{stack_name}");
+    let full_name = sar::deployed_stack_name(stack_name);
     let existing_id = p
         .stack
         .as_ref()
@@ -866,7 +870,7 @@ async fn delete_steps(
     let stack = p
         .stack
         .as_ref()
-        .and_then(|r| r.id.clone().or(Some(format!("serverlessrepo-{}", r.name))))
+        .map(StackRecord::stack_ref)
         .or(prior.stack_id.known().cloned());
     if let Some(stack) = stack {
         logging::debug(LOG, &format!("deleting stack {stack}"));
