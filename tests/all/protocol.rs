@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use rdsrot::server::proto::plugin::Empty;
 use rdsrot::server::proto::tfplugin6 as pb;
+use rdsrot::server::proto::tfplugin6::provider_client::ProviderClient;
 use rdsrot::tf::{
     msgpack, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostic, Diagnostics,
     ImportResponse, ImportedResource, NestedBlock, Nesting, PathStep, PlanRequest, PlanResponse,
     Provider, ProviderSchema, ReadRequest, ReadResponse, Schema, Type, UpgradeRequest, Value,
 };
 use tokio::sync::Notify;
+use tonic::transport::Channel;
 
 use crate::support::grpc::{
     connect_tls, controller_client, provider_client, within, ClientIdentity, InProcessServer,
@@ -277,6 +279,14 @@ async fn tls_server(provider: WidgetProvider) -> (InProcessServer, ClientIdentit
     (server, client)
 }
 
+/// A widget provider served over mTLS, and a client connected as Terraform.
+/// The server stops when its handle is dropped: keep it alive.
+async fn widget_rpc() -> (InProcessServer, ProviderClient<Channel>) {
+    let (server, client) = tls_server(WidgetProvider::default()).await;
+    let rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    (server, rpc)
+}
+
 // --- Schema and metadata ---------------------------------------------------
 
 #[tokio::test]
@@ -335,8 +345,7 @@ async fn schema_round_trip_over_mtls() {
 
 #[tokio::test]
 async fn newer_rpcs_answer_cleanly() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
 
     let meta = rpc
         .get_metadata(pb::get_metadata::Request {})
@@ -388,8 +397,7 @@ async fn newer_rpcs_answer_cleanly() {
 
 #[tokio::test]
 async fn unknown_resource_type_is_a_diagnostic() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let answer = rpc
         .validate_resource_config(pb::validate_resource_config::Request {
             type_name: "test_gadget".into(),
@@ -428,8 +436,7 @@ async fn unknown_resource_type_is_a_diagnostic() {
 
 #[tokio::test]
 async fn validate_reports_errors_on_attribute_paths() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
 
     let bad = widget("a", Value::Null, Some(0));
     let answer = rpc
@@ -483,8 +490,7 @@ async fn validate_reports_errors_on_attribute_paths() {
 
 #[tokio::test]
 async fn validate_provider_config_uses_field_two_and_paths() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let provider_type = provider_schema().block.value_type();
     let config = Value::object([("region", Value::string(""))]);
     let answer = rpc
@@ -506,8 +512,7 @@ async fn validate_provider_config_uses_field_two_and_paths() {
 
 #[tokio::test]
 async fn undecodable_values_are_diagnostics_not_crashes() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let answer = rpc
         .plan_resource_change(pb::plan_resource_change::Request {
             type_name: WIDGET.into(),
@@ -533,8 +538,7 @@ async fn undecodable_values_are_diagnostics_not_crashes() {
 
 #[tokio::test]
 async fn create_read_update_destroy_round_trip() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let config = widget("alpha", Value::Null, Some(7));
 
     // Plan a create: the computed id becomes unknown.
@@ -655,8 +659,7 @@ async fn create_read_update_destroy_round_trip() {
 
 #[tokio::test]
 async fn read_of_a_vanished_object_returns_null() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let gone = widget("gone", Value::string("w-gone"), None);
     let read = rpc
         .read_resource(pb::read_resource::Request {
@@ -673,8 +676,7 @@ async fn read_of_a_vanished_object_returns_null() {
 
 #[tokio::test]
 async fn import_returns_state_and_private() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let answer = rpc
         .import_resource_state(pb::import_resource_state::Request {
             type_name: WIDGET.into(),
@@ -697,8 +699,7 @@ async fn import_returns_state_and_private() {
 
 #[tokio::test]
 async fn upgrade_reads_json_state_and_always_answers_msgpack() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
 
     // State written by schema version 0: no size; attributes may be missing.
     let raw = br#"{"id":"w-old","name":"old","secret":null,"tags":{"a":"b"},"rule":[]}"#;
@@ -762,8 +763,7 @@ async fn upgrade_reads_json_state_and_always_answers_msgpack() {
 
 #[tokio::test]
 async fn messages_beyond_tonics_4_mib_default_pass_both_ways() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let big = "x".repeat(6 << 20);
     let raw =
         format!(r#"{{"id":"w-big","name":"big","size":2,"tags":{{"blob":"{big}"}},"rule":[]}}"#);
