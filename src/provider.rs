@@ -54,10 +54,7 @@ impl RdsrotProvider {
     /// fail before it calls AWS, to exercise partial-failure handling.
     #[doc(hidden)]
     pub fn fail_before_step(&self, step: Option<&str>) {
-        self.test_faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .fail_before = step.map(str::to_string);
+        self.test_faults().fail_before = step.map(str::to_string);
     }
 
     /// Test-only: make the named AWS call (see
@@ -65,10 +62,13 @@ impl RdsrotProvider {
     /// when its answer is lost.
     #[doc(hidden)]
     pub fn lose_answer_of_call(&self, call: Option<&str>) {
-        self.test_faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .lose_answer_of = call.map(str::to_string);
+        self.test_faults().lose_answer_of = call.map(str::to_string);
+    }
+
+    /// A poisoned lock only means a test panicked while setting a fault:
+    /// the options themselves are still whole.
+    fn test_faults(&self) -> std::sync::MutexGuard<'_, ApplyOptions> {
+        self.test_faults.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The configured clients; `None` before ConfigureProvider.
@@ -574,11 +574,7 @@ impl Provider for RdsrotProvider {
             budget,
             self.cancel.clone(),
         );
-        let opts = self
-            .test_faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let opts = self.test_faults().clone();
         let outcome = apply::converge(
             &clients,
             &planned,
