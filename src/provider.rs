@@ -32,7 +32,8 @@ const ENDPOINT_SERVICES: [&str; 6] = [
 pub struct RdsrotProvider {
     clients: RwLock<Option<Clients>>,
     cancel: CancellationToken,
-    fail_before: Mutex<Option<String>>,
+    /// Test-only failures to inject into applies.
+    test_faults: Mutex<ApplyOptions>,
 }
 
 impl RdsrotProvider {
@@ -53,7 +54,21 @@ impl RdsrotProvider {
     /// fail before it calls AWS, to exercise partial-failure handling.
     #[doc(hidden)]
     pub fn fail_before_step(&self, step: Option<&str>) {
-        *self.fail_before.lock().unwrap_or_else(|p| p.into_inner()) = step.map(str::to_string);
+        self.test_faults().fail_before = step.map(str::to_string);
+    }
+
+    /// Test-only: make the named AWS call (see
+    /// `rotation::apply::MAKING_CALLS`) fail after AWS carried it out, as
+    /// when its answer is lost.
+    #[doc(hidden)]
+    pub fn lose_answer_of_call(&self, call: Option<&str>) {
+        self.test_faults().lose_answer_of = call.map(str::to_string);
+    }
+
+    /// A poisoned lock only means a test panicked while setting a fault:
+    /// the options themselves are still whole.
+    fn test_faults(&self) -> std::sync::MutexGuard<'_, ApplyOptions> {
+        self.test_faults.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The configured clients; `None` before ConfigureProvider.
@@ -439,8 +454,7 @@ impl Provider for RdsrotProvider {
         let deadline = Deadline::new("read", READ_TIMEOUT, self.cancel.clone());
         let read = tokio::select! {
             r = read::read(&clients, &state, &private) => r,
-            _ = tokio::time::sleep_until(deadline.until) => Err(crate::aws::AwsError::Timeout("read".into())),
-            _ = self.cancel.cancelled() => Err(crate::aws::AwsError::Cancelled),
+            e = deadline.expired() => Err(e),
         };
         match read {
             Ok(Some((s, p))) => ReadResponse {
@@ -560,13 +574,7 @@ impl Provider for RdsrotProvider {
             budget,
             self.cancel.clone(),
         );
-        let opts = ApplyOptions {
-            fail_before: self
-                .fail_before
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
-        };
+        let opts = self.test_faults().clone();
         let outcome = apply::converge(
             &clients,
             &planned,

@@ -7,6 +7,15 @@ use super::arn::partition_of_region;
 use super::error::{classify, AwsError};
 use super::Clients;
 
+/// The repository deploys a change set's stack under this prefix followed by
+/// the stack name it was given.
+pub const STACK_NAME_PREFIX: &str = "serverlessrepo-";
+
+/// The CloudFormation name of the stack deployed as `stack_name`.
+pub fn deployed_stack_name(stack_name: &str) -> String {
+    format!("{STACK_NAME_PREFIX}{stack_name}")
+}
+
 /// The SAR application behind each `rotation_type`.
 pub fn application_name(rotation_type: &str) -> Option<&'static str> {
     Some(match rotation_type {

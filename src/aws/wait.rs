@@ -49,6 +49,15 @@ impl Deadline {
         }
     }
 
+    /// Resolves when Terraform cancels the operation or its time runs out,
+    /// with the error that says which: for racing a whole operation.
+    pub async fn expired(&self) -> AwsError {
+        tokio::select! {
+            _ = self.cancel.cancelled() => AwsError::Cancelled,
+            _ = tokio::time::sleep_until(self.until) => AwsError::Timeout(self.name.clone()),
+        }
+    }
+
     pub fn check(&self) -> Result<(), AwsError> {
         if self.cancel.is_cancelled() {
             return Err(AwsError::Cancelled);
@@ -108,7 +117,9 @@ where
 
 /// Calls `f` again while `retryable` says its error is one of the named,
 /// transient ones, with exponential backoff, inside `deadline`. Any other
-/// error, or the deadline passing, returns the last error.
+/// error, or the deadline passing, returns the last error (it says more than
+/// "timed out"); a StopProvider returns `Cancelled`, so the user sees why
+/// the retries ended.
 pub async fn retry_while<T, F, Fut>(
     deadline: &Deadline,
     retryable: impl Fn(&AwsError) -> bool,
@@ -122,11 +133,11 @@ where
     loop {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) if retryable(&e) => {
-                if deadline.sleep(backoff.next_delay()).await.is_err() {
-                    return Err(e);
-                }
-            }
+            Err(e) if retryable(&e) => match deadline.sleep(backoff.next_delay()).await {
+                Ok(()) => {}
+                Err(AwsError::Cancelled) => return Err(AwsError::Cancelled),
+                Err(_) => return Err(e),
+            },
             Err(e) => return Err(e),
         }
     }
@@ -179,6 +190,38 @@ mod tests {
         let r: Result<(), _> = retry_while(&d, |_| true, || async { Err(transient()) }).await;
         assert_eq!(r, Err(transient()));
         assert!(start.elapsed() <= Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn retries_end_at_once_on_cancel_and_say_so() {
+        let cancel = CancellationToken::new();
+        let d = Deadline::new("t", Duration::from_secs(3600), cancel.clone());
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = retry_while(
+            &d,
+            |_| true,
+            || async {
+                if calls.fetch_add(1, Ordering::SeqCst) == 1 {
+                    cancel.cancel();
+                }
+                Err(transient())
+            },
+        )
+        .await;
+        assert_eq!(
+            (r, calls.load(Ordering::SeqCst)),
+            (Err(AwsError::Cancelled), 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn expired_says_whether_cancelled_or_out_of_time() {
+        let d = Deadline::new("read", Duration::from_millis(50), CancellationToken::new());
+        assert_eq!(d.expired().await, AwsError::Timeout("read".into()));
+        let cancel = CancellationToken::new();
+        let d = Deadline::new("read", Duration::from_secs(3600), cancel.clone());
+        cancel.cancel();
+        assert_eq!(d.expired().await, AwsError::Cancelled);
     }
 
     #[tokio::test]

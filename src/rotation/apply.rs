@@ -55,16 +55,33 @@ impl StepError {
     }
 }
 
-/// Options of one apply; `fail_before` is a test-only hook that makes the
-/// named step fail before it calls AWS, to prove partial-failure handling.
+/// The AWS calls that make something, named for tests that lose their
+/// answer (see `ApplyOptions::lose_answer_of`).
+pub const MAKING_CALLS: [&str; 2] = ["creating the change set", "adding the invoke permission"];
+
+/// Options of one apply: test-only hooks that prove partial-failure
+/// handling. `fail_before` makes the named step (one of `STEPS`) fail before
+/// it calls AWS; `lose_answer_of` makes the named call (one of
+/// `MAKING_CALLS`) fail after AWS carried it out, as when the answer is lost
+/// on the way back.
 #[derive(Clone, Debug, Default)]
 pub struct ApplyOptions {
     pub fail_before: Option<String>,
+    pub lose_answer_of: Option<String>,
 }
 
 fn hook(opts: &ApplyOptions, step: &'static str) -> Result<(), StepError> {
     if opts.fail_before.as_deref() == Some(step) {
         return Err(StepError::new(step, "failure injected by a test"));
+    }
+    Ok(())
+}
+
+fn answer_hook(opts: &ApplyOptions, call: &str) -> Result<(), AwsError> {
+    if opts.lose_answer_of.as_deref() == Some(call) {
+        return Err(AwsError::Failed(format!(
+            "{call}: answer lost (injected by a test)"
+        )));
     }
     Ok(())
 }
@@ -166,11 +183,18 @@ async fn converge_steps(
     }
     s.id = Attr::Known(secret.arn.clone());
     s.secret_arn = Attr::Known(secret.arn.clone());
-    let account = Arn::parse(&secret.arn)
+    // The secret's own region picks the template's partition; the
+    // provider's region only stands in when the ARN does not say.
+    let parsed_arn = Arn::parse(&secret.arn);
+    let account = parsed_arn
+        .as_ref()
         .map(|a| a.account.to_string())
         .unwrap_or_default();
-    let region = Arn::parse(&secret.arn)
-        .map(|a| a.region.to_string())
+    let region = parsed_arn
+        .as_ref()
+        .map(|a| a.region)
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
         .or_else(|| c.region.clone())
         .unwrap_or_default();
 
@@ -230,6 +254,7 @@ async fn converge_steps(
             s,
             p,
             deadline,
+            opts,
         )
         .await
         .map_err(|e| StepError::new(step, e).at("rotation_type"))?;
@@ -279,7 +304,7 @@ async fn converge_steps(
             StepError::new(step, "permission_statement_id is not known")
                 .at("permission_statement_id")
         })?;
-    ensure_permission(c, &lambda_arn, &sid, &secret.arn, &account, p)
+    ensure_permission(c, &lambda_arn, &sid, &secret.arn, &account, p, opts)
         .await
         .map_err(|e| StepError::new(step, e).at("permission_statement_id"))?;
     s.permission_statement_id = Attr::Known(sid);
@@ -317,10 +342,7 @@ async fn retire_stack(c: &Clients, p: &mut Private, deadline: &Deadline) -> Resu
     let Some(old) = p.retiring_stack.clone() else {
         return Ok(());
     };
-    let id = old
-        .id
-        .clone()
-        .unwrap_or_else(|| format!("serverlessrepo-{}", old.name));
+    let id = old.stack_ref();
     logging::debug(LOG, &format!("deleting replaced stack {id}"));
     cfn::delete_stack(c, &id, &uuid::Uuid::new_v4().to_string(), deadline).await?;
     p.retiring_stack = None;
@@ -378,6 +400,7 @@ async fn deploy_stack(
     s: &mut Rotation,
     p: &mut Private,
     deadline: &Deadline,
+    opts: &ApplyOptions,
 ) -> Result<String, AwsError> {
     let app = sar::application_arn(rotation_type, region).ok_or_else(|| {
         AwsError::Failed(format!("no template for rotation_type {rotation_type:?}"))
@@ -398,7 +421,7 @@ async fn deploy_stack(
 
     // An existing healthy stack with the same version and parameters needs
     // no change set.
-    let full_name = format!("serverlessrepo-{stack_name}");
+    let full_name = sar::deployed_stack_name(stack_name);
     let existing_id = p
         .stack
         .as_ref()
@@ -435,7 +458,17 @@ async fn deploy_stack(
             LOG,
             &format!("creating change set for stack {full_name} from {app} {version}"),
         );
+        // A creation may reach AWS even when its answer never comes back:
+        // the name alone is enough to find and delete the stack later.
+        if p.stack.is_none() {
+            p.stack = Some(StackRecord {
+                name: stack_name.to_string(),
+                id: None,
+                lambda_arn: None,
+            });
+        }
         let cs = sar::create_change_set(c, &app, &version, stack_name, &params).await?;
+        answer_hook(opts, MAKING_CALLS[0])?;
         // The stack exists from here on (at least in REVIEW_IN_PROGRESS).
         p.stack = Some(StackRecord {
             name: stack_name.to_string(),
@@ -488,6 +521,7 @@ async fn ensure_permission(
     secret_arn: &str,
     account: &str,
     p: &mut Private,
+    opts: &ApplyOptions,
 ) -> Result<(), AwsError> {
     let existing = lambda::find_invoke_permission(c, function, sid).await?;
     let scoped = existing.as_ref().is_some_and(|st| {
@@ -501,17 +535,24 @@ async fn ensure_permission(
         );
         lambda::remove_permission(c, function, sid).await?;
     }
+    let new = PermissionRecord {
+        function: function.to_string(),
+        sid: sid.to_string(),
+    };
     if !scoped {
         logging::debug(
             LOG,
             &format!("adding invoke permission {sid} to {function}"),
         );
+        // An addition may reach AWS even when its answer never comes back:
+        // record it first. A statement replacing another one is still found
+        // by delete through the state's Lambda and statement id.
+        if p.permission.is_none() {
+            p.permission = Some(new.clone());
+        }
         lambda::add_invoke_permission(c, function, sid, secret_arn, account).await?;
+        answer_hook(opts, MAKING_CALLS[1])?;
     }
-    let new = PermissionRecord {
-        function: function.to_string(),
-        sid: sid.to_string(),
-    };
     if let Some(old) = p.permission.replace(new.clone()) {
         if old != new {
             logging::debug(
@@ -753,13 +794,19 @@ async fn delete_steps(
     }
 
     let step = "removing the invoke permission";
-    let permission = p.permission.clone().or_else(|| {
-        Some(PermissionRecord {
-            function: lambda_arn.clone()?,
-            sid: prior.permission_statement_id.known()?.clone(),
-        })
-    });
-    if let Some(perm) = permission {
+    // The recorded statement, and the one the state names: they differ when
+    // an update that moved the rotation to another Lambda failed halfway.
+    let named_by_state = lambda_arn
+        .clone()
+        .zip(prior.permission_statement_id.known().cloned());
+    let mut permissions: Vec<PermissionRecord> = p.permission.clone().into_iter().collect();
+    if let Some((function, sid)) = named_by_state {
+        let record = PermissionRecord { function, sid };
+        if !permissions.contains(&record) {
+            permissions.push(record);
+        }
+    }
+    for perm in permissions {
         logging::debug(
             LOG,
             &format!("removing statement {} from {}", perm.sid, perm.function),
@@ -823,7 +870,7 @@ async fn delete_steps(
     let stack = p
         .stack
         .as_ref()
-        .and_then(|r| r.id.clone().or(Some(format!("serverlessrepo-{}", r.name))))
+        .map(StackRecord::stack_ref)
         .or(prior.stack_id.known().cloned());
     if let Some(stack) = stack {
         logging::debug(LOG, &format!("deleting stack {stack}"));

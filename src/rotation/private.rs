@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::aws::serverlessrepo::deployed_stack_name;
+
 pub const VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,7 +34,10 @@ pub struct Private {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StackRecord {
+    /// The name given to the repository; the stack is `serverlessrepo-<name>`.
     pub name: String,
+    /// `None` when the creation's answer never came: the name still finds
+    /// the stack.
     #[serde(default)]
     pub id: Option<String>,
     /// The Lambda the stack made, once known.
@@ -59,6 +64,15 @@ pub struct VpcRecord {
     pub function: Option<String>,
     pub subnet_ids: Vec<String>,
     pub security_group_ids: Vec<String>,
+}
+
+impl StackRecord {
+    /// What names the stack to CloudFormation: its id, or else its name.
+    pub fn stack_ref(&self) -> String {
+        self.id
+            .clone()
+            .unwrap_or_else(|| deployed_stack_name(&self.name))
+    }
 }
 
 impl Private {
@@ -106,5 +120,27 @@ mod tests {
         assert_eq!(Private::decode(&bytes), p);
         assert_eq!(Private::decode(b"not json"), Private::new());
         assert_eq!(Private::decode(b""), Private::new());
+    }
+
+    #[test]
+    fn a_stack_is_found_by_its_id_or_else_by_its_deployed_name() {
+        let mut rec = StackRecord {
+            name: "rdsrot-db".into(),
+            id: None,
+            lambda_arn: None,
+        };
+        assert_eq!(rec.stack_ref(), "serverlessrepo-rdsrot-db");
+        // A record written before the id was known reads back the same.
+        let p = Private {
+            v: VERSION,
+            stack: Some(rec.clone()),
+            ..Default::default()
+        };
+        assert_eq!(Private::decode(&p.encode()), p);
+        rec.id = Some("arn:aws:cloudformation:us-east-1:1:stack/x/y".into());
+        assert_eq!(
+            rec.stack_ref(),
+            "arn:aws:cloudformation:us-east-1:1:stack/x/y"
+        );
     }
 }

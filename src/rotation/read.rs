@@ -246,7 +246,7 @@ pub async fn import(c: &Clients, id: &str) -> Result<(Rotation, Private), AwsErr
         p.stack = Some(StackRecord {
             name: st
                 .name
-                .strip_prefix("serverlessrepo-")
+                .strip_prefix(sar::STACK_NAME_PREFIX)
                 .unwrap_or(&st.name)
                 .to_string(),
             id: Some(st.id.clone()),
@@ -313,7 +313,7 @@ async fn find_lambda_stack(
     .filter_map(|k| tags.get(*k).cloned())
     .collect();
     if let Some(name) = function.arn.rsplit(':').next() {
-        candidates.push(format!("serverlessrepo-{}", parts::stack_name_for(name)));
+        candidates.push(sar::deployed_stack_name(&parts::stack_name_for(name)));
     }
     for candidate in candidates {
         if let Some(st) = cfn::find_stack(c, &candidate).await? {

@@ -20,7 +20,7 @@ use super::MAX_MESSAGE_SIZE;
 use crate::logging;
 use crate::tf::{
     ApplyRequest, Diagnostic, Diagnostics, PlanRequest, Provider, ProviderSchema, ReadRequest,
-    UpgradeRequest, Value,
+    Type, UpgradeRequest, Value,
 };
 
 /// The gRPC service for `provider`, with message limits raised to 256 MiB.
@@ -71,22 +71,50 @@ fn trace_rpc(rpc: &str, type_name: &str) {
     }
 }
 
-/// Collects decode failures: a handler decodes every value, and any that
-/// fail end the call with their diagnostics before the provider is called.
-#[derive(Default)]
-struct Decoded {
-    diagnostics: Diagnostics,
-}
-
-impl Decoded {
-    fn value(&mut self, result: Result<Value, Diagnostic>) -> Value {
-        result.unwrap_or_else(|d| {
-            self.diagnostics.push(d);
+/// Decodes each of a request's values, named by `what`, against `ty`. Every
+/// value that fails is reported, and the provider is called only when all
+/// decoded.
+fn decode_all<const N: usize>(
+    ty: &Type,
+    values: [(Option<&pb::DynamicValue>, &str); N],
+) -> Result<[Value; N], Diagnostics> {
+    let mut diagnostics = Diagnostics::new();
+    let decoded = values.map(|(dv, what)| {
+        decode_value(dv, ty, what).unwrap_or_else(|d| {
+            diagnostics.push(d);
             Value::Null
         })
+    });
+    if diagnostics.has_errors() {
+        Err(diagnostics)
+    } else {
+        Ok(decoded)
     }
-    fn failed(&self) -> bool {
-        self.diagnostics.has_errors()
+}
+
+/// Encodes a value of the provider's answer. One that does not fit the
+/// schema is a provider bug: it becomes a diagnostic and an absent value.
+fn encode_answer(
+    value: &Value,
+    ty: &Type,
+    what: &str,
+    diagnostics: &mut Diagnostics,
+) -> Option<pb::DynamicValue> {
+    encode_value(value, ty, what)
+        .map_err(|d| diagnostics.push(d))
+        .ok()
+}
+
+impl<P> ProviderService<P> {
+    /// The value type of the resource `type_name` and the request's values
+    /// decoded against it, or the diagnostics that end the call.
+    fn decode_resource_request<const N: usize>(
+        &self,
+        type_name: &str,
+        values: [(Option<&pb::DynamicValue>, &str); N],
+    ) -> Result<(&Type, [Value; N]), Diagnostics> {
+        let entry = self.index.resource(type_name)?;
+        Ok((&entry.ty, decode_all(&entry.ty, values)?))
     }
 }
 
@@ -135,13 +163,12 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
     ) -> Result<Response<pb::validate_provider_config::Response>, Status> {
         trace_rpc("ValidateProviderConfig", "");
         let req = request.into_inner();
-        let diagnostics = match decode_value(
-            req.config.as_ref(),
+        let diagnostics = match decode_all(
             &self.index.provider_type,
-            "configuration",
+            [(req.config.as_ref(), "configuration")],
         ) {
-            Ok(config) => self.provider.validate_provider_config(&config),
-            Err(d) => d.into(),
+            Ok([config]) => self.provider.validate_provider_config(&config),
+            Err(diagnostics) => diagnostics,
         };
         Ok(Response::new(pb::validate_provider_config::Response {
             diagnostics: diagnostics_to_proto(&diagnostics),
@@ -155,14 +182,12 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
         let req = request.into_inner();
         trace_rpc("ValidateResourceConfig", &req.type_name);
         let diagnostics = match self
-            .index
-            .resource(&req.type_name)
-            .and_then(|entry| decode_value(req.config.as_ref(), &entry.ty, "configuration"))
+            .decode_resource_request(&req.type_name, [(req.config.as_ref(), "configuration")])
         {
-            Ok(config) => self
+            Ok((_, [config])) => self
                 .provider
                 .validate_resource_config(&req.type_name, &config),
-            Err(d) => d.into(),
+            Err(diagnostics) => diagnostics,
         };
         Ok(Response::new(pb::validate_resource_config::Response {
             diagnostics: diagnostics_to_proto(&diagnostics),
@@ -207,13 +232,10 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             }),
             Err(d) => (Value::Null, d.into()),
         };
-        let upgraded_state = match encode_value(&upgraded, &entry.ty, "upgraded state") {
-            Ok(dv) => dv,
-            Err(d) => {
-                diagnostics.push(d);
-                null_value()
-            }
-        };
+        // Always set: an unset value would read as null state.
+        let upgraded_state =
+            encode_answer(&upgraded, &entry.ty, "upgraded state", &mut diagnostics)
+                .unwrap_or_else(null_value);
         Ok(Response::new(pb::upgrade_resource_state::Response {
             upgraded_state: Some(upgraded_state),
             diagnostics: diagnostics_to_proto(&diagnostics),
@@ -237,17 +259,16 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
     ) -> Result<Response<pb::configure_provider::Response>, Status> {
         trace_rpc("ConfigureProvider", "");
         let req = request.into_inner();
-        let diagnostics = match decode_value(
-            req.config.as_ref(),
+        let diagnostics = match decode_all(
             &self.index.provider_type,
-            "configuration",
+            [(req.config.as_ref(), "configuration")],
         ) {
-            Ok(config) => {
+            Ok([config]) => {
                 self.provider
                     .configure(&req.terraform_version, &config)
                     .await
             }
-            Err(d) => d.into(),
+            Err(diagnostics) => diagnostics,
         };
         Ok(Response::new(pb::configure_provider::Response {
             diagnostics: diagnostics_to_proto(&diagnostics),
@@ -260,31 +281,22 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
     ) -> Result<Response<pb::read_resource::Response>, Status> {
         let req = request.into_inner();
         trace_rpc("ReadResource", &req.type_name);
-        let entry = match self.index.resource(&req.type_name) {
-            Ok(entry) => entry,
-            Err(d) => {
+        let decoded = self.decode_resource_request(
+            &req.type_name,
+            [(req.current_state.as_ref(), "current state")],
+        );
+        let (ty, [current_state]) = match decoded {
+            Ok(decoded) => decoded,
+            // Nothing was read: the state stays as it was.
+            Err(diagnostics) => {
                 return Ok(Response::new(pb::read_resource::Response {
                     new_state: req.current_state,
-                    diagnostics: diagnostics_to_proto(&d.into()),
+                    diagnostics: diagnostics_to_proto(&diagnostics),
                     private: req.private,
                     ..Default::default()
                 }))
             }
         };
-        let mut decoded = Decoded::default();
-        let current_state = decoded.value(decode_value(
-            req.current_state.as_ref(),
-            &entry.ty,
-            "current state",
-        ));
-        if decoded.failed() {
-            return Ok(Response::new(pb::read_resource::Response {
-                new_state: req.current_state,
-                diagnostics: diagnostics_to_proto(&decoded.diagnostics),
-                private: req.private,
-                ..Default::default()
-            }));
-        }
         let answer = self
             .provider
             .read_resource(ReadRequest {
@@ -294,9 +306,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             })
             .await;
         let mut diagnostics = answer.diagnostics;
-        let new_state = encode_value(&answer.new_state, &entry.ty, "new state")
-            .map_err(|d| diagnostics.push(d))
-            .ok();
+        let new_state = encode_answer(&answer.new_state, ty, "new state", &mut diagnostics);
         Ok(Response::new(pb::read_resource::Response {
             new_state,
             diagnostics: diagnostics_to_proto(&diagnostics),
@@ -311,37 +321,23 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
     ) -> Result<Response<pb::plan_resource_change::Response>, Status> {
         let req = request.into_inner();
         trace_rpc("PlanResourceChange", &req.type_name);
-        let entry = match self.index.resource(&req.type_name) {
-            Ok(entry) => entry,
-            Err(d) => {
+        let decoded = self.decode_resource_request(
+            &req.type_name,
+            [
+                (req.prior_state.as_ref(), "prior state"),
+                (req.proposed_new_state.as_ref(), "proposed new state"),
+                (req.config.as_ref(), "configuration"),
+            ],
+        );
+        let (ty, [prior_state, proposed_new_state, config]) = match decoded {
+            Ok(decoded) => decoded,
+            Err(diagnostics) => {
                 return Ok(Response::new(pb::plan_resource_change::Response {
-                    diagnostics: diagnostics_to_proto(&d.into()),
+                    diagnostics: diagnostics_to_proto(&diagnostics),
                     ..Default::default()
                 }))
             }
         };
-        let mut decoded = Decoded::default();
-        let prior_state = decoded.value(decode_value(
-            req.prior_state.as_ref(),
-            &entry.ty,
-            "prior state",
-        ));
-        let proposed_new_state = decoded.value(decode_value(
-            req.proposed_new_state.as_ref(),
-            &entry.ty,
-            "proposed new state",
-        ));
-        let config = decoded.value(decode_value(
-            req.config.as_ref(),
-            &entry.ty,
-            "configuration",
-        ));
-        if decoded.failed() {
-            return Ok(Response::new(pb::plan_resource_change::Response {
-                diagnostics: diagnostics_to_proto(&decoded.diagnostics),
-                ..Default::default()
-            }));
-        }
         let answer = self
             .provider
             .plan_resource_change(PlanRequest {
@@ -353,9 +349,8 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             })
             .await;
         let mut diagnostics = answer.diagnostics;
-        let planned_state = encode_value(&answer.planned_state, &entry.ty, "planned state")
-            .map_err(|d| diagnostics.push(d))
-            .ok();
+        let planned_state =
+            encode_answer(&answer.planned_state, ty, "planned state", &mut diagnostics);
         Ok(Response::new(pb::plan_resource_change::Response {
             planned_state,
             requires_replace: answer.requires_replace.iter().map(path_to_proto).collect(),
@@ -371,41 +366,26 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
     ) -> Result<Response<pb::apply_resource_change::Response>, Status> {
         let req = request.into_inner();
         trace_rpc("ApplyResourceChange", &req.type_name);
-        let entry = match self.index.resource(&req.type_name) {
-            Ok(entry) => entry,
-            Err(d) => {
+        let decoded = self.decode_resource_request(
+            &req.type_name,
+            [
+                (req.prior_state.as_ref(), "prior state"),
+                (req.planned_state.as_ref(), "planned state"),
+                (req.config.as_ref(), "configuration"),
+            ],
+        );
+        let (ty, [prior_state, planned_state, config]) = match decoded {
+            Ok(decoded) => decoded,
+            // Nothing was done: the prior state still describes what exists.
+            Err(diagnostics) => {
                 return Ok(Response::new(pb::apply_resource_change::Response {
                     new_state: req.prior_state,
-                    diagnostics: diagnostics_to_proto(&d.into()),
+                    private: req.planned_private,
+                    diagnostics: diagnostics_to_proto(&diagnostics),
                     ..Default::default()
                 }))
             }
         };
-        let mut decoded = Decoded::default();
-        let prior_state = decoded.value(decode_value(
-            req.prior_state.as_ref(),
-            &entry.ty,
-            "prior state",
-        ));
-        let planned_state = decoded.value(decode_value(
-            req.planned_state.as_ref(),
-            &entry.ty,
-            "planned state",
-        ));
-        let config = decoded.value(decode_value(
-            req.config.as_ref(),
-            &entry.ty,
-            "configuration",
-        ));
-        if decoded.failed() {
-            // Nothing was done: the prior state still describes what exists.
-            return Ok(Response::new(pb::apply_resource_change::Response {
-                new_state: req.prior_state,
-                private: req.planned_private,
-                diagnostics: diagnostics_to_proto(&decoded.diagnostics),
-                ..Default::default()
-            }));
-        }
         let answer = self
             .provider
             .apply_resource_change(ApplyRequest {
@@ -417,9 +397,7 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
             })
             .await;
         let mut diagnostics = answer.diagnostics;
-        let new_state = encode_value(&answer.new_state, &entry.ty, "new state")
-            .map_err(|d| diagnostics.push(d))
-            .ok();
+        let new_state = encode_answer(&answer.new_state, ty, "new state", &mut diagnostics);
         Ok(Response::new(pb::apply_resource_change::Response {
             new_state,
             private: answer.private,
@@ -447,18 +425,25 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
         let mut diagnostics = answer.diagnostics;
         let mut imported_resources = Vec::with_capacity(answer.imported.len());
         for imported in answer.imported {
-            let encoded = self
-                .index
-                .resource(&imported.type_name)
-                .and_then(|entry| encode_value(&imported.state, &entry.ty, "imported state"));
-            match encoded {
-                Ok(state) => imported_resources.push(pb::import_resource_state::ImportedResource {
+            let state = match self.index.resource(&imported.type_name) {
+                Ok(entry) => encode_answer(
+                    &imported.state,
+                    &entry.ty,
+                    "imported state",
+                    &mut diagnostics,
+                ),
+                Err(d) => {
+                    diagnostics.push(d);
+                    None
+                }
+            };
+            if let Some(state) = state {
+                imported_resources.push(pb::import_resource_state::ImportedResource {
                     type_name: imported.type_name,
                     state: Some(state),
                     private: imported.private,
                     identity: None,
-                }),
-                Err(d) => diagnostics.push(d),
+                });
             }
         }
         Ok(Response::new(pb::import_resource_state::Response {

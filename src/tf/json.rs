@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use super::msgpack::{
-    exact_int, infer_type, parse_decimal, value_kind, DecodeError, Path, Step, MAX_DEPTH,
+use super::codec::{
+    exact_int, infer_type, parse_decimal, quoted, value_kind, DecodeError, Path, Step, MAX_DEPTH,
 };
 use super::types::Type;
 use super::value::{Number, Value};
@@ -289,7 +289,7 @@ fn convert(json: &Json, ty: &Type, path: &mut Path) -> Result<Value, DecodeError
         (Type::Bool, Json::Bool(b)) => Ok(Value::Bool(*b)),
         (Type::Number, Json::Number(text)) => parse_decimal(text)
             .map(Value::Number)
-            .ok_or_else(|| path.error(format!("{text:?} is not a number"))),
+            .ok_or_else(|| path.error(format!("{} is not a number", quoted(text)))),
         (Type::String, Json::String(s)) => Ok(Value::String(s.clone())),
         (Type::List(elem), Json::Array(items)) => Ok(Value::List(convert_all(items, elem, path)?)),
         (Type::Set(elem), Json::Array(items)) => Ok(Value::Set(convert_all(items, elem, path)?)),
@@ -316,7 +316,7 @@ fn convert(json: &Json, ty: &Type, path: &mut Path) -> Result<Value, DecodeError
                 let value = convert(v, elem, path)?;
                 path.pop();
                 if out.insert(k.clone(), value).is_some() {
-                    return Err(path.error(format!("duplicate key {k:?}")));
+                    return Err(path.error(format!("duplicate key {}", quoted(k))));
                 }
             }
             Ok(Value::Map(out))
@@ -325,13 +325,13 @@ fn convert(json: &Json, ty: &Type, path: &mut Path) -> Result<Value, DecodeError
             let mut out = BTreeMap::new();
             for (k, v) in fields {
                 let Some(attr_ty) = attrs.get(k) else {
-                    return Err(path.error(format!("unsupported attribute {k:?}")));
+                    return Err(path.error(format!("unsupported attribute {}", quoted(k))));
                 };
                 path.push(Step::Attr(k.clone()));
                 let value = convert(v, attr_ty, path)?;
                 path.pop();
                 if out.insert(k.clone(), value).is_some() {
-                    return Err(path.error(format!("attribute {k:?} appears twice")));
+                    return Err(path.error(format!("attribute {} appears twice", quoted(k))));
                 }
             }
             for name in attrs.keys() {
@@ -350,8 +350,9 @@ fn convert(json: &Json, ty: &Type, path: &mut Path) -> Result<Value, DecodeError
                     "value" => value_json = Some(v),
                     other => {
                         return Err(path.error(format!(
-                        "dynamic value has unexpected key {other:?} (only \"type\" and \"value\")"
-                    )))
+                            "dynamic value has unexpected key {} (only \"type\" and \"value\")",
+                            quoted(other)
+                        )))
                     }
                 }
             }
@@ -479,7 +480,8 @@ fn write_value(
         (Type::Object(attrs), Value::Object(fields) | Value::Map(fields)) => {
             if let Some(extra) = fields.keys().find(|k| !attrs.contains_key(*k)) {
                 return Err(path.error(format!(
-                    "unsupported attribute {extra:?} for this object type"
+                    "unsupported attribute {} for this object type",
+                    quoted(extra)
                 )));
             }
             out.push('{');
@@ -539,7 +541,7 @@ fn write_number(out: &mut String, n: &Number, path: &Path) -> Result<(), DecodeE
             // parse_decimal normalises to JSON number syntax; write that.
             Some(Number::Big(normal)) => out.push_str(&normal),
             Some(other) => write_number(out, &other, path)?,
-            None => return Err(path.error(format!("{text:?} is not a decimal number"))),
+            None => return Err(path.error(format!("{} is not a decimal number", quoted(text)))),
         },
     }
     Ok(())
@@ -590,6 +592,23 @@ mod tests {
     fn enc(v: &Value, t: &Type) -> String {
         String::from_utf8(encode(v, t).unwrap_or_else(|e| panic!("{v:?}: {e}")))
             .expect("we write UTF-8")
+    }
+
+    #[test]
+    fn errors_quote_only_a_short_snippet_of_input_strings() {
+        let secret = format!("s3cr3t-{}", "9".repeat(200));
+        let msg = err(
+            &format!("{{\"{secret}\": 1}}"),
+            &obj(&[("a", Type::Number)]),
+        );
+        assert!(msg.starts_with("unsupported attribute \"s3cr3t-"), "{msg}");
+        assert!(!msg.contains(&secret), "{msg}");
+        let msg = err(
+            &format!("{{\"type\": \"{secret}\", \"value\": 1}}"),
+            &Type::Dynamic,
+        );
+        assert!(!msg.contains(&secret), "{msg}");
+        assert!(msg.len() < 120, "{msg}");
     }
 
     #[test]

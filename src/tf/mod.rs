@@ -3,6 +3,7 @@
 //! The server layer converts generated protobuf messages into these types and
 //! back; everything above it (the provider and its resources) sees only these.
 
+mod codec;
 pub mod diag;
 pub mod json;
 pub mod msgpack;

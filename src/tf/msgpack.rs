@@ -18,16 +18,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::codec::{exact_int, infer_type, parse_decimal, quoted, value_kind, Path, Step};
+pub use super::codec::{DecodeError, MAX_DEPTH};
 use super::types::Type;
 use super::value::{Number, Value};
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-#[error("{0}")]
-pub struct DecodeError(pub String);
-
-/// How deep values may nest before decoding gives up. Real schemas nest a
-/// handful of levels; the limit only keeps hostile input off the stack.
-pub const MAX_DEPTH: usize = 64;
 
 /// Decodes `bytes` as a value of type `ty`. Never panics.
 pub fn decode(bytes: &[u8], ty: &Type) -> Result<Value, DecodeError> {
@@ -59,241 +53,6 @@ pub fn encode(value: &Value, ty: &Type) -> Result<Vec<u8>, DecodeError> {
     };
     writer.value(value, ty)?;
     Ok(writer.out)
-}
-
-// ---------------------------------------------------------------------------
-// Paths in error messages
-
-/// Where in a value we are, printed like `.rotation_rules[0].duration`.
-#[derive(Default)]
-pub(crate) struct Path(Vec<Step>);
-
-pub(crate) enum Step {
-    Attr(String),
-    Index(usize),
-    Key(String),
-}
-
-impl Path {
-    pub(crate) fn push(&mut self, step: Step) {
-        self.0.push(step);
-    }
-    pub(crate) fn pop(&mut self) {
-        self.0.pop();
-    }
-    /// An error at the current path.
-    pub(crate) fn error(&self, msg: impl fmt::Display) -> DecodeError {
-        if self.0.is_empty() {
-            DecodeError(msg.to_string())
-        } else {
-            DecodeError(format!("{self}: {msg}"))
-        }
-    }
-}
-
-impl fmt::Display for Path {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for step in &self.0 {
-            match step {
-                Step::Attr(a) => write!(f, ".{a}")?,
-                Step::Index(i) => write!(f, "[{i}]")?,
-                Step::Key(k) => write!(f, "[{k:?}]")?,
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A short name for a value's shape, for "expected X, got Y" messages.
-pub(crate) fn value_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Unknown => "unknown",
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::List(_) => "list",
-        Value::Set(_) => "set",
-        Value::Map(_) => "map",
-        Value::Object(_) => "object",
-        Value::Tuple(_) => "tuple",
-        Value::Dynamic(..) => "dynamic value",
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Numbers
-
-/// Parses a decimal number as Terraform writes one (in a msgpack string or as
-/// JSON number text): optional sign, digits, optional fraction and exponent.
-///
-/// Integers that fit i64 become `Int`. Other values become `Float` when f64
-/// holds them without loss of the written digits (at most 15 significant
-/// digits and finite); everything else is kept as normalised text in `Big`.
-pub(crate) fn parse_decimal(text: &str) -> Option<Number> {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    let negative = match bytes.first() {
-        Some(b'-') => {
-            i += 1;
-            true
-        }
-        Some(b'+') => {
-            i += 1;
-            false
-        }
-        _ => false,
-    };
-    let int_start = i;
-    while i < bytes.len() && bytes[i].is_ascii_digit() {
-        i += 1;
-    }
-    let int_digits = &text[int_start..i];
-    if int_digits.is_empty() {
-        return None;
-    }
-    let mut frac_digits = "";
-    if i < bytes.len() && bytes[i] == b'.' {
-        i += 1;
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        frac_digits = &text[start..i];
-        if frac_digits.is_empty() {
-            return None;
-        }
-    }
-    let mut exponent = "";
-    if i < bytes.len() && (bytes[i] == b'e' || bytes[i] == b'E') {
-        let start = i;
-        i += 1;
-        if i < bytes.len() && (bytes[i] == b'+' || bytes[i] == b'-') {
-            i += 1;
-        }
-        let digits_start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i == digits_start {
-            return None;
-        }
-        exponent = &text[start..i];
-    }
-    if i != bytes.len() {
-        return None;
-    }
-
-    // Normalised text: no '+', no redundant leading zeros, so that it is also
-    // valid JSON number text.
-    let trimmed_int = int_digits.trim_start_matches('0');
-    let int_part = if trimmed_int.is_empty() {
-        "0"
-    } else {
-        trimmed_int
-    };
-    let sign = if negative { "-" } else { "" };
-    let mut normal = format!("{sign}{int_part}");
-    if !frac_digits.is_empty() {
-        normal.push('.');
-        normal.push_str(frac_digits);
-    }
-    normal.push_str(exponent);
-
-    if frac_digits.is_empty() && exponent.is_empty() {
-        if let Ok(i) = normal.parse::<i64>() {
-            return Some(Number::Int(i));
-        }
-        return Some(Number::Big(normal));
-    }
-    let significant = format!("{int_part}{frac_digits}");
-    let significant = significant.trim_start_matches('0').trim_end_matches('0');
-    if significant.len() <= 15 {
-        if let Ok(f) = normal.parse::<f64>() {
-            if f.is_finite() {
-                return Some(Number::Float(f));
-            }
-        }
-    }
-    Some(Number::Big(normal))
-}
-
-/// The integer a float holds exactly, if it is one within i64.
-pub(crate) fn exact_int(f: f64) -> Option<i64> {
-    // 2^63 is the first float beyond i64; -2^63 is i64::MIN exactly.
-    const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
-    if f.is_finite() && f.fract() == 0.0 && (-TWO_POW_63..TWO_POW_63).contains(&f) {
-        Some(f as i64)
-    } else {
-        None
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Type inference for plain values written into `dynamic` slots
-
-/// The type a value evidently has, for writing it into a `dynamic` slot.
-/// Null and unknown have no type of their own: `None`.
-pub(crate) fn infer_type(value: &Value, path: &mut Path) -> Result<Option<Type>, DecodeError> {
-    Ok(Some(match value {
-        Value::Null | Value::Unknown => return Ok(None),
-        Value::Bool(_) => Type::Bool,
-        Value::Number(_) => Type::Number,
-        Value::String(_) => Type::String,
-        Value::Dynamic(t, _) => t.clone(),
-        Value::Object(m) => {
-            let mut attrs = BTreeMap::new();
-            for (k, v) in m {
-                path.push(Step::Attr(k.clone()));
-                let t = infer_type(v, path)?.unwrap_or(Type::Dynamic);
-                path.pop();
-                attrs.insert(k.clone(), t);
-            }
-            Type::Object(attrs)
-        }
-        Value::Tuple(items) => {
-            let mut elems = Vec::with_capacity(items.len());
-            for (i, v) in items.iter().enumerate() {
-                path.push(Step::Index(i));
-                elems.push(infer_type(v, path)?.unwrap_or(Type::Dynamic));
-                path.pop();
-            }
-            Type::Tuple(elems)
-        }
-        Value::List(items) => Type::list(common_element_type(items.iter(), "list", path)?),
-        Value::Set(items) => Type::set(common_element_type(items.iter(), "set", path)?),
-        Value::Map(m) => Type::map(common_element_type(m.values(), "map", path)?),
-    }))
-}
-
-fn common_element_type<'a>(
-    items: impl Iterator<Item = &'a Value>,
-    what: &str,
-    path: &mut Path,
-) -> Result<Type, DecodeError> {
-    let mut found: Option<Type> = None;
-    for (i, v) in items.enumerate() {
-        path.push(Step::Index(i));
-        let t = infer_type(v, path)?;
-        path.pop();
-        match (&found, t) {
-            (_, None) => {}
-            (None, Some(t)) => found = Some(t),
-            (Some(a), Some(b)) if *a == b => {}
-            (Some(a), Some(b)) => {
-                return Err(path.error(format!(
-                    "cannot tell the type of this {what} for a dynamic attribute: elements are {} and {}",
-                    String::from_utf8_lossy(&a.to_json_bytes()),
-                    String::from_utf8_lossy(&b.to_json_bytes())
-                )))
-            }
-        }
-    }
-    found.ok_or_else(|| {
-        path.error(format!(
-            "cannot tell the element type of this {what} for a dynamic attribute (it has no known, non-null elements): wrap it in Value::Dynamic"
-        ))
-    })
 }
 
 // ---------------------------------------------------------------------------
@@ -462,13 +221,13 @@ impl<'a> Reader<'a> {
                 for _ in 0..n {
                     let key = self.string()?;
                     let Some(attr_ty) = attrs.get(&key) else {
-                        return Err(self.err(format!("unsupported attribute {key:?}")));
+                        return Err(self.err(format!("unsupported attribute {}", quoted(&key))));
                     };
                     self.path.push(Step::Attr(key.clone()));
                     let v = self.value(attr_ty, depth + 1)?;
                     self.path.pop();
                     if fields.contains_key(&key) {
-                        return Err(self.err(format!("attribute {key:?} appears twice")));
+                        return Err(self.err(format!("attribute {} appears twice", quoted(&key))));
                     }
                     fields.insert(key, v);
                 }
@@ -596,7 +355,7 @@ impl<'a> Reader<'a> {
                 let text = self.string()?;
                 match parse_decimal(&text) {
                     Some(n) => n,
-                    None => return Err(self.err(format!("{text:?} is not a number"))),
+                    None => return Err(self.err(format!("{} is not a number", quoted(&text)))),
                 }
             }
             m => return Err(self.expected("number", m)),
@@ -700,7 +459,8 @@ impl Writer {
             (Type::Object(attrs), Value::Object(fields) | Value::Map(fields)) => {
                 if let Some(extra) = fields.keys().find(|k| !attrs.contains_key(*k)) {
                     return Err(self.path.error(format!(
-                        "unsupported attribute {extra:?} for this object type"
+                        "unsupported attribute {} for this object type",
+                        quoted(extra)
                     )));
                 }
                 self.map_header(attrs.len())?;
@@ -738,7 +498,9 @@ impl Writer {
             },
             Number::Big(text) => {
                 if parse_decimal(text).is_none() {
-                    return Err(self.path.error(format!("{text:?} is not a decimal number")));
+                    return Err(self
+                        .path
+                        .error(format!("{} is not a decimal number", quoted(text))));
                 }
                 self.str(text)?;
             }
@@ -933,6 +695,34 @@ mod tests {
         let mut nan = vec![0xcb];
         nan.extend_from_slice(&f64::NAN.to_be_bytes());
         assert!(err(&nan, &Type::Number).contains("NaN"));
+    }
+
+    #[test]
+    fn errors_quote_only_a_short_snippet_of_input_strings() {
+        let secret = format!("s3cr3t-{}", "x".repeat(200));
+        let msg = err(&mp_str(&secret), &Type::Number);
+        assert!(msg.contains("is not a number"), "{msg}");
+        assert!(msg.contains("\"s3cr3t-"), "{msg}");
+        assert!(!msg.contains(&secret), "{msg}");
+        assert!(msg.len() < 80, "{msg}");
+
+        let t = obj(&[("a", Type::String)]);
+        let bytes = cat(&[&[0x81], &mp_str(&secret), &mp_str("v")]);
+        let msg = err(&bytes, &t);
+        assert!(msg.starts_with("unsupported attribute"), "{msg}");
+        assert!(!msg.contains(&secret), "{msg}");
+
+        let t = obj(&[("tags", Type::map(Type::Number))]);
+        let bytes = cat(&[
+            &[0x81],
+            &mp_str("tags"),
+            &[0x81],
+            &mp_str(&secret),
+            &mp_str("x"),
+        ]);
+        let msg = err(&bytes, &t);
+        assert!(msg.starts_with(".tags[\"s3cr3t-"), "{msg}");
+        assert!(!msg.contains(&secret), "{msg}");
     }
 
     #[test]

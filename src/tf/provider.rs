@@ -106,12 +106,6 @@ pub struct ImportResponse {
     pub diagnostics: Diagnostics,
 }
 
-impl Default for Value {
-    fn default() -> Self {
-        Value::Null
-    }
-}
-
 /// A provider as the protocol server sees it. Every method that talks to a
 /// remote system is async; validation and schema are pure.
 pub trait Provider: Send + Sync + 'static {

@@ -1,5 +1,6 @@
 //! Terraform's type system (cty types) and their JSON form.
 
+use super::codec::quoted;
 use std::collections::BTreeMap;
 
 /// A cty type, as it appears in a schema and in `dynamic` values.
@@ -67,7 +68,7 @@ impl Type {
                 "number" => Ok(Type::Number),
                 "string" => Ok(Type::String),
                 "dynamic" => Ok(Type::Dynamic),
-                other => Err(format!("unknown primitive type {other:?}")),
+                other => Err(format!("unknown primitive type {}", quoted(other))),
             },
             J::Array(parts) if parts.len() >= 2 => {
                 let kind = parts[0].as_str().ok_or("type kind must be a string")?;
@@ -92,10 +93,10 @@ impl Type {
                                 .collect::<Result<_, _>>()?,
                         ))
                     }
-                    other => Err(format!("unknown type kind {other:?}")),
+                    other => Err(format!("unknown type kind {}", quoted(other))),
                 }
             }
-            other => Err(format!("not a type: {other}")),
+            other => Err(format!("not a type: {}", quoted(&other.to_string()))),
         }
     }
 }

@@ -56,10 +56,12 @@ impl From<i64> for Number {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub enum Value {
     /// Not known until apply (msgpack extension); never appears in state.
     Unknown,
+    /// Absent; also what a request field Terraform left empty decodes to.
+    #[default]
     Null,
     Bool(bool),
     Number(Number),

@@ -5,7 +5,7 @@
 
 use rdsrot::aws::{Clients, Endpoints};
 use rdsrot::provider::RdsrotProvider;
-use rdsrot::rotation::apply::STEPS;
+use rdsrot::rotation::apply::{MAKING_CALLS, STEPS};
 use rdsrot::rotation::model::{Attr, Rotation, RotationRules};
 use rdsrot::tf::{ApplyRequest, Diagnostics, PlanRequest, Provider, ReadRequest, Value};
 
@@ -754,6 +754,84 @@ async fn a_failure_at_each_create_step_leaves_everything_recorded() {
     }
 }
 
+/// Applies `cfg` over `prior` with the answer of `call` lost: the call was
+/// carried out, yet the apply fails. Returns the partial state.
+async fn apply_losing_answer(
+    p: &RdsrotProvider,
+    call: &str,
+    cfg: &Value,
+    prior: &Tracked,
+) -> Tracked {
+    p.lose_answer_of_call(Some(call));
+    let (t, d) = apply(p, cfg, prior).await;
+    p.lose_answer_of_call(None);
+    let message = errors(&d).join("\n");
+    assert!(message.contains("answer lost"), "{call}: {message}");
+    assert!(
+        !t.state.is_null(),
+        "{call}: what the call made must be in the state"
+    );
+    t
+}
+
+#[tokio::test]
+async fn a_call_whose_answer_is_lost_leaves_what_it_made_recorded() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (lambda, role) = existing_lambda(&em, "lost-answer-rotator").await;
+
+    // The change set: only a template makes one.
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "lost-0", "postgres", None).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_single_user".into());
+    });
+    let t = apply_losing_answer(&p, MAKING_CALLS[0], &cfg, &none()).await;
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert_eq!(seen.live_stacks.len(), 1, "{seen:?}");
+    destroy(&p, &t).await;
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert!(seen.live_stacks.is_empty(), "{seen:?}");
+
+    // The invoke permission, on an existing Lambda: nothing else is made
+    // before it.
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "lost-1", "postgres", None).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(lambda.clone());
+    });
+    let t = apply_losing_answer(&p, MAKING_CALLS[1], &cfg, &none()).await;
+    let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+    assert_eq!(seen.our_statements.len(), 1, "{seen:?}");
+    destroy(&p, &t).await;
+    let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+    assert!(seen.our_statements.is_empty(), "{seen:?}");
+
+    // The permission on a second Lambda, while the first one's is still
+    // recorded: destroy removes both.
+    let t = apply_ok(&p, &cfg, &none()).await;
+    let (second, second_role) = existing_lambda(&em, "lost-answer-second").await;
+    let cfg2 = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(second.clone());
+    });
+    let t = apply_losing_answer(&p, MAKING_CALLS[1], &cfg2, &t).await;
+    assert_eq!(
+        look(&em, &secret.arn, Some(&second), None)
+            .await
+            .our_statements
+            .len(),
+        1
+    );
+    destroy(&p, &t).await;
+    for (function, role) in [(&lambda, &role), (&second, &second_role)] {
+        let seen = look(&em, &secret.arn, Some(function), Some(role)).await;
+        assert!(
+            seen.our_statements.is_empty() && !seen.rotation_enabled,
+            "{function}: {seen:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn create_refuses_a_rotated_secret_and_read_drops_a_deleted_one() {
     let em = emulator_or_skip!();
@@ -858,6 +936,33 @@ async fn stop_cancels_the_wait_and_returns_what_exists() {
     );
 }
 
+/// This test binary, set to run only the ignored test `probe` (a name in
+/// this module): for checks that need an environment of their own, which
+/// is process-wide.
+fn probe_command(probe: &str) -> std::process::Command {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        &format!("lifecycle::{probe}"),
+        "--exact",
+        "--ignored",
+        "--nocapture",
+    ]);
+    cmd
+}
+
+/// Runs a probe and asserts that it ran, and passed.
+fn assert_probe_passes(cmd: &mut std::process::Command) {
+    let out = cmd.output().expect("run the probe");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "the probe ran: {text}");
+}
+
 /// Set in the child process of `configure_honours_endpoint_variables`.
 const PROBE_ENDPOINT: &str = "RDSROT_TEST_PROBE_ENDPOINT";
 
@@ -869,15 +974,8 @@ const PROBE_ENDPOINT: &str = "RDSROT_TEST_PROBE_ENDPOINT";
 async fn configure_honours_endpoint_variables() {
     let em = emulator_or_skip!();
     let dead = "http://127.0.0.1:9";
-    let exe = std::env::current_exe().expect("the test binary");
-    let out = std::process::Command::new(exe)
-        .args([
-            "lifecycle::probe_configure_from_environment",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env_remove("AWS_PROFILE")
+    let mut cmd = probe_command("probe_configure_from_environment");
+    cmd.env_remove("AWS_PROFILE")
         .env(PROBE_ENDPOINT, &em.endpoint)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
@@ -894,16 +992,8 @@ async fn configure_honours_endpoint_variables() {
         )
         .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", &em.endpoint)
         // ...and Lambda's variable loses to the provider's `endpoints` block.
-        .env("AWS_ENDPOINT_URL_LAMBDA", dead)
-        .output()
-        .expect("run the probe");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("1 passed"), "the probe ran: {text}");
+        .env("AWS_ENDPOINT_URL_LAMBDA", dead);
+    assert_probe_passes(&mut cmd);
 }
 
 #[tokio::test]
@@ -1226,14 +1316,7 @@ async fn created_disabled_sets_everything_up_but_does_not_rotate() {
 /// local listener counting connections.
 #[test]
 fn configure_makes_no_network_call() {
-    let exe = std::env::current_exe().expect("the test binary");
-    let mut cmd = std::process::Command::new(exe);
-    cmd.args([
-        "lifecycle::probe_configure_offline",
-        "--exact",
-        "--ignored",
-        "--nocapture",
-    ]);
+    let mut cmd = probe_command("probe_configure_offline");
     for var in [
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",
@@ -1250,19 +1333,10 @@ fn configure_makes_no_network_call() {
     ] {
         cmd.env_remove(var);
     }
-    let out = cmd
-        .env(PROBE_ENDPOINT, "offline")
+    cmd.env(PROBE_ENDPOINT, "offline")
         .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .output()
-        .expect("run the probe");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
-    assert!(text.contains("1 passed"), "the probe ran: {text}");
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+    assert_probe_passes(&mut cmd);
 }
 
 #[tokio::test]

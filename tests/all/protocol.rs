@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use rdsrot::server::proto::plugin::Empty;
 use rdsrot::server::proto::tfplugin6 as pb;
+use rdsrot::server::proto::tfplugin6::provider_client::ProviderClient;
 use rdsrot::tf::{
     msgpack, ApplyRequest, ApplyResponse, Attribute, AttributePath, Block, Diagnostic, Diagnostics,
     ImportResponse, ImportedResource, NestedBlock, Nesting, PathStep, PlanRequest, PlanResponse,
     Provider, ProviderSchema, ReadRequest, ReadResponse, Schema, Type, UpgradeRequest, Value,
 };
 use tokio::sync::Notify;
+use tonic::transport::Channel;
 
 use crate::support::grpc::{
     connect_tls, controller_client, provider_client, within, ClientIdentity, InProcessServer,
@@ -277,6 +279,14 @@ async fn tls_server(provider: WidgetProvider) -> (InProcessServer, ClientIdentit
     (server, client)
 }
 
+/// A widget provider served over mTLS, and a client connected as Terraform.
+/// The server stops when its handle is dropped: keep it alive.
+async fn widget_rpc() -> (InProcessServer, ProviderClient<Channel>) {
+    let (server, client) = tls_server(WidgetProvider::default()).await;
+    let rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    (server, rpc)
+}
+
 // --- Schema and metadata ---------------------------------------------------
 
 #[tokio::test]
@@ -335,8 +345,7 @@ async fn schema_round_trip_over_mtls() {
 
 #[tokio::test]
 async fn newer_rpcs_answer_cleanly() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
 
     let meta = rpc
         .get_metadata(pb::get_metadata::Request {})
@@ -388,8 +397,7 @@ async fn newer_rpcs_answer_cleanly() {
 
 #[tokio::test]
 async fn unknown_resource_type_is_a_diagnostic() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let answer = rpc
         .validate_resource_config(pb::validate_resource_config::Request {
             type_name: "test_gadget".into(),
@@ -428,8 +436,7 @@ async fn unknown_resource_type_is_a_diagnostic() {
 
 #[tokio::test]
 async fn validate_reports_errors_on_attribute_paths() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
 
     let bad = widget("a", Value::Null, Some(0));
     let answer = rpc
@@ -483,8 +490,7 @@ async fn validate_reports_errors_on_attribute_paths() {
 
 #[tokio::test]
 async fn validate_provider_config_uses_field_two_and_paths() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let provider_type = provider_schema().block.value_type();
     let config = Value::object([("region", Value::string(""))]);
     let answer = rpc
@@ -506,8 +512,7 @@ async fn validate_provider_config_uses_field_two_and_paths() {
 
 #[tokio::test]
 async fn undecodable_values_are_diagnostics_not_crashes() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let answer = rpc
         .plan_resource_change(pb::plan_resource_change::Request {
             type_name: WIDGET.into(),
@@ -533,8 +538,7 @@ async fn undecodable_values_are_diagnostics_not_crashes() {
 
 #[tokio::test]
 async fn create_read_update_destroy_round_trip() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let config = widget("alpha", Value::Null, Some(7));
 
     // Plan a create: the computed id becomes unknown.
@@ -655,8 +659,7 @@ async fn create_read_update_destroy_round_trip() {
 
 #[tokio::test]
 async fn read_of_a_vanished_object_returns_null() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let gone = widget("gone", Value::string("w-gone"), None);
     let read = rpc
         .read_resource(pb::read_resource::Request {
@@ -673,8 +676,7 @@ async fn read_of_a_vanished_object_returns_null() {
 
 #[tokio::test]
 async fn import_returns_state_and_private() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let answer = rpc
         .import_resource_state(pb::import_resource_state::Request {
             type_name: WIDGET.into(),
@@ -697,8 +699,7 @@ async fn import_returns_state_and_private() {
 
 #[tokio::test]
 async fn upgrade_reads_json_state_and_always_answers_msgpack() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
 
     // State written by schema version 0: no size; attributes may be missing.
     let raw = br#"{"id":"w-old","name":"old","secret":null,"tags":{"a":"b"},"rule":[]}"#;
@@ -762,8 +763,7 @@ async fn upgrade_reads_json_state_and_always_answers_msgpack() {
 
 #[tokio::test]
 async fn messages_beyond_tonics_4_mib_default_pass_both_ways() {
-    let (server, client) = tls_server(WidgetProvider::default()).await;
-    let mut rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    let (_server, mut rpc) = widget_rpc().await;
     let big = "x".repeat(6 << 20);
     let raw =
         format!(r#"{{"id":"w-big","name":"big","size":2,"tags":{{"blob":"{big}"}},"rule":[]}}"#);
@@ -1063,42 +1063,85 @@ fn binary_reports_a_bad_port_range() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("PLUGIN_MIN_PORT"));
 }
 
-/// Kills the child if a test fails before it exits.
-struct ChildGuard(Child);
+/// The plugin binary running as Terraform runs it, with its stdout read
+/// line by line in the background. Killed if a test fails before it exits.
+struct RunningPlugin {
+    child: Child,
+    stdout_lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
 
-impl Drop for ChildGuard {
+impl RunningPlugin {
+    fn spawn(mut cmd: Command) -> RunningPlugin {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (line_tx, stdout_lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        RunningPlugin {
+            child,
+            stdout_lines,
+        }
+    }
+
+    /// The next line on stdout.
+    async fn line(&mut self, what: &str) -> String {
+        within(what, self.stdout_lines.recv())
+            .await
+            .unwrap_or_else(|| panic!("stdout closed before {what}"))
+    }
+
+    /// Sends SIGINT, as a terminal's Ctrl-C does.
+    #[cfg(unix)]
+    fn interrupt(&self) {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+    }
+
+    /// Waits for the process to exit by itself, at most 2 seconds after
+    /// `after` (named in the failure).
+    async fn exit_status(&mut self, after: &str) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "still running 2 s after {after}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for RunningPlugin {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 #[tokio::test]
 async fn binary_handshake_serves_mtls_and_exits_on_shutdown() {
     let client = ClientIdentity::terraform_like();
-    let child = plugin_command()
-        .env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
+    let mut cmd = plugin_command();
+    cmd.env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
         .env("PLUGIN_PROTOCOL_VERSIONS", "6,5")
-        .env("PLUGIN_CLIENT_CERT", &client.cert_pem)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let mut child = ChildGuard(child);
-    let stdout = child.0.stdout.take().expect("piped stdout");
-
-    // Read everything the plugin writes to stdout, in the background.
-    let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = within("the handshake line", line_rx.recv())
-        .await
-        .expect("a handshake line");
+        .env("PLUGIN_CLIENT_CERT", &client.cert_pem);
+    let mut plugin = RunningPlugin::spawn(cmd);
+    let line = plugin.line("the handshake line").await;
 
     let fields: Vec<&str> = line.split('|').collect();
     assert_eq!(fields.len(), 6, "{line}");
@@ -1119,14 +1162,10 @@ async fn binary_handshake_serves_mtls_and_exits_on_shutdown() {
     // wait for StopProvider instead.
     #[cfg(unix)]
     {
-        let sent = Command::new("kill")
-            .args(["-INT", &child.0.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(sent.success());
+        plugin.interrupt();
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(
-            child.0.try_wait().expect("wait").is_none(),
+            plugin.child.try_wait().expect("wait").is_none(),
             "the plugin survives SIGINT"
         );
     }
@@ -1145,48 +1184,23 @@ async fn binary_handshake_serves_mtls_and_exits_on_shutdown() {
     assert!(schema.provider.and_then(|p| p.block).is_some());
 
     // Shutdown: the process exits promptly and successfully.
-    let started = Instant::now();
     within("Shutdown", controller_client(channel).shutdown(Empty {}))
         .await
         .expect("Shutdown answers");
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "still running 2 s after Shutdown"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = plugin.exit_status("Shutdown").await;
     assert!(status.success(), "{status:?}");
     // Nothing else ever reached stdout.
-    let extra = line_rx.recv().await;
+    let extra = plugin.stdout_lines.recv().await;
     assert_eq!(extra, None, "stdout carries only the handshake line");
 }
 
 #[cfg(unix)]
 #[tokio::test]
 async fn binary_debug_mode_prints_reattach_config_and_serves_plaintext() {
-    let child = plugin_command()
-        .arg("--debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("binary starts");
-    let mut child = ChildGuard(child);
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (line_tx, mut line_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let line = within("the reattach line", line_rx.recv())
-        .await
-        .expect("a reattach line");
+    let mut cmd = plugin_command();
+    cmd.arg("--debug");
+    let mut plugin = RunningPlugin::spawn(cmd);
+    let line = plugin.line("the reattach line").await;
     let json = line
         .strip_prefix("TF_REATTACH_PROVIDERS='")
         .and_then(|rest| rest.strip_suffix('\''))
@@ -1195,7 +1209,7 @@ async fn binary_debug_mode_prints_reattach_config_and_serves_plaintext() {
     let entry = &config["registry.terraform.io/rdsrot/rdsrot"];
     assert_eq!(entry["ProtocolVersion"], 6);
     assert_eq!(entry["Test"], true);
-    assert_eq!(entry["Pid"], child.0.id());
+    assert_eq!(entry["Pid"], plugin.child.id());
     let addr: std::net::SocketAddr = entry["Addr"]["String"]
         .as_str()
         .expect("address string")
@@ -1213,21 +1227,7 @@ async fn binary_debug_mode_prints_reattach_config_and_serves_plaintext() {
     .expect("schema served in debug mode");
 
     // In debug mode Ctrl-C is how the user stops it.
-    let sent = Command::new("kill")
-        .args(["-INT", &child.0.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(sent.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "still running after Ctrl-C"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    plugin.interrupt();
+    let status = plugin.exit_status("Ctrl-C").await;
     assert!(status.success(), "{status:?}");
 }

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../src/tf/codec.rs"]
+mod codec;
 #[path = "../../../src/tf/json.rs"]
 pub mod json;
 #[path = "../../../src/tf/msgpack.rs"]
