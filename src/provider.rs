@@ -306,6 +306,16 @@ async fn build_sdk_config(
         loader = loader
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(attempts));
     }
+    // Bound every single call, so that one hanging connection cannot hold an
+    // apply past its timeout: waits between calls are cancellable, a call in
+    // flight is not.
+    loader = loader.timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .operation_attempt_timeout(std::time::Duration::from_secs(60))
+            .operation_timeout(std::time::Duration::from_secs(180))
+            .build(),
+    );
     let base = loader.load().await;
     let Some(role_arn) = &pc.role_arn else {
         return base;

@@ -89,7 +89,15 @@ impl Private {
         if bytes.is_empty() {
             return Private::new();
         }
-        serde_json::from_slice(bytes).unwrap_or_else(|_| Private::new())
+        serde_json::from_slice(bytes).unwrap_or_else(|e| {
+            // Starting empty only forgets what to undo; say so rather than fail
+            // every operation on the resource.
+            crate::logging::warn(
+                "rotation",
+                &format!("private state is unreadable ({e}); treating it as empty"),
+            );
+            Private::new()
+        })
     }
 
     pub fn encode(&self) -> Vec<u8> {

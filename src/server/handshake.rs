@@ -35,12 +35,10 @@ pub const PROVIDER_ADDRESS: &str = "registry.terraform.io/rdsrot/rdsrot";
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum HandshakeError {
     #[error(
-        "This binary is a plugin. These are not meant to be executed directly.\n\
-         Please execute the program that consumes these plugins, which will\n\
-         load any plugins automatically.\n\
-         (terraform-provider-rdsrot is a Terraform/OpenTofu provider: \
-         Terraform starts it when a configuration uses the rdsrot/rdsrot provider. \
-         To debug it, run it with --debug.)"
+        "This binary is a plugin: terraform-provider-rdsrot is a Terraform and OpenTofu \
+         provider, started by Terraform when a configuration uses the rdsrot/rdsrot \
+         provider. It is not meant to be run by hand.\n\
+         To debug it, run it with --debug and export the TF_REATTACH_PROVIDERS value it prints."
     )]
     NotStartedByTerraform,
     #[error(
@@ -354,6 +352,7 @@ mod tests {
     fn not_a_plugin_message_says_what_this_is() {
         let text = HandshakeError::NotStartedByTerraform.to_string();
         assert!(text.contains("This binary is a plugin"));
+        assert!(text.contains("not meant to be run by hand"));
         assert!(text.contains("Terraform"));
     }
 
