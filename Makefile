@@ -40,13 +40,15 @@ build:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets --quiet
+	cargo clippy --all-targets --quiet -- -D warnings
 
 # Every suite: unit tests, protocol, lifecycle against the emulator and the
 # end-to-end suite with real Terraform. A missing tool fails the run
 # (RDSROT_REQUIRE_TOOLS=1) instead of skipping.
+# Doc-tests run first, so that the run closes on the integration suite's count.
 test: venv build lint
-	RDSROT_REQUIRE_TOOLS=1 cargo test
+	cargo test --doc
+	RDSROT_REQUIRE_TOOLS=1 cargo test --lib --bins --tests
 
 demo: venv build
 	bash scripts/demo.sh
