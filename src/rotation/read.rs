@@ -112,7 +112,16 @@ pub async fn read(
             .any(|st| st.sid == *sid && st.source_arn.as_deref() == Some(secret.arn.as_str()));
         if !ours {
             s.permission_statement_id = Attr::Null;
-            p.permission = None;
+            // Forget the record only when it is of the Lambda just looked at.
+            // A record of an earlier Lambda (an update that switched Lambdas
+            // failed halfway) still names a statement apply or destroy must
+            // remove.
+            if p.permission
+                .as_ref()
+                .is_some_and(|r| Some(r.function.as_str()) == lambda_ref)
+            {
+                p.permission = None;
+            }
         }
     }
 

@@ -832,6 +832,34 @@ async fn a_call_whose_answer_is_lost_leaves_what_it_made_recorded() {
     }
 }
 
+/// Regression: a switch to a second Lambda that fails before its invoke
+/// permission is added, then a refresh. The first Lambda's statement must
+/// stay recorded, so that destroy still removes it.
+#[tokio::test]
+async fn a_refresh_after_a_failed_lambda_switch_keeps_the_old_statement_recorded() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (first, first_role) = existing_lambda(&em, "switch-first").await;
+    let (second, _) = existing_lambda(&em, "switch-second").await;
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "switch", "postgres", None).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(first.clone());
+    });
+    let t = apply_ok(&p, &cfg, &none()).await;
+    let cfg2 = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(second.clone());
+    });
+    p.fail_before_step(Some(STEPS[3]));
+    let (t, d) = apply(&p, &cfg2, &t).await;
+    p.fail_before_step(None);
+    assert!(errors(&d).join(" ").contains(STEPS[3]), "{d:?}");
+    let t = read(&p, &t).await;
+    destroy(&p, &t).await;
+    let seen = look(&em, &secret.arn, Some(&first), Some(&first_role)).await;
+    assert!(seen.our_statements.is_empty(), "{seen:?}");
+}
+
 #[tokio::test]
 async fn create_refuses_a_rotated_secret_and_read_drops_a_deleted_one() {
     let em = emulator_or_skip!();
