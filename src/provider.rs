@@ -1,6 +1,7 @@
 //! The rdsrot provider: its configuration schema, the AWS clients built
 //! from it, and the routing of resource operations to `rdsrot_rotation`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::rotation::model::{Attr, Rotation};
 use crate::rotation::plan::{plan, PlanContext};
 use crate::rotation::private::Private;
 use crate::rotation::schedule::parse_timeout;
-use crate::rotation::{read, schema as rotation_schema, validate};
+use crate::rotation::{plan_checks, read, schema as rotation_schema, validate};
 use crate::tf::*;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
@@ -34,6 +35,9 @@ pub struct RdsrotProvider {
     cancel: CancellationToken,
     /// Test-only failures to inject into applies.
     test_faults: Mutex<ApplyOptions>,
+    /// Set once "no AWS credentials" has been reported by this process, so
+    /// that a plan of many resources says it once.
+    no_credentials_reported: AtomicBool,
 }
 
 impl RdsrotProvider {
@@ -69,6 +73,19 @@ impl RdsrotProvider {
     /// the options themselves are still whole.
     fn test_faults(&self) -> std::sync::MutexGuard<'_, ApplyOptions> {
         self.test_faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// "No AWS credentials found", the first time this process meets it.
+    /// One error fails the whole refresh or plan, so the other resources of
+    /// the same run need not repeat it (a read then keeps the state it had,
+    /// which Terraform does not use once the run has failed). Apply still
+    /// reports it on every resource: there, silence would read as success.
+    fn no_credentials_once(&self) -> Diagnostics {
+        if self.no_credentials_reported.swap(true, Ordering::SeqCst) {
+            Diagnostics::new()
+        } else {
+            no_credentials_diagnostic().into()
+        }
     }
 
     /// The configured clients; `None` before ConfigureProvider.
@@ -355,18 +372,33 @@ fn timeout_of(state: &Rotation, op: &str) -> Duration {
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 
+/// A failed step: the summary says what failed, the detail why, on which
+/// secret, and what to do.
 fn step_diagnostic(verb: &str, secret: &str, e: &StepError) -> Diagnostic {
+    if e.no_credentials {
+        return no_credentials_diagnostic();
+    }
     let d = Diagnostic::error(
-        format!("{verb} rotation for secret {secret}"),
-        format!(
-            "{verb} rotation for secret {secret}: {}: {}",
-            e.step, e.cause
-        ),
+        format!("{verb} rotation failed while {}", e.step),
+        format!("{}\n\nSecret: {secret}.", e.cause),
     );
     match &e.attribute {
         Some(p) => d.at(p.clone()),
         None => d,
     }
+}
+
+/// The one message for missing credentials, in place of the SDK's chain of
+/// causes.
+pub fn no_credentials_diagnostic() -> Diagnostic {
+    Diagnostic::error(
+        "No AWS credentials found",
+        "The rdsrot provider found no AWS credentials. It looked, in order, at the environment \
+variables (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE), the shared files \
+(~/.aws/credentials and ~/.aws/config, or the provider's `profile`), SSO, web identity \
+(AWS_WEB_IDENTITY_TOKEN_FILE), the container credentials endpoint and the instance role. Set one \
+of them; see the Authentication section of the provider's documentation (docs/index.md#authentication).",
+    )
 }
 
 impl Provider for RdsrotProvider {
@@ -482,18 +514,22 @@ impl Provider for RdsrotProvider {
             Err(e) => ReadResponse {
                 new_state: req.current_state,
                 private: req.private,
-                diagnostics: Diagnostic::error(
-                    "Reading rotation",
-                    format!(
-                        "reading rotation for secret {}: {e}",
-                        state
-                            .secret_arn
-                            .as_deref()
-                            .or(state.secret_id.as_deref())
-                            .unwrap_or("?")
-                    ),
-                )
-                .into(),
+                diagnostics: if e.is_no_credentials() {
+                    self.no_credentials_once()
+                } else {
+                    Diagnostic::error(
+                        "Reading rotation failed",
+                        format!(
+                            "{e}\n\nSecret: {}.",
+                            state
+                                .secret_arn
+                                .as_deref()
+                                .or(state.secret_id.as_deref())
+                                .unwrap_or("?")
+                        ),
+                    )
+                    .into()
+                },
             },
         }
     }
@@ -505,9 +541,10 @@ impl Provider for RdsrotProvider {
                 ..Default::default()
             };
         }
-        let region = self.clients().and_then(|c| c.region);
+        let clients = self.clients();
+        let region = clients.as_ref().and_then(|c| c.region.clone());
         let private = Private::decode(&req.prior_private);
-        let planned = plan(
+        let mut planned = plan(
             &req.config,
             &req.prior_state,
             &private,
@@ -515,6 +552,33 @@ impl Provider for RdsrotProvider {
                 region: region.as_deref(),
             },
         );
+        // The look-ups against AWS, once the configuration itself is valid.
+        if let (Some(clients), false, false) = (
+            clients,
+            req.config.is_null(),
+            planned.diagnostics.has_errors(),
+        ) {
+            let config = Rotation::from_value(&req.config);
+            let prior =
+                (!req.prior_state.is_null()).then(|| Rotation::from_value(&req.prior_state));
+            let deadline = Deadline::new("plan", READ_TIMEOUT, self.cancel.clone());
+            let checked = tokio::select! {
+                r = plan_checks::check(&clients, &config, prior.as_ref()) => r,
+                e = deadline.expired() => Err(e),
+            };
+            match checked {
+                Ok(d) => planned.diagnostics.extend(d),
+                Err(e) if e.is_no_credentials() => {
+                    planned.diagnostics.extend(self.no_credentials_once());
+                }
+                // Terraform asked to stop: it will not use this plan.
+                Err(crate::aws::AwsError::Cancelled) => {}
+                Err(e) => planned.diagnostics.push(Diagnostic::warning(
+                    "Could not check the configuration against AWS at plan time",
+                    format!("{e}. Apply checks again before it changes anything."),
+                )),
+            }
+        }
         PlanResponse {
             planned_state: planned.state,
             requires_replace: planned.requires_replace,
@@ -566,7 +630,7 @@ impl Provider for RdsrotProvider {
                     ApplyResponse {
                         new_state: req.prior_state,
                         private: private.encode(),
-                        diagnostics: step_diagnostic("deleting", &secret, &e).into(),
+                        diagnostics: step_diagnostic("Deleting", &secret, &e).into(),
                     }
                 }
             };
@@ -574,9 +638,9 @@ impl Provider for RdsrotProvider {
 
         let planned = Rotation::from_value(&req.planned_state);
         let (verb, op) = if prior.is_some() {
-            ("updating", "update")
+            ("Updating", "update")
         } else {
-            ("creating", "create")
+            ("Creating", "create")
         };
         let budget = timeout_of(&planned, op);
         let deadline = Deadline::new(
@@ -654,10 +718,14 @@ impl Provider for RdsrotProvider {
                 }],
                 diagnostics: Diagnostics::new(),
             },
+            Err(e) if e.is_no_credentials() => ImportResponse {
+                diagnostics: no_credentials_diagnostic().into(),
+                ..Default::default()
+            },
             Err(e) => ImportResponse {
                 diagnostics: Diagnostic::error(
-                    "Importing rotation",
-                    format!("importing rotation for secret {id}: {e}"),
+                    "Importing rotation failed",
+                    format!("{e}\n\nImport ID: {id}."),
                 )
                 .at(AttributePath::root("secret_id"))
                 .into(),
@@ -738,6 +806,40 @@ mod tests {
                 "assume_role.role_arn",
                 "endpoints.secretsmanager"
             ]
+        );
+    }
+
+    #[test]
+    fn a_step_error_says_what_failed_in_the_summary_and_why_in_the_detail() {
+        let e = StepError {
+            step: "turning rotation on",
+            cause: "InvalidRequestException: A previous rotation isn't complete.".into(),
+            attribute: Some(AttributePath::root("rotation_rules")),
+            no_credentials: false,
+        };
+        let d = step_diagnostic("Creating", "arn:s", &e);
+        assert_eq!(
+            d.summary,
+            "Creating rotation failed while turning rotation on"
+        );
+        assert!(
+            d.detail.starts_with("InvalidRequestException"),
+            "{}",
+            d.detail
+        );
+        assert!(d.detail.contains("Secret: arn:s."));
+        assert!(
+            !d.detail.contains(&d.summary) && !d.detail.contains("turning rotation on"),
+            "the detail repeats the summary: {}",
+            d.detail
+        );
+        let no_credentials = StepError {
+            no_credentials: true,
+            ..e
+        };
+        assert_eq!(
+            step_diagnostic("Creating", "arn:s", &no_credentials).summary,
+            "No AWS credentials found"
         );
     }
 

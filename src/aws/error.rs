@@ -12,6 +12,9 @@ pub enum Kind {
     NotFound,
     /// Throttling, a transient server fault, or a connection problem.
     Retryable,
+    /// No credentials could be found: retrying cannot help, and the user
+    /// needs to be told where the provider looked.
+    NoCredentials,
     Other,
 }
 
@@ -37,6 +40,15 @@ impl AwsError {
             self,
             AwsError::Api {
                 kind: Kind::NotFound,
+                ..
+            }
+        )
+    }
+    pub fn is_no_credentials(&self) -> bool {
+        matches!(
+            self,
+            AwsError::Api {
+                kind: Kind::NoCredentials,
                 ..
             }
         )
@@ -120,6 +132,11 @@ where
                 message,
             }
         }
+        SdkError::DispatchFailure(_) if is_credentials_failure(&err) => AwsError::Api {
+            kind: Kind::NoCredentials,
+            code: None,
+            message: error_chain(&err),
+        },
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             AwsError::Api {
                 kind: Kind::Retryable,
@@ -133,6 +150,20 @@ where
             message: error_chain(&err),
         },
     }
+}
+
+/// Whether the request never left because no credentials were found: the
+/// SDK reports it as a dispatch failure caused by a `CredentialsError`.
+fn is_credentials_failure(err: &dyn std::error::Error) -> bool {
+    use aws_credential_types::provider::error::CredentialsError;
+    let mut source = err.source();
+    while let Some(s) = source {
+        if s.downcast_ref::<CredentialsError>().is_some() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {

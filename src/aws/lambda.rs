@@ -20,19 +20,22 @@ pub struct FunctionInfo {
     pub security_group_ids: Vec<String>,
 }
 
+/// The function's configuration, from `GetFunction`: it carries the same
+/// configuration as `GetFunctionConfiguration` under a quota of 100 requests
+/// per second instead of the 15 that every other Lambda call shares.
 pub async fn find_function_configuration(
     c: &Clients,
     function: &str,
 ) -> Result<Option<FunctionInfo>, AwsError> {
     let out = c
         .lambda
-        .get_function_configuration()
+        .get_function()
         .function_name(function)
         .send()
         .await
         .map_err(classify)
         .or_not_found()?;
-    Ok(out.map(|f| {
+    Ok(out.and_then(|o| o.configuration).map(|f| {
         let mut subnet_ids = f
             .vpc_config()
             .map(|v| v.subnet_ids().to_vec())

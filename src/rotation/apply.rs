@@ -18,6 +18,7 @@ use crate::tf::AttributePath;
 
 use super::model::{Attr, Rotation};
 use super::parts::{self, MASTER_POLICY_NAME};
+use super::plan_checks;
 use super::private::{PermissionRecord, Private, RolePolicyRecord, StackRecord, VpcRecord};
 
 const LOG: &str = "rotation";
@@ -39,14 +40,40 @@ pub struct StepError {
     pub step: &'static str,
     pub cause: String,
     pub attribute: Option<AttributePath>,
+    /// The step failed because no AWS credentials were found: the user is
+    /// told that, not the step's details.
+    pub no_credentials: bool,
+}
+
+/// What a step failed with: an AWS error, or a sentence of our own.
+pub trait StepCause {
+    fn into_cause(self) -> (String, bool);
+}
+impl StepCause for AwsError {
+    fn into_cause(self) -> (String, bool) {
+        let no_credentials = self.is_no_credentials();
+        (self.to_string(), no_credentials)
+    }
+}
+impl StepCause for String {
+    fn into_cause(self) -> (String, bool) {
+        (self, false)
+    }
+}
+impl StepCause for &str {
+    fn into_cause(self) -> (String, bool) {
+        (self.to_string(), false)
+    }
 }
 
 impl StepError {
-    fn new(step: &'static str, cause: impl ToString) -> StepError {
+    fn new(step: &'static str, cause: impl StepCause) -> StepError {
+        let (cause, no_credentials) = cause.into_cause();
         StepError {
             step,
-            cause: cause.to_string(),
+            cause,
             attribute: None,
+            no_credentials,
         }
     }
     fn at(mut self, attribute: &str) -> StepError {
@@ -145,29 +172,29 @@ async fn converge_steps(
         .secret_id
         .known()
         .ok_or_else(|| StepError::new(step, "secret_id is not known").at("secret_id"))?;
+    // The same checks as at plan, for values that were unknown then.
+    if let Some(d) =
+        plan_checks::region_mismatch("secret_id", "secret", secret_id, c.region.as_deref())
+    {
+        return Err(StepError::new(step, d.detail).at("secret_id"));
+    }
     logging::debug(LOG, &format!("describing secret {secret_id}"));
     let secret = sm::find_secret(c, secret_id)
         .await
         .map_err(|e| StepError::new(step, e).at("secret_id"))?
         .ok_or_else(|| {
-            StepError::new(step, format!("secret {secret_id} does not exist")).at("secret_id")
+            StepError::new(
+                step,
+                format!(
+                    "No secret {secret_id:?} exists in {}. Check the name or ARN, and that the \
+provider's region and account are the secret's.",
+                    c.region.as_deref().unwrap_or("the provider's region")
+                ),
+            )
+            .at("secret_id")
         })?;
-    if secret.scheduled_for_deletion {
-        return Err(StepError::new(
-            step,
-            format!("secret {} is scheduled for deletion", secret.arn),
-        )
-        .at("secret_id"));
-    }
-    if let Some(owner) = &secret.owning_service {
-        return Err(StepError::new(
-            step,
-            format!(
-                "secret {} is managed by {owner}, which controls its rotation",
-                secret.arn
-            ),
-        )
-        .at("secret_id"));
+    if let Some(d) = plan_checks::unusable_secret(&secret) {
+        return Err(StepError::new(step, d.detail).at("secret_id"));
     }
     if prior.is_none() && secret.rotation_enabled {
         return Err(StepError::new(

@@ -120,8 +120,8 @@ day-of-week year",
     Ok(())
 }
 
-/// Checks a rotation window `duration`: `Nh`, N from 1 to 24.
-pub fn check_duration(d: &str) -> Result<(), String> {
+/// Checks a rotation window `duration`: `Nh`, N from 1 to 24; the hours.
+pub fn check_duration(d: &str) -> Result<i64, String> {
     let hours = d
         .strip_suffix('h')
         .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
@@ -130,7 +130,91 @@ pub fn check_duration(d: &str) -> Result<(), String> {
     if !(1..=24).contains(&hours) {
         return Err(format!("{d:?} must be between 1h and 24h"));
     }
+    Ok(hours)
+}
+
+/// Checks that a rotation window of `hours` fits the (valid) schedule
+/// `expr`: Secrets Manager requires that a window close before the next one
+/// opens and before the UTC day ends. `rate(N days)` windows open at the
+/// start of a UTC day, so any window up to 24h fits; `rate(N hours)` needs
+/// `hours <= N`; for `cron()` the window hours are worked out from the hours
+/// field when it is plain numbers, lists, ranges, steps or `*`, and the check
+/// is left to AWS otherwise.
+pub fn check_window(expr: &str, hours: i64) -> Result<(), String> {
+    let expr = expr.trim();
+    if let Some(inner) = expr.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')) {
+        let mut words = inner.split_whitespace();
+        let (Some(n), Some(unit)) = (words.next(), words.next()) else {
+            return Ok(());
+        };
+        let Ok(n) = n.parse::<i64>() else {
+            return Ok(());
+        };
+        if unit.starts_with("hour") && hours > n {
+            return Err(format!(
+                "duration = \"{hours}h\" is longer than the {n}-hour interval of {expr}: a \
+rotation window must close before the next one opens. Use a duration of at most {n}h, or a \
+longer interval."
+            ));
+        }
+        return Ok(());
+    }
+    let Some(inner) = expr.strip_prefix("cron(").and_then(|s| s.strip_suffix(')')) else {
+        return Ok(());
+    };
+    let Some(hours_field) = inner.split_whitespace().nth(1) else {
+        return Ok(());
+    };
+    let Some(starts) = cron_hours(hours_field) else {
+        return Ok(());
+    };
+    // Distinct window start hours of one UTC day, in order.
+    let Some(&last) = starts.last() else {
+        return Ok(());
+    };
+    let shortest_gap = starts.windows(2).map(|w| w[1] - w[0]).min();
+    if let Some(gap) = shortest_gap.filter(|g| hours > *g) {
+        return Err(format!(
+            "duration = \"{hours}h\" is longer than the {gap} hours between two windows of \
+{expr}: a rotation window must close before the next one opens. Use a duration of at most \
+{gap}h."
+        ));
+    }
+    if last + hours > 24 {
+        return Err(format!(
+            "duration = \"{hours}h\" makes the window of {expr} that opens at {last:02}:00 UTC \
+run past midnight: a rotation window must close by the end of the UTC day. Use a duration of \
+at most {}h.",
+            24 - last
+        ));
+    }
     Ok(())
+}
+
+/// The hours (0-23, sorted, distinct) a cron hours field selects, or `None`
+/// when it uses a form this check does not evaluate.
+fn cron_hours(field: &str) -> Option<Vec<i64>> {
+    let mut hours = std::collections::BTreeSet::new();
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (r, s.parse::<i64>().ok().filter(|s| *s > 0)?),
+            None => (part, 1),
+        };
+        let (lo, hi) = if range == "*" {
+            (0, 23)
+        } else if let Some((a, b)) = range.split_once('-') {
+            (a.parse::<i64>().ok()?, b.parse::<i64>().ok()?)
+        } else {
+            let start = range.parse::<i64>().ok()?;
+            // `4/12` runs from 4 to the end of the day.
+            (start, if part.contains('/') { 23 } else { start })
+        };
+        if !(0..=23).contains(&lo) || !(0..=23).contains(&hi) || lo > hi {
+            return None;
+        }
+        hours.extend((lo..=hi).step_by(usize::try_from(step).ok()?));
+    }
+    Some(hours.into_iter().collect())
 }
 
 /// The rotation interval that keeps every credential younger than
@@ -156,6 +240,8 @@ that must be between 1 and {MAX_DAYS}"
         ))
     }
 }
+
+const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 
 /// Parses a timeout such as `30m`, `1h30m`, `45s` (units h, m, s).
 pub fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -191,6 +277,12 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     }
     if total == 0 {
         return Err(format!("{text:?}: a timeout must be longer than zero"));
+    }
+    // A deadline is `now + timeout`: an absurd timeout would overflow it.
+    if total > MAX_TIMEOUT_SECS {
+        return Err(format!(
+            "{text:?} is longer than the longest timeout this provider takes, 168h (7 days)"
+        ));
     }
     Ok(Duration::from_secs(total))
 }
@@ -234,11 +326,32 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert!(check_duration("1h").is_ok());
-        assert!(check_duration("24h").is_ok());
+        assert_eq!(check_duration("1h"), Ok(1));
+        assert_eq!(check_duration("24h"), Ok(24));
         for bad in ["0h", "25h", "2d", "h", "", "-1h", "1.5h"] {
             assert!(check_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_window_must_close_before_the_next_one_opens() {
+        assert!(check_window("rate(4 hours)", 4).is_ok());
+        let err = check_window("rate(4 hours)", 6).expect_err("6h in a 4-hour interval");
+        assert!(err.contains("4-hour interval"), "{err}");
+        assert!(check_window("rate(10 days)", 24).is_ok());
+        assert!(check_window("cron(0 4/12 * * ? *)", 8).is_ok());
+        assert!(check_window("cron(0 */4 * * ? *)", 4).is_ok());
+        assert!(check_window("cron(0 */4 * * ? *)", 5).is_err());
+        assert!(
+            check_window("cron(0 1,13 * * ? *)", 12).is_err(),
+            "13 + 12 > 24"
+        );
+        assert!(check_window("cron(0 1,13 * * ? *)", 11).is_ok());
+        let err = check_window("cron(0 20 ? * MON *)", 6).expect_err("20:00 + 6h passes midnight");
+        assert!(err.contains("20:00") && err.contains("at most 4h"), "{err}");
+        assert!(check_window("cron(0 8 ? * MON-FRI *)", 6).is_ok());
+        // Forms not evaluated are left to AWS.
+        assert!(check_window("cron(0 L * * ? *)", 24).is_ok());
     }
 
     #[test]
@@ -260,7 +373,17 @@ mod tests {
         assert_eq!(parse_timeout("30m"), Ok(Duration::from_secs(1800)));
         assert_eq!(parse_timeout("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_timeout("45s"), Ok(Duration::from_secs(45)));
-        for bad in ["", "30", "m", "1x", "0s", "1h 2m"] {
+        assert_eq!(parse_timeout("168h"), Ok(Duration::from_secs(604_800)));
+        for bad in [
+            "",
+            "30",
+            "m",
+            "1x",
+            "0s",
+            "1h 2m",
+            "169h",
+            "9999999999999999999s",
+        ] {
             assert!(parse_timeout(bad).is_err(), "{bad}");
         }
     }

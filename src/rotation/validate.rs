@@ -34,7 +34,9 @@ pub fn validate(c: &Rotation) -> Diagnostics {
         }
     }
 
-    // Template or existing Lambda: exactly one.
+    // Template or existing Lambda: exactly one. An unknown value (a
+    // variable or `each.value` at validate time) counts neither as set nor as
+    // unset: the check runs again at plan, when it is known.
     match (&c.rotation_type, &c.rotation_lambda_arn) {
         (Attr::Null, Attr::Null) => d.push(invalid(
             root("rotation_type"),
@@ -42,7 +44,7 @@ pub fn validate(c: &Rotation) -> Diagnostics {
             "Set `rotation_type` to deploy a rotation template, or `rotation_lambda_arn` to use \
 an existing rotation Lambda.",
         )),
-        (Attr::Known(_) | Attr::Unknown, Attr::Known(_) | Attr::Unknown) => d.push(invalid(
+        (Attr::Known(_), Attr::Known(_)) => d.push(invalid(
             root("rotation_lambda_arn"),
             "Conflicting rotation_type and rotation_lambda_arn",
             "Set only one of `rotation_type` (deploy a template) and `rotation_lambda_arn` (use \
@@ -66,7 +68,7 @@ an existing Lambda).",
                 format!("The {t} strategy signs in with a master secret: set `master_secret_arn`."),
             ));
         }
-        if t.ends_with("_single_user") && !c.master_secret_arn.is_null() {
+        if t.ends_with("_single_user") && c.master_secret_arn.known().is_some() {
             d.push(invalid(
                 root("master_secret_arn"),
                 "master_secret_arn with a single-user rotation",
@@ -77,12 +79,12 @@ secret: remove `master_secret_arn` or choose a multi-user type."
             ));
         }
     }
-    if !c.rotation_lambda_arn.is_null() {
+    if c.rotation_lambda_arn.known().is_some() {
         for name in ["function_name", "endpoint", "template_version"] {
             let set = match name {
-                "function_name" => !c.function_name.is_null(),
-                "endpoint" => !c.endpoint.is_null(),
-                _ => !c.template_version.is_null(),
+                "function_name" => c.function_name.known().is_some(),
+                "endpoint" => c.endpoint.known().is_some(),
+                _ => c.template_version.known().is_some(),
             };
             if set {
                 d.push(invalid(
@@ -210,21 +212,26 @@ fn validate_rules(c: &Rotation, d: &mut Diagnostics) {
         ));
         return;
     };
-    let set: Vec<&str> = [
+    // Only known values count as set, and the schedule is missing only when
+    // every setting is known to be null: an unknown one may still turn out
+    // either way, and plan checks again once it is known.
+    let settings = [
         (
             "automatically_after_days",
-            !r.automatically_after_days.is_null(),
+            presence(&r.automatically_after_days),
         ),
-        ("schedule_expression", !r.schedule_expression.is_null()),
+        ("schedule_expression", presence(&r.schedule_expression)),
         (
             "max_credential_age_days",
-            !r.max_credential_age_days.is_null(),
+            presence(&r.max_credential_age_days),
         ),
-    ]
-    .iter()
-    .filter(|(_, s)| *s)
-    .map(|(n, _)| *n)
-    .collect();
+    ];
+    let set: Vec<&str> = settings
+        .iter()
+        .filter(|(_, p)| *p == Presence::Set)
+        .map(|(n, _)| *n)
+        .collect();
+    let maybe_set = settings.iter().any(|(_, p)| *p == Presence::NotYetKnown);
     if set.len() > 1 {
         d.push(invalid(
             rules_path(set[1]),
@@ -235,7 +242,7 @@ max_credential_age_days; this block sets {}.",
                 set.join(" and ")
             ),
         ));
-    } else if set.is_empty() {
+    } else if set.is_empty() && !maybe_set {
         d.push(invalid(
             root("rotation_rules").index(0),
             "Missing schedule",
@@ -277,9 +284,41 @@ max_credential_age_days.",
         }
     }
     if let Some(dur) = r.duration.as_deref() {
-        if let Err(msg) = schedule::check_duration(dur) {
-            d.push(invalid(rules_path("duration"), "Invalid duration", msg));
+        match schedule::check_duration(dur) {
+            Err(msg) => d.push(invalid(rules_path("duration"), "Invalid duration", msg)),
+            Ok(hours) => {
+                // AWS refuses a window that runs into the next one only at
+                // RotateSecret, the last step of create: catch it here.
+                let expression = r
+                    .schedule_expression
+                    .as_deref()
+                    .filter(|e| schedule::check_schedule_expression(e).is_ok());
+                if let Some(e) = expression {
+                    if let Err(msg) = schedule::check_window(e, hours) {
+                        d.push(invalid(
+                            rules_path("duration"),
+                            "Rotation window longer than the schedule allows",
+                            msg,
+                        ));
+                    }
+                }
+            }
         }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presence {
+    Set,
+    Unset,
+    NotYetKnown,
+}
+
+fn presence<T>(a: &Attr<T>) -> Presence {
+    match a {
+        Attr::Known(_) => Presence::Set,
+        Attr::Null => Presence::Unset,
+        Attr::Unknown => Presence::NotYetKnown,
     }
 }
 
@@ -529,6 +568,94 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(paths(&c), ["timeouts.delete"]);
+    }
+
+    #[test]
+    fn an_unknown_value_never_counts_as_set_in_a_conflict() {
+        // rotation_type beside an unknown rotation_lambda_arn, either way round.
+        let mut c = base();
+        c.rotation_lambda_arn = Attr::Unknown;
+        assert!(validate(&c).is_empty(), "{:?}", validate(&c));
+        let mut c = base();
+        c.rotation_type = Attr::Unknown;
+        c.rotation_lambda_arn = k(LAMBDA.into());
+        assert!(validate(&c).is_empty(), "{:?}", validate(&c));
+        // Two schedule settings, one of them unknown (each.value.days).
+        for unknown_side in ["days", "expression", "age"] {
+            let c = with_rules(|r| {
+                r.automatically_after_days = k(5);
+                r.schedule_expression = k("rate(5 days)".into());
+                r.max_credential_age_days = Attr::Null;
+                match unknown_side {
+                    "days" => r.automatically_after_days = Attr::Unknown,
+                    "expression" => r.schedule_expression = Attr::Unknown,
+                    _ => r.max_credential_age_days = Attr::Unknown,
+                }
+            });
+            let p = paths(&c);
+            if unknown_side == "age" {
+                assert_eq!(p, ["rotation_rules[0].schedule_expression"], "two known");
+            } else {
+                assert!(p.is_empty(), "{unknown_side}: {p:?}");
+            }
+        }
+        // A single-user template beside an unknown master secret.
+        let mut c = base();
+        c.master_secret_arn = Attr::Unknown;
+        assert!(validate(&c).is_empty(), "{:?}", validate(&c));
+        // Template arguments beside an unknown Lambda, and unknown template
+        // arguments beside a known Lambda.
+        let mut c = base();
+        c.rotation_type = Attr::Null;
+        c.rotation_lambda_arn = Attr::Unknown;
+        c.function_name = k("f".into());
+        assert!(validate(&c).is_empty(), "{:?}", validate(&c));
+        let mut c = base();
+        c.rotation_type = Attr::Null;
+        c.rotation_lambda_arn = k(LAMBDA.into());
+        c.function_name = Attr::Unknown;
+        assert!(validate(&c).is_empty(), "{:?}", validate(&c));
+    }
+
+    #[test]
+    fn an_unknown_value_never_counts_as_unset_either() {
+        // Every schedule setting unknown or null: not "missing" yet.
+        let c = with_rules(|r| r.schedule_expression = Attr::Unknown);
+        assert!(validate(&c).is_empty(), "{:?}", validate(&c));
+        // Both sources: one unknown, one null.
+        let mut c = base();
+        c.rotation_type = Attr::Unknown;
+        assert!(validate(&c).is_empty());
+        // Known values at plan: the same checks then fire.
+        let c = with_rules(|r| {
+            r.automatically_after_days = Attr::Null;
+            r.schedule_expression = Attr::Null;
+        });
+        assert_eq!(paths(&c), ["rotation_rules[0]"]);
+    }
+
+    #[test]
+    fn a_window_longer_than_the_interval_is_refused_on_duration() {
+        let c = with_rules(|r| {
+            r.schedule_expression = k("rate(4 hours)".into());
+            r.duration = k("6h".into());
+        });
+        assert_eq!(paths(&c), ["rotation_rules[0].duration"]);
+        let ok = with_rules(|r| {
+            r.schedule_expression = k("rate(6 hours)".into());
+            r.duration = k("6h".into());
+        });
+        assert!(validate(&ok).is_empty());
+    }
+
+    #[test]
+    fn an_overlong_timeout_is_a_diagnostic_not_a_panic() {
+        let mut c = base();
+        c.timeouts = k(crate::rotation::model::Timeouts {
+            create: k("9999999999999999999s".into()),
+            ..Default::default()
+        });
+        assert_eq!(paths(&c), ["timeouts.create"]);
     }
 
     #[test]

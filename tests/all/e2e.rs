@@ -26,7 +26,7 @@ const RESOURCE: &str = "rdsrot_rotation.this";
 /// Inline policy the rotation templates give their role (not ours to manage).
 const TEMPLATE_ROLE_POLICY: &str = "SecretsManagerRotationPolicy";
 
-fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -578,7 +578,10 @@ fn text(values: &Value, key: &str) -> String {
 }
 
 /// What the AWS API says about the secret's rotation.
-async fn rotation_status(emulator: &Emulator, secret_arn: &str) -> (bool, Option<String>) {
+pub(crate) async fn rotation_status(
+    emulator: &Emulator,
+    secret_arn: &str,
+) -> (bool, Option<String>) {
     let described = emulator
         .secretsmanager()
         .describe_secret()
@@ -593,7 +596,7 @@ async fn rotation_status(emulator: &Emulator, secret_arn: &str) -> (bool, Option
 }
 
 /// Names of the stacks that still exist.
-async fn live_stacks(emulator: &Emulator) -> Vec<String> {
+pub(crate) async fn live_stacks(emulator: &Emulator) -> Vec<String> {
     let listed = emulator
         .cloudformation()
         .describe_stacks()
@@ -612,7 +615,7 @@ async fn live_stacks(emulator: &Emulator) -> Vec<String> {
 }
 
 /// The invoke-permission statements on `function` scoped to `secret_arn`.
-async fn statements_for_secret(
+pub(crate) async fn statements_for_secret(
     emulator: &Emulator,
     function: &str,
     secret_arn: &str,

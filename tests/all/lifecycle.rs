@@ -709,10 +709,9 @@ async fn a_failure_at_each_create_step_leaves_everything_recorded() {
         p.fail_before_step(None);
         let message = errors(&d).join("\n");
         assert!(
-            message.contains(&format!(
-                "creating rotation for secret {}: {step}:",
-                secret.arn
-            )) || (i == 0 && message.contains(step)),
+            (message.contains(&format!("Creating rotation failed while {step}"))
+                && message.contains(&format!("Secret: {}.", secret.arn)))
+                || (i == 0 && message.contains(step)),
             "{step}: {message}"
         );
         // Every live stack is the one the state records.

@@ -4,6 +4,7 @@
 //! - `lifecycle`: the rotation resource against the local AWS emulator.
 //! - `e2e`: the built provider binary driven by real Terraform.
 
+mod configs;
 mod e2e;
 mod lifecycle;
 mod protocol;

@@ -236,6 +236,12 @@ impl Workspace {
         self.env.push((key.to_owned(), value.to_owned()));
     }
 
+    /// Removes an environment variable from every run.
+    pub fn unset_env(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env_remove.push(key.to_owned());
+    }
+
     /// `value` must never appear in any output, the state or the trace log.
     pub fn forbid(&mut self, value: &str) {
         assert!(

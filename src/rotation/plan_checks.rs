@@ -1,0 +1,186 @@
+//! Plan-time checks against AWS: read-only look-ups that catch, before
+//! anything is made, the mistakes that would otherwise fail halfway through
+//! an apply (a secret that does not exist, a secret or Lambda in another
+//! region, a Lambda that does not exist).
+//!
+//! Each check runs only when the value it needs is known, and only when the
+//! value is new to this resource (a create, or a changed value): an
+//! unchanged secret or Lambda was just looked at by the refresh, and a
+//! quota-bound account should not pay for the same look-up twice.
+
+use crate::aws::arn::Arn;
+use crate::aws::{lambda, secretsmanager as sm, AwsError, Clients};
+use crate::tf::{AttributePath, Diagnostic, Diagnostics};
+
+use super::model::Rotation;
+
+/// What the checks found. `Err` is a failure of the look-ups themselves that
+/// the caller must report (no credentials); other look-up failures become
+/// warnings here, since apply checks again.
+pub async fn check(
+    c: &Clients,
+    config: &Rotation,
+    prior: Option<&Rotation>,
+) -> Result<Diagnostics, AwsError> {
+    let mut d = Diagnostics::new();
+    let region = c.region.as_deref();
+
+    let new_secret = config
+        .secret_id
+        .known()
+        .filter(|id| prior.is_none_or(|p| p.secret_id.known() != Some(*id)));
+    if let Some(id) = new_secret {
+        if let Some(e) = region_mismatch("secret_id", "secret", id, region) {
+            d.push(e);
+        } else {
+            match sm::find_secret(c, id).await {
+                Ok(Some(s)) => {
+                    if let Some(e) = unusable_secret(&s) {
+                        d.push(e);
+                    }
+                }
+                Ok(None) => d.push(
+                    Diagnostic::error(
+                        "Secret not found",
+                        format!(
+                            "No secret {id:?} exists in {} for these credentials. Check the name or \
+ARN, and that the provider's region and account are the secret's.",
+                            region.unwrap_or("the provider's region")
+                        ),
+                    )
+                    .at(AttributePath::root("secret_id")),
+                ),
+                Err(e) if e.is_no_credentials() => return Err(e),
+                Err(e) => d.push(could_not_check("secret_id", "the secret", &e)),
+            }
+        }
+    }
+
+    let new_lambda = config
+        .rotation_lambda_arn
+        .known()
+        .filter(|arn| prior.is_none_or(|p| p.rotation_lambda_arn.known() != Some(*arn)));
+    if let Some(arn) = new_lambda {
+        if let Some(e) = region_mismatch("rotation_lambda_arn", "Lambda function", arn, region) {
+            d.push(e);
+        } else {
+            match lambda::find_function_configuration(c, arn).await {
+                Ok(Some(_)) => {}
+                Ok(None) => d.push(
+                    Diagnostic::error(
+                        "Rotation Lambda not found",
+                        format!(
+                            "No Lambda function {arn} exists. Create it first, or name an \
+existing function; to have a rotation Lambda deployed for you, set `rotation_type` instead."
+                        ),
+                    )
+                    .at(AttributePath::root("rotation_lambda_arn")),
+                ),
+                Err(e) if e.is_no_credentials() => return Err(e),
+                Err(e) => d.push(could_not_check(
+                    "rotation_lambda_arn",
+                    "the Lambda function",
+                    &e,
+                )),
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// Secrets Manager finds a secret, and invokes a rotation Lambda, only in
+/// its own region: an ARN of another region is a configuration mistake that
+/// AWS would report only as "not found".
+pub fn region_mismatch(
+    attribute: &str,
+    what: &str,
+    value: &str,
+    provider_region: Option<&str>,
+) -> Option<Diagnostic> {
+    let arn = Arn::parse(value)?;
+    let provider_region = provider_region?;
+    if arn.region.is_empty() || arn.region == provider_region {
+        return None;
+    }
+    let alias = arn.region.replace('-', "_");
+    Some(
+        Diagnostic::error(
+            format!("{attribute} is in another region"),
+            format!(
+                "`{attribute}` names a {what} in {}, but this provider is configured for \
+{provider_region}, and a rotation works only within one region. Use a provider configuration \
+for {}: add `provider \"rdsrot\" {{ alias = \"{alias}\"  region = \"{}\" }}` and set \
+`provider = rdsrot.{alias}` on this resource.",
+                arn.region, arn.region, arn.region
+            ),
+        )
+        .at(AttributePath::root(attribute)),
+    )
+}
+
+/// A secret that exists but whose rotation this provider cannot manage.
+pub fn unusable_secret(s: &sm::SecretInfo) -> Option<Diagnostic> {
+    let detail = if s.scheduled_for_deletion {
+        format!(
+            "Secret {} is scheduled for deletion. Restore it (`aws secretsmanager \
+restore-secret`) or point `secret_id` at another secret.",
+            s.arn
+        )
+    } else if let Some(owner) = &s.owning_service {
+        format!(
+            "Secret {} is managed by {owner}, which controls its rotation. Change its rotation \
+through {owner} instead.",
+            s.arn
+        )
+    } else {
+        return None;
+    };
+    Some(
+        Diagnostic::error("Secret cannot be rotated here", detail)
+            .at(AttributePath::root("secret_id")),
+    )
+}
+
+fn could_not_check(attribute: &str, what: &str, e: &AwsError) -> Diagnostic {
+    Diagnostic::warning(
+        format!("Could not check {what} at plan time"),
+        format!("{e}. Apply checks again before it changes anything."),
+    )
+    .at(AttributePath::root(attribute))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_arn_of_another_region_is_named_with_the_fix() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
+        let d = region_mismatch("secret_id", "secret", arn, Some("eu-west-1")).expect("a mismatch");
+        assert_eq!(d.summary, "secret_id is in another region");
+        assert!(d.detail.contains("us-east-1") && d.detail.contains("eu-west-1"));
+        assert!(d.detail.contains("alias = \"us_east_1\""), "{}", d.detail);
+        assert_eq!(
+            d.attribute.map(|p| p.to_string()).as_deref(),
+            Some("secret_id")
+        );
+        assert!(region_mismatch("secret_id", "secret", arn, Some("us-east-1")).is_none());
+        // A name has no region; an unknown provider region decides nothing.
+        assert!(region_mismatch("secret_id", "secret", "app/db", Some("eu-west-1")).is_none());
+        assert!(region_mismatch("secret_id", "secret", arn, None).is_none());
+    }
+
+    #[test]
+    fn deleted_and_service_owned_secrets_are_refused() {
+        let mut s = sm::SecretInfo {
+            arn: "arn:s".into(),
+            ..Default::default()
+        };
+        assert!(unusable_secret(&s).is_none());
+        s.scheduled_for_deletion = true;
+        assert!(unusable_secret(&s).is_some_and(|d| d.detail.contains("scheduled for deletion")));
+        s.scheduled_for_deletion = false;
+        s.owning_service = Some("rds".into());
+        assert!(unusable_secret(&s).is_some_and(|d| d.detail.contains("managed by rds")));
+    }
+}
