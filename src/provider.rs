@@ -287,6 +287,53 @@ fn validate_provider(config: &Value) -> (ProviderConfig, Diagnostics) {
     (pc, d)
 }
 
+/// Settings whose value is not known yet (they come from a resource not
+/// created yet). Validation lets them pass, but the clients are built from
+/// them: treating one as unset would quietly talk to another region,
+/// account or endpoint, so configuring with one is an error.
+fn unknown_settings(config: &Value) -> Diagnostics {
+    let mut paths = Vec::new();
+    for name in ["region", "profile", "max_retries"] {
+        if config.get(name).is_unknown() {
+            paths.push(AttributePath::root(name));
+        }
+    }
+    for (block, names) in [
+        (
+            "assume_role",
+            &["role_arn", "session_name", "external_id"][..],
+        ),
+        ("endpoints", &ENDPOINT_SERVICES[..]),
+    ] {
+        let b = config.get(block);
+        if b.is_unknown() {
+            paths.push(AttributePath::root(block));
+            continue;
+        }
+        for name in names {
+            if b.get(name).is_unknown() {
+                paths.push(AttributePath::root(block).attr(name));
+            }
+        }
+    }
+    let mut d = Diagnostics::new();
+    for path in paths {
+        d.push(
+            Diagnostic::error(
+                "Provider setting not known until apply",
+                format!(
+                    "`{path}` depends on a value Terraform knows only after apply, but the \
+provider needs it to set up its AWS clients before planning. Use a value known at plan time \
+(a literal, a variable, or a data source), or apply the resource it depends on first with \
+`-target`."
+                ),
+            )
+            .at(path),
+        );
+    }
+    d
+}
+
 /// The region from the configuration, else the environment or the shared
 /// files; never from instance metadata (that would be a network call).
 async fn resolve_region(pc: &ProviderConfig) -> Option<aws_config::Region> {
@@ -417,7 +464,8 @@ impl Provider for RdsrotProvider {
     }
 
     async fn configure(&self, _terraform_version: &str, config: &Value) -> Diagnostics {
-        let (pc, diags) = validate_provider(config);
+        let (pc, mut diags) = validate_provider(config);
+        diags.extend(unknown_settings(config));
         if diags.has_errors() {
             return diags;
         }
@@ -841,6 +889,36 @@ mod tests {
             step_diagnostic("Creating", "arn:s", &no_credentials).summary,
             "No AWS credentials found"
         );
+    }
+
+    #[tokio::test]
+    async fn configure_refuses_settings_not_known_yet() {
+        let p = RdsrotProvider::new();
+        let d = p
+            .configure(
+                "1.0.3",
+                &config(vec![
+                    ("region", Value::Unknown),
+                    (
+                        "endpoints",
+                        Value::object([
+                            ("secretsmanager", Value::Unknown),
+                            ("lambda", Value::Null),
+                            ("iam", Value::Null),
+                            ("cloudformation", Value::Null),
+                            ("serverlessrepo", Value::Null),
+                            ("sts", Value::Null),
+                        ]),
+                    ),
+                ]),
+            )
+            .await;
+        assert_eq!(paths(&d), ["region", "endpoints.secretsmanager"]);
+        assert!(p.clients().is_none(), "no clients from a half-known config");
+        // Validation still lets them pass: they may be known by plan.
+        assert!(p
+            .validate_provider_config(&config(vec![("region", Value::Unknown)]))
+            .is_empty());
     }
 
     #[test]

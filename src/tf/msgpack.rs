@@ -65,6 +65,17 @@ struct Reader<'a> {
 }
 
 /// What a msgpack marker introduces, for error messages.
+/// How many elements to reserve room for when a header announces `n`.
+/// Every element takes at least one byte, so never more than the input
+/// left; and since one `Value` is tens of bytes, never more than a fixed
+/// number either: a 256 MiB message announcing 256 million elements must
+/// not reserve gigabytes before the first element is read. Beyond it the
+/// vector grows as elements really arrive.
+fn preallocation(n: usize, remaining_input: usize) -> usize {
+    const MAX_PREALLOCATED_ELEMENTS: usize = 4096;
+    n.min(remaining_input).min(MAX_PREALLOCATED_ELEMENTS)
+}
+
 fn marker_kind(m: u8) -> &'static str {
     match m {
         0x00..=0x7f | 0xe0..=0xff | 0xcc..=0xd3 => "int",
@@ -281,9 +292,7 @@ impl<'a> Reader<'a> {
     }
 
     fn elements(&mut self, n: usize, elem: &Type, depth: usize) -> Result<Vec<Value>, DecodeError> {
-        // Every element takes at least one byte: never trust the prefix more
-        // than the input.
-        let mut items = Vec::with_capacity(n.min(self.remaining()));
+        let mut items = Vec::with_capacity(preallocation(n, self.remaining()));
         for i in 0..n {
             self.path.push(Step::Index(i));
             items.push(self.value(elem, depth + 1)?);
@@ -1073,6 +1082,18 @@ mod tests {
         assert!(encode(&mixed, &Type::Dynamic).is_err());
         let bad = Value::Dynamic(Type::Dynamic, Box::new(Value::Null));
         assert!(encode(&bad, &Type::Dynamic).is_err());
+    }
+
+    #[test]
+    fn a_huge_element_count_reserves_a_bounded_amount() {
+        assert_eq!(preallocation(3, 100), 3);
+        assert_eq!(preallocation(1_000_000, 10), 10);
+        assert_eq!(preallocation(256 << 20, 256 << 20), 4096);
+        // A list header announcing 2^32 - 1 elements over 1 MiB of input is an
+        // error about the input, decoded without reserving for the count.
+        let mut bytes = vec![0xdd, 0xff, 0xff, 0xff, 0xff];
+        bytes.extend(std::iter::repeat_n(0xc0, 1 << 20));
+        assert!(decode(&bytes, &Type::List(Box::new(Type::String))).is_err());
     }
 
     #[test]
