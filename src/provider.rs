@@ -810,6 +810,12 @@ mod tests {
         }
         Value::object(base)
     }
+    /// An `endpoints` block setting only the Secrets Manager endpoint.
+    fn secretsmanager_endpoint(url: Value) -> Value {
+        let mut fields = vec![("secretsmanager", url)];
+        fields.extend(ENDPOINT_SERVICES[1..].iter().map(|s| (*s, Value::Null)));
+        Value::object(fields)
+    }
     fn paths(d: &Diagnostics) -> Vec<String> {
         d.iter()
             .map(|x| {
@@ -899,17 +905,7 @@ mod tests {
                 "1.0.3",
                 &config(vec![
                     ("region", Value::Unknown),
-                    (
-                        "endpoints",
-                        Value::object([
-                            ("secretsmanager", Value::Unknown),
-                            ("lambda", Value::Null),
-                            ("iam", Value::Null),
-                            ("cloudformation", Value::Null),
-                            ("serverlessrepo", Value::Null),
-                            ("sts", Value::Null),
-                        ]),
-                    ),
+                    ("endpoints", secretsmanager_endpoint(Value::Unknown)),
                 ]),
             )
             .await;
@@ -973,14 +969,7 @@ mod tests {
                     ("max_retries", Value::int(2)),
                     (
                         "endpoints",
-                        Value::object([
-                            ("secretsmanager", Value::string("http://127.0.0.1:1")),
-                            ("lambda", Value::Null),
-                            ("iam", Value::Null),
-                            ("cloudformation", Value::Null),
-                            ("serverlessrepo", Value::Null),
-                            ("sts", Value::Null),
-                        ]),
+                        secretsmanager_endpoint(Value::string("http://127.0.0.1:1")),
                     ),
                 ]),
             )
