@@ -419,8 +419,8 @@ fn timeout_of(state: &Rotation, op: &str) -> Duration {
         .unwrap_or(DEFAULT_TIMEOUT)
 }
 
-/// A failed step: the summary says what failed, the detail why, on which
-/// secret, and what to do.
+/// A failed step: the summary says what failed; the detail says why (the
+/// cause, which for our own checks includes what to do) and on which secret.
 fn step_diagnostic(verb: &str, secret: &str, e: &StepError) -> Diagnostic {
     if e.no_credentials {
         return no_credentials_diagnostic();
