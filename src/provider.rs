@@ -435,6 +435,12 @@ fn step_diagnostic(verb: &str, secret: &str, e: &StepError) -> Diagnostic {
     }
 }
 
+fn private_state_warning(warning: Option<String>) -> Diagnostics {
+    warning
+        .map(|w| Diagnostic::warning("Private state not fully readable", w).into())
+        .unwrap_or_default()
+}
+
 /// The one message for missing credentials, in place of the SDK's chain of
 /// causes.
 pub fn no_credentials_diagnostic() -> Diagnostic {
@@ -540,13 +546,13 @@ impl Provider for RdsrotProvider {
             }
         };
         let state = Rotation::from_value(&req.current_state);
-        let private = Private::decode(&req.private);
+        let (private, private_warning) = Private::decode(&req.private);
         let deadline = Deadline::new("read", READ_TIMEOUT, self.cancel.clone());
         let read = tokio::select! {
             r = read::read(&clients, &state, &private) => r,
             e = deadline.expired() => Err(e),
         };
-        match read {
+        let mut response = match read {
             Ok(Some((s, p))) => ReadResponse {
                 new_state: s.to_value(),
                 private: p.encode(),
@@ -579,7 +585,11 @@ impl Provider for RdsrotProvider {
                     .into()
                 },
             },
-        }
+        };
+        response
+            .diagnostics
+            .extend(private_state_warning(private_warning));
+        response
     }
 
     async fn plan_resource_change(&self, req: PlanRequest) -> PlanResponse {
@@ -591,7 +601,8 @@ impl Provider for RdsrotProvider {
         }
         let clients = self.clients();
         let region = clients.as_ref().and_then(|c| c.region.clone());
-        let private = Private::decode(&req.prior_private);
+        // The refresh before this plan already warned about the record.
+        let (private, _) = Private::decode(&req.prior_private);
         let mut planned = plan(
             &req.config,
             &req.prior_state,
@@ -652,7 +663,8 @@ impl Provider for RdsrotProvider {
                 }
             }
         };
-        let private = Private::decode(&req.planned_private);
+        // The refresh already warned about the record.
+        let (private, _) = Private::decode(&req.planned_private);
         let prior = (!req.prior_state.is_null()).then(|| Rotation::from_value(&req.prior_state));
 
         if req.planned_state.is_null() {
@@ -935,6 +947,16 @@ mod tests {
             raw_state: Value::Null,
         });
         assert!(d.has_errors());
+    }
+
+    #[test]
+    fn an_unreadable_private_state_gives_one_warning() {
+        let warning = private_state_warning(Private::decode(b"{broken").1);
+        assert_eq!(warning.iter().count(), 1);
+        assert!(warning
+            .iter()
+            .all(|d| d.severity == Severity::Warning && d.detail.contains("unreadable")));
+        assert!(private_state_warning(Private::decode(b"").1).is_empty());
     }
 
     #[tokio::test]

@@ -30,6 +30,11 @@ pub struct Private {
     /// The VPC placement an existing Lambda had before we changed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_vpc: Option<VpcRecord>,
+    /// Keys this version does not know (written by a newer provider): kept
+    /// and written back, so that going back and forth between versions loses
+    /// no record of what to undo.
+    #[serde(flatten)]
+    pub unknown: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,26 +88,43 @@ impl Private {
         }
     }
 
-    /// Empty bytes (a resource never applied) and unreadable bytes both give
-    /// an empty record; the read step rebuilds what it can from AWS.
-    pub fn decode(bytes: &[u8]) -> Private {
+    /// The private state, and a warning for the user when it cannot be read
+    /// whole. Empty bytes (a resource never applied) give an empty record.
+    /// Unreadable bytes give an empty record too, with a warning: starting
+    /// empty only forgets what to undo, and the read step rebuilds what it
+    /// can from AWS, which beats failing every operation on the resource.
+    pub fn decode(bytes: &[u8]) -> (Private, Option<String>) {
         if bytes.is_empty() {
-            return Private::new();
+            return (Private::new(), None);
         }
-        serde_json::from_slice(bytes).unwrap_or_else(|e| {
-            // Starting empty only forgets what to undo; say so rather than fail
-            // every operation on the resource.
-            crate::logging::warn(
-                "rotation",
-                &format!("private state is unreadable ({e}); treating it as empty"),
-            );
-            Private::new()
-        })
+        match serde_json::from_slice::<Private>(bytes) {
+            Ok(p) if p.v > VERSION => {
+                let warning = format!(
+                    "The provider's private record of this resource was written by a newer \
+version of the provider (record version {}, this one reads {VERSION}). What this version knows \
+is used; the rest is kept unchanged. Use the newer provider to be sure destroy removes \
+everything it made.",
+                    p.v
+                );
+                (p, Some(warning))
+            }
+            Ok(p) => (p, None),
+            Err(e) => (
+                Private::new(),
+                Some(format!(
+                    "The provider's private record of this resource is unreadable ({e}), so it \
+is treated as empty: what the provider made is rebuilt from AWS where it can be found. An \
+object it made that cannot be found that way (for example a changed VPC placement) may not be \
+undone by destroy."
+                )),
+            ),
+        }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut p = self.clone();
-        p.v = VERSION;
+        // A newer record keeps its version: its unknown keys are still in it.
+        p.v = p.v.max(VERSION);
         // Serialising plain strings and options cannot fail.
         serde_json::to_vec(&p).unwrap_or_default()
     }
@@ -125,9 +147,23 @@ mod tests {
         };
         let bytes = p.encode();
         assert!(bytes.starts_with(b"{\"v\":1"));
-        assert_eq!(Private::decode(&bytes), p);
-        assert_eq!(Private::decode(b"not json"), Private::new());
-        assert_eq!(Private::decode(b""), Private::new());
+        assert_eq!(Private::decode(&bytes), (p, None));
+        assert_eq!(Private::decode(b""), (Private::new(), None));
+        let (empty, warning) = Private::decode(b"not json");
+        assert_eq!(empty, Private::new());
+        assert!(warning.is_some_and(|w| w.contains("unreadable")));
+    }
+
+    #[test]
+    fn a_newer_record_keeps_its_version_and_unknown_keys_and_warns() {
+        let newer = br#"{"v":2,"lambda":"arn:f","shared_statement":{"sid":"s"}}"#;
+        let (p, warning) = Private::decode(newer);
+        assert_eq!(p.lambda.as_deref(), Some("arn:f"));
+        assert!(warning.is_some_and(|w| w.contains("newer")));
+        let written: serde_json::Value =
+            serde_json::from_slice(&p.encode()).expect("written as JSON");
+        assert_eq!(written["v"], 2);
+        assert_eq!(written["shared_statement"]["sid"], "s");
     }
 
     #[test]
@@ -144,7 +180,7 @@ mod tests {
             stack: Some(rec.clone()),
             ..Default::default()
         };
-        assert_eq!(Private::decode(&p.encode()), p);
+        assert_eq!(Private::decode(&p.encode()), (p, None));
         rec.id = Some("arn:aws:cloudformation:us-east-1:1:stack/x/y".into());
         assert_eq!(
             rec.stack_ref(),
