@@ -3,6 +3,8 @@
 //! - `protocol`: the in-process gRPC server driven as Terraform drives it.
 //! - `lifecycle`: the rotation resource against the local AWS emulator.
 //! - `e2e`: the built provider binary driven by real Terraform.
+//! - `configs`: configurations as users write them (for_each, nulls,
+//!   common mistakes), also through real Terraform.
 
 mod configs;
 mod e2e;
