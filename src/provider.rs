@@ -2,7 +2,7 @@
 //! from it, and the routing of resource operations to `rdsrot_rotation`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::RwLock;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aws::arn::Arn;
 use crate::aws::{Clients, Deadline, Endpoints};
 use crate::logging;
-use crate::rotation::apply::{self, ApplyOptions, StepError};
+use crate::rotation::apply::{self, StepError};
 use crate::rotation::model::{Attr, Rotation};
 use crate::rotation::plan::{plan, PlanContext};
 use crate::rotation::private::Private;
@@ -33,8 +33,6 @@ const ENDPOINT_SERVICES: [&str; 6] = [
 pub struct RdsrotProvider {
     clients: RwLock<Option<Clients>>,
     cancel: CancellationToken,
-    /// Test-only failures to inject into applies.
-    test_faults: Mutex<ApplyOptions>,
     /// Set once "no AWS credentials" has been reported by this process, so
     /// that a plan of many resources says it once.
     no_credentials_reported: AtomicBool,
@@ -52,27 +50,6 @@ impl RdsrotProvider {
             clients: RwLock::new(Some(clients)),
             ..Default::default()
         }
-    }
-
-    /// Test-only: make the named create step (see `rotation::apply::STEPS`)
-    /// fail before it calls AWS, to exercise partial-failure handling.
-    #[doc(hidden)]
-    pub fn fail_before_step(&self, step: Option<&str>) {
-        self.test_faults().fail_before = step.map(str::to_string);
-    }
-
-    /// Test-only: make the named AWS call (see
-    /// `rotation::apply::MAKING_CALLS`) fail after AWS carried it out, as
-    /// when its answer is lost.
-    #[doc(hidden)]
-    pub fn lose_answer_of_call(&self, call: Option<&str>) {
-        self.test_faults().lose_answer_of = call.map(str::to_string);
-    }
-
-    /// A poisoned lock only means a test panicked while setting a fault:
-    /// the options themselves are still whole.
-    fn test_faults(&self) -> std::sync::MutexGuard<'_, ApplyOptions> {
-        self.test_faults.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// "No AWS credentials found", the first time this process meets it.
@@ -365,11 +342,9 @@ async fn build_sdk_config(
     if let Some(p) = &pc.profile {
         loader = loader.profile_name(p);
     }
-    if let Some(n) = pc.max_retries {
-        let attempts = u32::try_from(n).unwrap_or(0).saturating_add(1);
-        loader = loader
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(attempts));
-    }
+    // Retries are the provider's own, per call site (see `aws::retry`); the
+    // SDK's would share one budget among all calls.
+    loader = loader.retry_config(aws_config::retry::RetryConfig::disabled());
     // Bound every single call, so that one hanging connection cannot hold an
     // apply past its timeout: waits between calls are cancellable, a call in
     // flight is not.
@@ -426,7 +401,7 @@ fn step_diagnostic(verb: &str, secret: &str, e: &StepError) -> Diagnostic {
         return no_credentials_diagnostic();
     }
     let d = Diagnostic::error(
-        format!("{verb} rotation failed while {}", e.step),
+        format!("{verb} rotation failed while {}", e.step.describe()),
         format!("{}\n\nSecret: {secret}.", e.cause),
     );
     match &e.attribute {
@@ -484,7 +459,10 @@ impl Provider for RdsrotProvider {
             .into();
         };
         let sdk = build_sdk_config(&pc, region).await;
-        let clients = Clients::new(&sdk, &pc.endpoints);
+        let mut clients = Clients::new(&sdk, &pc.endpoints);
+        if let Some(n) = pc.max_retries {
+            clients = clients.with_max_attempts(u32::try_from(n).unwrap_or(0).saturating_add(1));
+        }
         logging::debug("provider", "configured AWS clients");
         *self.clients.write().unwrap_or_else(|p| p.into_inner()) = Some(clients);
         diags
@@ -549,22 +527,15 @@ impl Provider for RdsrotProvider {
         let (private, private_warning) = Private::decode(&req.private);
         let deadline = Deadline::new("read", READ_TIMEOUT, self.cancel.clone());
         let read = tokio::select! {
-            r = read::read(&clients, &state, &private) => r,
+            r = read::read(&clients, &deadline, &state, &private) => r,
             e = deadline.expired() => Err(e),
         };
         let mut response = match read {
-            Ok(Some((s, p))) => ReadResponse {
+            Ok((s, p)) => ReadResponse {
                 new_state: s.to_value(),
                 private: p.encode(),
                 diagnostics: Diagnostics::new(),
             },
-            Ok(None) => {
-                logging::info(
-                    "rotation",
-                    "secret gone or scheduled for deletion; removing from state",
-                );
-                ReadResponse::default()
-            }
             Err(e) => ReadResponse {
                 new_state: req.current_state,
                 private: req.private,
@@ -622,7 +593,7 @@ impl Provider for RdsrotProvider {
                 (!req.prior_state.is_null()).then(|| Rotation::from_value(&req.prior_state));
             let deadline = Deadline::new("plan", READ_TIMEOUT, self.cancel.clone());
             let checked = tokio::select! {
-                r = plan_checks::check(&clients, &config, prior.as_ref()) => r,
+                r = plan_checks::check(&clients, &deadline, &config, prior.as_ref()) => r,
                 e = deadline.expired() => Err(e),
             };
             match checked {
@@ -708,16 +679,7 @@ impl Provider for RdsrotProvider {
             budget,
             self.cancel.clone(),
         );
-        let opts = self.test_faults().clone();
-        let outcome = apply::converge(
-            &clients,
-            &planned,
-            prior.as_ref(),
-            private,
-            &deadline,
-            &opts,
-        )
-        .await;
+        let outcome = apply::converge(&clients, &planned, prior.as_ref(), private, &deadline).await;
         let Some(err) = outcome.error else {
             return ApplyResponse {
                 new_state: outcome.state.to_value(),
@@ -769,7 +731,12 @@ impl Provider for RdsrotProvider {
                 }
             }
         };
-        match read::import(&clients, id).await {
+        let deadline = Deadline::new("import", READ_TIMEOUT, self.cancel.clone());
+        let imported = tokio::select! {
+            r = read::import(&clients, &deadline, id) => r,
+            e = deadline.expired() => Err(e),
+        };
+        match imported {
             Ok((state, private)) => ImportResponse {
                 imported: vec![ImportedResource {
                     type_name: type_name.to_string(),
@@ -878,7 +845,7 @@ mod tests {
     #[test]
     fn a_step_error_says_what_failed_in_the_summary_and_why_in_the_detail() {
         let e = StepError {
-            step: "turning rotation on",
+            step: apply::Step::TurnOnRotation,
             cause: "InvalidRequestException: A previous rotation isn't complete.".into(),
             attribute: Some(AttributePath::root("rotation_rules")),
             no_credentials: false,

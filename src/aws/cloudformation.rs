@@ -2,8 +2,10 @@
 //! creates or updates.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use super::error::{classify, AwsError, OptionalExt};
+use super::retry::{READ, STACK_CHANGE};
 use super::wait::{poll_until, Deadline, Poll};
 use super::Clients;
 
@@ -41,14 +43,21 @@ impl StackInfo {
 }
 
 /// The stack by name or id; `None` when it does not exist or was deleted.
-pub async fn find_stack(c: &Clients, stack: &str) -> Result<Option<StackInfo>, AwsError> {
+pub async fn find_stack(
+    c: &Clients,
+    d: &Deadline,
+    stack: &str,
+) -> Result<Option<StackInfo>, AwsError> {
     let out = c
-        .cloudformation
-        .describe_stacks()
-        .stack_name(stack)
-        .send()
+        .call(d, &READ, || async {
+            c.cloudformation
+                .describe_stacks()
+                .stack_name(stack)
+                .send()
+                .await
+                .map_err(classify)
+        })
         .await
-        .map_err(classify)
         .or_not_found()?;
     let Some(s) = out.as_ref().and_then(|o| o.stacks().first()) else {
         return Ok(None);
@@ -107,13 +116,16 @@ pub async fn wait_change_set_created(
 ) -> Result<ChangeSetOutcome, AwsError> {
     poll_until(deadline, || async {
         let out = c
-            .cloudformation
-            .describe_change_set()
-            .change_set_name(change_set)
-            .stack_name(stack)
-            .send()
-            .await
-            .map_err(classify)?;
+            .call(deadline, &READ, || async {
+                c.cloudformation
+                    .describe_change_set()
+                    .change_set_name(change_set)
+                    .stack_name(stack)
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await?;
         let status = out.status().map(|s| s.as_str()).unwrap_or_default();
         match status {
             "CREATE_COMPLETE" => Ok(Poll::Ready(ChangeSetOutcome::Ready)),
@@ -131,32 +143,45 @@ pub async fn wait_change_set_created(
     .await
 }
 
-pub async fn delete_change_set(c: &Clients, change_set: &str, stack: &str) -> Result<(), AwsError> {
-    c.cloudformation
-        .delete_change_set()
-        .change_set_name(change_set)
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(classify)
-        .or_not_found()?;
+pub async fn delete_change_set(
+    c: &Clients,
+    d: &Deadline,
+    change_set: &str,
+    stack: &str,
+) -> Result<(), AwsError> {
+    c.call(d, &STACK_CHANGE, || async {
+        c.cloudformation
+            .delete_change_set()
+            .change_set_name(change_set)
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(classify)
+    })
+    .await
+    .or_not_found()?;
     Ok(())
 }
 
+/// The token makes a replay after a lost answer the same request.
 pub async fn execute_change_set(
     c: &Clients,
+    d: &Deadline,
     change_set: &str,
     stack: &str,
     client_request_token: &str,
 ) -> Result<(), AwsError> {
-    c.cloudformation
-        .execute_change_set()
-        .change_set_name(change_set)
-        .stack_name(stack)
-        .client_request_token(client_request_token)
-        .send()
-        .await
-        .map_err(classify)?;
+    c.call(d, &STACK_CHANGE, || async {
+        c.cloudformation
+            .execute_change_set()
+            .change_set_name(change_set)
+            .stack_name(stack)
+            .client_request_token(client_request_token)
+            .send()
+            .await
+            .map_err(classify)
+    })
+    .await?;
     Ok(())
 }
 
@@ -168,7 +193,7 @@ pub async fn wait_stack_settled(
     deadline: &Deadline,
 ) -> Result<StackInfo, AwsError> {
     let info = poll_until(deadline, || async {
-        match find_stack(c, stack).await? {
+        match find_stack(c, deadline, stack).await? {
             None => Err(AwsError::not_found(format!("stack {stack} disappeared"))),
             Some(s) if s.is_in_progress() => Ok(Poll::Pending),
             Some(s) => Ok(Poll::Ready(s)),
@@ -178,7 +203,7 @@ pub async fn wait_stack_settled(
     if info.is_healthy() {
         return Ok(info);
     }
-    let reason = stack_failure_reason(c, stack)
+    let reason = stack_failure_reason(c, deadline, stack)
         .await
         .ok()
         .flatten()
@@ -192,14 +217,21 @@ pub async fn wait_stack_settled(
 
 /// The earliest resource failure among the stack's events: AWS lists events
 /// newest first, so it is the last one listed, and usually the root cause.
-pub async fn stack_failure_reason(c: &Clients, stack: &str) -> Result<Option<String>, AwsError> {
+pub async fn stack_failure_reason(
+    c: &Clients,
+    d: &Deadline,
+    stack: &str,
+) -> Result<Option<String>, AwsError> {
     let out = c
-        .cloudformation
-        .describe_stack_events()
-        .stack_name(stack)
-        .send()
-        .await
-        .map_err(classify)?;
+        .call(d, &READ, || async {
+            c.cloudformation
+                .describe_stack_events()
+                .stack_name(stack)
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await?;
     Ok(out
         .stack_events()
         .iter()
@@ -219,17 +251,24 @@ pub async fn stack_failure_reason(c: &Clients, stack: &str) -> Result<Option<Str
 
 /// The Lambda the stack made: its `RotationLambdaARN` output, or when
 /// outputs are missing, its one `AWS::Lambda::Function` resource.
-pub async fn find_stack_lambda(c: &Clients, stack: &StackInfo) -> Result<Option<String>, AwsError> {
+pub async fn find_stack_lambda(
+    c: &Clients,
+    d: &Deadline,
+    stack: &StackInfo,
+) -> Result<Option<String>, AwsError> {
     if let Some(arn) = stack.outputs.get("RotationLambdaARN") {
         return Ok(Some(arn.clone()));
     }
     let out = c
-        .cloudformation
-        .describe_stack_resources()
-        .stack_name(&stack.id)
-        .send()
+        .call(d, &READ, || async {
+            c.cloudformation
+                .describe_stack_resources()
+                .stack_name(&stack.id)
+                .send()
+                .await
+                .map_err(classify)
+        })
         .await
-        .map_err(classify)
         .or_not_found()?;
     Ok(out.and_then(|o| {
         o.stack_resources()
@@ -246,22 +285,43 @@ pub async fn delete_stack(
     client_request_token: &str,
     deadline: &Deadline,
 ) -> Result<(), AwsError> {
-    if find_stack(c, stack).await?.is_none() {
+    // A stack still changing cannot be deleted: wait it out first.
+    let Some(current) = wait_while_in_progress(c, stack, deadline).await? else {
         return Ok(());
-    }
-    c.cloudformation
-        .delete_stack()
-        .stack_name(stack)
-        .client_request_token(client_request_token)
-        .send()
-        .await
-        .map_err(classify)
-        .or_not_found()?;
+    };
+    // A stack whose deletion failed before is deleted again (AWS retries
+    // the resources that failed); its old DELETE_FAILED may still show on
+    // the first look after the call, so it counts only once the deletion was
+    // seen under way, or after a few looks.
+    let failed_before = current.status == "DELETE_FAILED";
+    let looks = std::sync::atomic::AtomicU32::new(0);
+    let seen_under_way = std::sync::atomic::AtomicBool::new(!failed_before);
+    c.call(deadline, &STACK_CHANGE, || async {
+        c.cloudformation
+            .delete_stack()
+            .stack_name(stack)
+            .client_request_token(client_request_token)
+            .send()
+            .await
+            .map_err(classify)
+    })
+    .await
+    .or_not_found()?;
     let settled = poll_until(deadline, || async {
-        match find_stack(c, stack).await? {
+        match find_stack(c, deadline, stack).await? {
             None => Ok(Poll::Ready(None)),
-            Some(s) if s.status == "DELETE_FAILED" => Ok(Poll::Ready(Some(s))),
-            Some(_) => Ok(Poll::Pending),
+            Some(s) if s.status == "DELETE_FAILED" => {
+                let looked = looks.fetch_add(1, Ordering::Relaxed) + 1;
+                if seen_under_way.load(Ordering::Relaxed) || looked > 3 {
+                    Ok(Poll::Ready(Some(s)))
+                } else {
+                    Ok(Poll::Pending)
+                }
+            }
+            Some(_) => {
+                seen_under_way.store(true, Ordering::Relaxed);
+                Ok(Poll::Pending)
+            }
         }
     })
     .await?;
@@ -273,4 +333,22 @@ pub async fn delete_stack(
             s.status_reason.unwrap_or_else(|| "no reason given".into())
         ))),
     }
+}
+
+/// Waits until the stack is not `*_IN_PROGRESS` (another deployment, a
+/// rollback, or our own interrupted one); `None` when it does not exist.
+/// A stack in REVIEW_IN_PROGRESS has a change set nobody executed: it is
+/// settled as far as a new change set or a deletion is concerned.
+pub async fn wait_while_in_progress(
+    c: &Clients,
+    stack: &str,
+    deadline: &Deadline,
+) -> Result<Option<StackInfo>, AwsError> {
+    poll_until(deadline, || async {
+        match find_stack(c, deadline, stack).await? {
+            Some(s) if s.is_in_progress() && s.status != "REVIEW_IN_PROGRESS" => Ok(Poll::Pending),
+            found => Ok(Poll::Ready(found)),
+        }
+    })
+    .await
 }

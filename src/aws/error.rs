@@ -53,6 +53,17 @@ impl AwsError {
             }
         )
     }
+    /// Throttling, a server fault or a lost connection: the same request
+    /// may succeed if sent again.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            AwsError::Api {
+                kind: Kind::Retryable,
+                ..
+            }
+        )
+    }
     pub fn code(&self) -> Option<&str> {
         match self {
             AwsError::Api { code, .. } => code.as_deref(),
@@ -95,32 +106,55 @@ const NOT_FOUND_CODES: &[&str] = &[
     "StackNotFoundException",
 ];
 
+/// Throttling and server faults, by the codes each service uses. Lambda's
+/// `ResourceConflictException` is not here: it also means "statement
+/// exists", so only the Lambda retry policies look at it (see `retry`).
 const RETRYABLE_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "TooManyRequestsException",
+    "Throttling",               // IAM, CloudFormation, STS
+    "ThrottlingException",      // Secrets Manager
+    "TooManyRequestsException", // Lambda, Serverless Application Repository
     "RequestLimitExceeded",
     "ServiceUnavailable",
     "ServiceUnavailableException",
     "InternalFailure",
     "InternalServiceError",
     "InternalServiceErrorException",
-    "ResourceConflictException", // Lambda: another update of the function is in progress
+    "InternalServerErrorException", // Serverless Application Repository
+    "ServiceException",             // Lambda
+    "ServiceFailure",               // IAM
 ];
+
+/// The HTTP status of a service error's response, where there is one.
+pub trait ResponseStatus {
+    fn status_code(&self) -> Option<u16>;
+}
+impl ResponseStatus for aws_sdk_secretsmanager::config::http::HttpResponse {
+    fn status_code(&self) -> Option<u16> {
+        Some(self.status().as_u16())
+    }
+}
+impl ResponseStatus for () {
+    fn status_code(&self) -> Option<u16> {
+        None
+    }
+}
 
 pub fn classify<E, R>(err: SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: fmt::Debug,
+    R: fmt::Debug + ResponseStatus,
 {
     match &err {
         SdkError::ServiceError(service) => {
             let e = service.err();
             let code = e.code().map(str::to_string);
             let message = e.message().unwrap_or_default().to_string();
+            let server_fault = service.raw().status_code().is_some_and(|s| s >= 500);
             let kind = match code.as_deref() {
                 Some(c) if NOT_FOUND_CODES.contains(&c) => Kind::NotFound,
                 Some(c) if RETRYABLE_CODES.contains(&c) => Kind::Retryable,
+                // A 5xx without a code we know is still the server's fault.
+                _ if server_fault => Kind::Retryable,
                 // CloudFormation reports a missing stack only as a
                 // ValidationError whose text says so: AWS gives nothing else.
                 Some("ValidationError") if message.contains("does not exist") => Kind::NotFound,

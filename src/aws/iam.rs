@@ -3,22 +3,28 @@
 use percent_encoding::percent_decode_str;
 
 use super::error::{classify, AwsError, OptionalExt};
+use super::retry::{IAM_CHANGE, READ};
+use super::wait::Deadline;
 use super::Clients;
 
 /// The role policy document, decoded (IAM returns it percent-encoded).
 pub async fn find_role_policy(
     c: &Clients,
+    d: &Deadline,
     role: &str,
     name: &str,
 ) -> Result<Option<serde_json::Value>, AwsError> {
     let out = c
-        .iam
-        .get_role_policy()
-        .role_name(role)
-        .policy_name(name)
-        .send()
+        .call(d, &READ, || async {
+            c.iam
+                .get_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .send()
+                .await
+                .map_err(classify)
+        })
         .await
-        .map_err(classify)
         .or_not_found()?;
     let Some(out) = out else { return Ok(None) };
     Ok(Some(decode_policy_document(out.policy_document())))
@@ -31,33 +37,48 @@ pub fn decode_policy_document(raw: &str) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+/// Putting the same document twice is harmless: a replay after a lost
+/// answer needs no check.
 pub async fn put_role_policy(
     c: &Clients,
+    d: &Deadline,
     role: &str,
     name: &str,
     document: &serde_json::Value,
 ) -> Result<(), AwsError> {
-    c.iam
-        .put_role_policy()
-        .role_name(role)
-        .policy_name(name)
-        .policy_document(document.to_string())
-        .send()
-        .await
-        .map_err(classify)?;
+    let document = document.to_string();
+    c.call(d, &IAM_CHANGE, || async {
+        c.iam
+            .put_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .policy_document(&document)
+            .send()
+            .await
+            .map_err(classify)
+    })
+    .await?;
     Ok(())
 }
 
 /// Not found (role or policy) counts as done.
-pub async fn delete_role_policy(c: &Clients, role: &str, name: &str) -> Result<(), AwsError> {
-    c.iam
-        .delete_role_policy()
-        .role_name(role)
-        .policy_name(name)
-        .send()
-        .await
-        .map_err(classify)
-        .or_not_found()?;
+pub async fn delete_role_policy(
+    c: &Clients,
+    d: &Deadline,
+    role: &str,
+    name: &str,
+) -> Result<(), AwsError> {
+    c.call(d, &IAM_CHANGE, || async {
+        c.iam
+            .delete_role_policy()
+            .role_name(role)
+            .policy_name(name)
+            .send()
+            .await
+            .map_err(classify)
+    })
+    .await
+    .or_not_found()?;
     Ok(())
 }
 

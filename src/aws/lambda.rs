@@ -6,6 +6,7 @@ use std::time::Duration;
 use aws_sdk_lambda::types::{LastUpdateStatus, VpcConfig};
 
 use super::error::{classify, AwsError, OptionalExt};
+use super::retry::{LAMBDA_CONFIG_CHANGE, LAMBDA_POLICY_CHANGE, READ};
 use super::wait::{poll_until, Deadline, Poll};
 use super::Clients;
 
@@ -25,15 +26,19 @@ pub struct FunctionInfo {
 /// per second instead of the 15 that every other Lambda call shares.
 pub async fn find_function_configuration(
     c: &Clients,
+    d: &Deadline,
     function: &str,
 ) -> Result<Option<FunctionInfo>, AwsError> {
     let out = c
-        .lambda
-        .get_function()
-        .function_name(function)
-        .send()
+        .call(d, &READ, || async {
+            c.lambda
+                .get_function()
+                .function_name(function)
+                .send()
+                .await
+                .map_err(classify)
+        })
         .await
-        .map_err(classify)
         .or_not_found()?;
     Ok(out.and_then(|o| o.configuration).map(|f| {
         let mut subnet_ids = f
@@ -68,15 +73,19 @@ pub struct PermissionStatement {
 /// policy).
 pub async fn list_invoke_permissions(
     c: &Clients,
+    d: &Deadline,
     function: &str,
 ) -> Result<Vec<PermissionStatement>, AwsError> {
     let out = c
-        .lambda
-        .get_policy()
-        .function_name(function)
-        .send()
+        .call(d, &READ, || async {
+            c.lambda
+                .get_policy()
+                .function_name(function)
+                .send()
+                .await
+                .map_err(classify)
+        })
         .await
-        .map_err(classify)
         .or_not_found()?;
     let Some(policy) = out.as_ref().and_then(|o| o.policy()) else {
         return Ok(vec![]);
@@ -86,10 +95,11 @@ pub async fn list_invoke_permissions(
 
 pub async fn find_invoke_permission(
     c: &Clients,
+    d: &Deadline,
     function: &str,
     sid: &str,
 ) -> Result<Option<PermissionStatement>, AwsError> {
-    Ok(list_invoke_permissions(c, function)
+    Ok(list_invoke_permissions(c, d, function)
         .await?
         .into_iter()
         .find(|s| s.sid == sid))
@@ -125,42 +135,85 @@ fn parse_policy(policy: &str) -> Vec<PermissionStatement> {
         .collect()
 }
 
+/// Whether an AddPermission failed because the statement id is taken.
+pub fn is_statement_taken(e: &AwsError) -> bool {
+    e.code() == Some("ResourceConflictException")
+        && e.to_string()
+            .to_ascii_lowercase()
+            .contains("already exists")
+}
+
 /// Lets Secrets Manager invoke the function, for this secret only.
+///
+/// AddPermission takes no idempotency token: when an attempt's answer is
+/// lost and the retry finds the statement id taken, the statement is read
+/// back, and one scoped exactly as asked counts as this call's success.
 pub async fn add_invoke_permission(
     c: &Clients,
+    d: &Deadline,
     function: &str,
     sid: &str,
     secret_arn: &str,
     account: &str,
 ) -> Result<(), AwsError> {
     let lock = c.function_locks.lock_for(function);
-    let _guard = lock.lock().await;
-    c.lambda
-        .add_permission()
-        .function_name(function)
-        .statement_id(sid)
-        .action("lambda:InvokeFunction")
-        .principal(SECRETS_MANAGER_PRINCIPAL)
-        .source_arn(secret_arn)
-        .source_account(account)
-        .send()
-        .await
-        .map_err(classify)?;
-    Ok(())
+    let guard = lock.lock().await;
+    let sent = c
+        .call(d, &LAMBDA_POLICY_CHANGE, || async {
+            c.lambda
+                .add_permission()
+                .function_name(function)
+                .statement_id(sid)
+                .action("lambda:InvokeFunction")
+                .principal(SECRETS_MANAGER_PRINCIPAL)
+                .source_arn(secret_arn)
+                .source_account(account)
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await;
+    drop(guard);
+    match sent {
+        Ok(_) => Ok(()),
+        Err(e) if is_statement_taken(&e) => {
+            let existing = find_invoke_permission(c, d, function, sid).await?;
+            let as_asked = existing.is_some_and(|st| {
+                st.service_principal.as_deref() == Some(SECRETS_MANAGER_PRINCIPAL)
+                    && st.source_arn.as_deref() == Some(secret_arn)
+                    && st.source_account.as_deref() == Some(account)
+            });
+            if as_asked {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
-/// Not found (function or statement) counts as done.
-pub async fn remove_permission(c: &Clients, function: &str, sid: &str) -> Result<(), AwsError> {
+/// Not found (function or statement) counts as done, so a replay after a
+/// lost answer is harmless.
+pub async fn remove_permission(
+    c: &Clients,
+    d: &Deadline,
+    function: &str,
+    sid: &str,
+) -> Result<(), AwsError> {
     let lock = c.function_locks.lock_for(function);
     let _guard = lock.lock().await;
-    c.lambda
-        .remove_permission()
-        .function_name(function)
-        .statement_id(sid)
-        .send()
-        .await
-        .map_err(classify)
-        .or_not_found()?;
+    c.call(d, &LAMBDA_POLICY_CHANGE, || async {
+        c.lambda
+            .remove_permission()
+            .function_name(function)
+            .statement_id(sid)
+            .send()
+            .await
+            .map_err(classify)
+    })
+    .await
+    .or_not_found()?;
     Ok(())
 }
 
@@ -177,13 +230,23 @@ pub async fn update_vpc_config(
         .set_subnet_ids(Some(subnet_ids.to_vec()))
         .set_security_group_ids(Some(security_group_ids.to_vec()))
         .build();
-    c.lambda
-        .update_function_configuration()
-        .function_name(function)
-        .vpc_config(vpc)
-        .send()
-        .await
-        .map_err(classify)?;
+    // Held until the update has finished: a permission change meanwhile
+    // would meet "update in progress".
+    let lock = c.function_locks.lock_for(function);
+    let _guard = lock.lock().await;
+    // Setting the same placement twice is harmless, so a replay after a lost
+    // answer needs no check; "in progress" (our own first attempt still
+    // running) is waited out by the policy.
+    c.call(deadline, &LAMBDA_CONFIG_CHANGE, || async {
+        c.lambda
+            .update_function_configuration()
+            .function_name(function)
+            .vpc_config(vpc.clone())
+            .send()
+            .await
+            .map_err(classify)
+    })
+    .await?;
     wait_function_updated(c, function, deadline).await
 }
 
@@ -192,14 +255,21 @@ pub async fn wait_function_updated(
     function: &str,
     deadline: &Deadline,
 ) -> Result<(), AwsError> {
+    // GetFunction carries the update status under the larger quota.
     poll_until(deadline, || async {
-        let f = c
-            .lambda
-            .get_function_configuration()
-            .function_name(function)
-            .send()
-            .await
-            .map_err(classify)?;
+        let out = c
+            .call(deadline, &READ, || async {
+                c.lambda
+                    .get_function()
+                    .function_name(function)
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await?;
+        let Some(f) = out.configuration() else {
+            return Ok(Poll::Ready(()));
+        };
         match f.last_update_status() {
             Some(LastUpdateStatus::InProgress) => Ok(Poll::Pending),
             Some(LastUpdateStatus::Failed) => Err(AwsError::Failed(format!(
@@ -215,15 +285,19 @@ pub async fn wait_function_updated(
 /// The function's tags (CloudFormation tags what it creates with its stack).
 pub async fn function_tags(
     c: &Clients,
+    d: &Deadline,
     function_arn: &str,
 ) -> Result<std::collections::HashMap<String, String>, AwsError> {
     let out = c
-        .lambda
-        .list_tags()
-        .resource(function_arn)
-        .send()
+        .call(d, &READ, || async {
+            c.lambda
+                .list_tags()
+                .resource(function_arn)
+                .send()
+                .await
+                .map_err(classify)
+        })
         .await
-        .map_err(classify)
         .or_not_found()?;
     Ok(out.and_then(|o| o.tags().cloned()).unwrap_or_default())
 }

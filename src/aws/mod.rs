@@ -7,6 +7,7 @@ pub mod cloudformation;
 pub mod error;
 pub mod iam;
 pub mod lambda;
+pub mod retry;
 pub mod secretsmanager;
 pub mod serverlessrepo;
 pub mod sts;
@@ -30,9 +31,11 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     /// The configured region, if any.
     pub region: Option<String>,
-    /// Lambda rejects concurrent changes to one function's policy, so adds
-    /// and removes of permissions are serialised per function.
+    /// Lambda rejects concurrent changes to one function (its policy or its
+    /// configuration), so they are serialised per function.
     pub function_locks: FunctionLocks,
+    /// Attempts per call (see `retry`); the provider's `max_retries` + 1.
+    pub max_attempts: u32,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -62,7 +65,9 @@ impl Clients {
     pub fn new(config: &aws_config::SdkConfig, endpoints: &Endpoints) -> Clients {
         macro_rules! client {
             ($krate:ident, $endpoint:expr) => {{
-                let mut b = $krate::config::Builder::from(config);
+                let mut b = $krate::config::Builder::from(config)
+                    // Retries are ours, per call site (see `retry`).
+                    .retry_config(aws_config::retry::RetryConfig::disabled());
                 if let Some(url) = $endpoint {
                     b = b.endpoint_url(url.clone());
                 }
@@ -81,6 +86,26 @@ impl Clients {
             sts: client!(aws_sdk_sts, &endpoints.sts),
             region: config.region().map(|r| r.to_string()),
             function_locks: FunctionLocks::default(),
+            max_attempts: retry::DEFAULT_MAX_ATTEMPTS,
         }
+    }
+
+    pub fn with_max_attempts(mut self, attempts: u32) -> Clients {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Sends one AWS call under the retry policy of its call site.
+    pub async fn call<T, F, Fut>(
+        &self,
+        deadline: &Deadline,
+        policy: &retry::RetryPolicy,
+        f: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        retry::call(deadline, policy, self.max_attempts, f).await
     }
 }

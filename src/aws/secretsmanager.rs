@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::types::RotationRulesType;
 
 use super::error::{classify, AwsError, OptionalExt};
+use super::retry::{READ, SECRET_CHANGE};
+use super::wait::Deadline;
 use super::Clients;
 
 /// The rotation rules as AWS reports or takes them.
@@ -41,14 +43,21 @@ impl SecretInfo {
 
 /// The secret, or `None` when it does not exist. A secret scheduled for
 /// deletion is returned with `scheduled_for_deletion` set: callers decide.
-pub async fn find_secret(c: &Clients, secret_id: &str) -> Result<Option<SecretInfo>, AwsError> {
+pub async fn find_secret(
+    c: &Clients,
+    d: &Deadline,
+    secret_id: &str,
+) -> Result<Option<SecretInfo>, AwsError> {
     let out = c
-        .secretsmanager
-        .describe_secret()
-        .secret_id(secret_id)
-        .send()
+        .call(d, &READ, || async {
+            c.secretsmanager
+                .describe_secret()
+                .secret_id(secret_id)
+                .send()
+                .await
+                .map_err(classify)
+        })
         .await
-        .map_err(classify)
         .or_not_found()?;
     let Some(out) = out else { return Ok(None) };
     Ok(Some(SecretInfo {
@@ -76,6 +85,7 @@ pub async fn find_secret(c: &Clients, secret_id: &str) -> Result<Option<SecretIn
 /// Turns rotation on. The request token makes our own retries idempotent.
 pub async fn rotate_secret(
     c: &Clients,
+    d: &Deadline,
     secret_arn: &str,
     lambda_arn: &str,
     rules: &Rules,
@@ -91,36 +101,47 @@ pub async fn rotate_secret(
     if let Some(d) = &rules.duration {
         r = r.duration(d);
     }
+    let rules = r.build();
     let out = c
-        .secretsmanager
-        .rotate_secret()
-        .secret_id(secret_arn)
-        .client_request_token(client_request_token)
-        .rotation_lambda_arn(lambda_arn)
-        .rotation_rules(r.build())
-        .rotate_immediately(rotate_immediately)
-        .send()
-        .await
-        .map_err(classify)?;
+        .call(d, &SECRET_CHANGE, || async {
+            c.secretsmanager
+                .rotate_secret()
+                .secret_id(secret_arn)
+                .client_request_token(client_request_token)
+                .rotation_lambda_arn(lambda_arn)
+                .rotation_rules(rules.clone())
+                .rotate_immediately(rotate_immediately)
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await?;
     Ok(out.version_id().map(str::to_string))
 }
 
 /// Turns rotation off. Not found counts as done.
-pub async fn cancel_rotation(c: &Clients, secret_arn: &str) -> Result<(), AwsError> {
-    c.secretsmanager
-        .cancel_rotate_secret()
-        .secret_id(secret_arn)
-        .send()
-        .await
-        .map_err(classify)
-        .or_not_found()?;
+pub async fn cancel_rotation(c: &Clients, d: &Deadline, secret_arn: &str) -> Result<(), AwsError> {
+    c.call(d, &SECRET_CHANGE, || async {
+        c.secretsmanager
+            .cancel_rotate_secret()
+            .secret_id(secret_arn)
+            .send()
+            .await
+            .map_err(classify)
+    })
+    .await
+    .or_not_found()?;
     Ok(())
 }
 
 /// Removes AWSPENDING from a version that is not AWSCURRENT: a cancelled or
 /// interrupted rotation leaves it behind, and it blocks the next rotation.
-pub async fn remove_orphan_pending_label(c: &Clients, secret_arn: &str) -> Result<(), AwsError> {
-    let Some(info) = find_secret(c, secret_arn).await? else {
+pub async fn remove_orphan_pending_label(
+    c: &Clients,
+    d: &Deadline,
+    secret_arn: &str,
+) -> Result<(), AwsError> {
+    let Some(info) = find_secret(c, d, secret_arn).await? else {
         return Ok(());
     };
     let Some(pending) = info.version_with("AWSPENDING") else {
@@ -129,14 +150,17 @@ pub async fn remove_orphan_pending_label(c: &Clients, secret_arn: &str) -> Resul
     if info.version_with("AWSCURRENT") == Some(pending) {
         return Ok(());
     }
-    c.secretsmanager
-        .update_secret_version_stage()
-        .secret_id(secret_arn)
-        .version_stage("AWSPENDING")
-        .remove_from_version_id(pending)
-        .send()
-        .await
-        .map_err(classify)
-        .or_not_found()?;
+    c.call(d, &SECRET_CHANGE, || async {
+        c.secretsmanager
+            .update_secret_version_stage()
+            .secret_id(secret_arn)
+            .version_stage("AWSPENDING")
+            .remove_from_version_id(pending)
+            .send()
+            .await
+            .map_err(classify)
+    })
+    .await
+    .or_not_found()?;
     Ok(())
 }

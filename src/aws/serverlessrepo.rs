@@ -1,10 +1,12 @@
 //! Serverless Application Repository: the rotation templates, and the
 //! change set that deploys one as a CloudFormation stack.
 
-use aws_sdk_serverlessapplicationrepository::types::ParameterValue;
+use aws_sdk_serverlessapplicationrepository::types::{ParameterValue, Tag};
 
 use super::arn::partition_of_region;
 use super::error::{classify, AwsError};
+use super::retry::{CHANGE_SET_CREATION, READ};
+use super::wait::Deadline;
 use super::Clients;
 
 /// The repository deploys a change set's stack under this prefix followed by
@@ -95,17 +97,21 @@ pub fn known_parameters(rotation_type: &str) -> &'static [&'static str] {
 /// from the repository.
 pub async fn template_parameters(
     c: &Clients,
+    d: &Deadline,
     application_arn: &str,
     version: &str,
 ) -> Result<Vec<(String, Option<String>)>, AwsError> {
     let out = c
-        .serverlessrepo
-        .get_application()
-        .application_id(application_arn)
-        .semantic_version(version)
-        .send()
-        .await
-        .map_err(classify)?;
+        .call(d, &READ, || async {
+            c.serverlessrepo
+                .get_application()
+                .application_id(application_arn)
+                .semantic_version(version)
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await?;
     Ok(out
         .version()
         .map(|v| {
@@ -125,27 +131,47 @@ pub struct ChangeSet {
     pub stack_id: String,
 }
 
-/// Asks the repository for a change set that creates or updates the stack
-/// `serverlessrepo-<stack_name>`.
+/// What a change set deploys.
+#[derive(Debug, Clone, Copy)]
+pub struct ChangeSetRequest<'a> {
+    pub application_arn: &'a str,
+    pub version: &'a str,
+    /// The repository's stack name: the stack is `serverlessrepo-<this>`.
+    pub stack_name: &'a str,
+    pub parameters: &'a [(String, String)],
+    pub tags: &'a [(String, String)],
+    /// The same for every attempt of one deployment, so that a replay after
+    /// a lost answer is the same request.
+    pub client_token: &'a str,
+}
+
+/// Asks the repository for a change set that creates or updates the stack.
 pub async fn create_change_set(
     c: &Clients,
-    application_arn: &str,
-    version: &str,
-    stack_name: &str,
-    parameters: &[(String, String)],
+    d: &Deadline,
+    r: ChangeSetRequest<'_>,
 ) -> Result<ChangeSet, AwsError> {
-    let mut req = c
-        .serverlessrepo
-        .create_cloud_formation_change_set()
-        .application_id(application_arn)
-        .semantic_version(version)
-        .stack_name(stack_name)
-        .capabilities("CAPABILITY_IAM")
-        .capabilities("CAPABILITY_RESOURCE_POLICY");
-    for (name, value) in parameters {
-        req = req.parameter_overrides(ParameterValue::builder().name(name).value(value).build());
-    }
-    let out = req.send().await.map_err(classify)?;
+    let out = c
+        .call(d, &CHANGE_SET_CREATION, || async {
+            let mut req = c
+                .serverlessrepo
+                .create_cloud_formation_change_set()
+                .application_id(r.application_arn)
+                .semantic_version(r.version)
+                .stack_name(r.stack_name)
+                .client_token(r.client_token)
+                .capabilities("CAPABILITY_IAM")
+                .capabilities("CAPABILITY_RESOURCE_POLICY");
+            for (name, value) in r.parameters {
+                req = req
+                    .parameter_overrides(ParameterValue::builder().name(name).value(value).build());
+            }
+            for (key, value) in r.tags {
+                req = req.tags(Tag::builder().key(key).value(value).build());
+            }
+            req.send().await.map_err(classify)
+        })
+        .await?;
     match (out.change_set_id(), out.stack_id()) {
         (Some(cs), Some(stack)) => Ok(ChangeSet {
             change_set_id: cs.to_string(),

@@ -1,16 +1,27 @@
-//! The `rdsrot_rotation` resource, free of gRPC: `schema` and `model` (the
-//! typed value), `validate` and `schedule` (pure plan-time checks), `plan`
-//! (pure planning), `plan_checks` (read-only look-ups at plan time), `private` (what the provider made, for undoing it),
-//! `apply` (create/update/delete steps in order), `read` (drift detection
-//! and import) and `parts` (names and documents shared by those steps).
+//! The `rdsrot_rotation` resource, free of gRPC.
+//!
+//! - `schema` and `model`: the typed value;
+//! - `validate` and `schedule`: pure plan-time checks; `plan`: pure planning;
+//!   `plan_checks`: read-only look-ups at plan time;
+//! - `private`: what the provider made, for undoing it;
+//! - one module per AWS part, each with what apply, read and destroy do to
+//!   it: `secret` (the secret and its rotation schedule), `stack` (the
+//!   template's stack), `permission` (the invoke permission),
+//!   `master_policy` (the master-secret policy) and `vpc` (the Lambda's VPC
+//!   placement);
+//! - `apply`: the order of the steps; `read`: drift detection and import.
 
 pub mod apply;
+pub mod master_policy;
 pub mod model;
-pub mod parts;
+pub mod permission;
 pub mod plan;
 pub mod plan_checks;
 pub mod private;
 pub mod read;
 pub mod schedule;
 pub mod schema;
+pub mod secret;
+pub mod stack;
 pub mod validate;
+pub mod vpc;

@@ -8,7 +8,7 @@
 //! back, which is the diff Terraform prints.
 
 use crate::aws::arn::{dns_suffix, partition_of_region, Arn};
-use crate::tf::{AttributePath, Diagnostics, Value};
+use crate::tf::{AttributePath, Diagnostic, Diagnostics, Value};
 
 use super::model::{Attr, Rotation, RotationRules};
 use super::private::Private;
@@ -41,15 +41,35 @@ pub fn plan(config: &Value, prior: &Value, private: &Private, ctx: &PlanContext)
         };
     }
     let c = Rotation::from_value(config);
-    let diagnostics = validate::validate(&c);
+    let mut diagnostics = validate::validate(&c);
     let prior_exists = !prior.is_null();
     let p = Rotation::from_value(prior);
 
-    let replacing = prior_exists && c.secret_id != p.secret_id;
     let mut requires_replace = Vec::new();
-    if replacing {
+    if prior_exists && c.secret_id != p.secret_id {
         requires_replace.push(AttributePath::root("secret_id"));
     }
+    // The refresh found the secret deleted (or scheduled for deletion): what
+    // was made for it is still recorded, and replacing the resource removes
+    // it first. The diff is on `secret_arn`, null now, unknown in the plan.
+    let secret_gone = prior_exists && p.id.known().is_some() && p.secret_arn.is_null();
+    if secret_gone {
+        requires_replace.push(AttributePath::root("secret_arn"));
+        diagnostics.push(
+            Diagnostic::warning(
+                "Secret no longer exists",
+                format!(
+                "The secret {} was deleted or is scheduled for deletion. This plan replaces the \
+rotation: destroying it first removes what the provider made for it (the stack and its Lambda, \
+the invoke permission, the master-secret policy, a changed VPC placement); creating it again \
+then needs the secret to exist. To only clean up, remove the resource from the configuration.",
+                p.id.as_deref().unwrap_or("?")
+            ),
+            )
+            .at(AttributePath::root("secret_id")),
+        );
+    }
+    let replacing = !requires_replace.is_empty();
     // On create or replace, nothing is carried over.
     let p = if prior_exists && !replacing {
         p
@@ -344,6 +364,25 @@ mod tests {
             vec![AttributePath::root("secret_id")]
         );
         assert!(Rotation::from_value(&planned.state).stack_id.is_unknown());
+    }
+
+    #[test]
+    fn a_deleted_secret_plans_a_replacement_that_cleans_up_first() {
+        let mut gone = applied();
+        gone.secret_arn = Attr::Null;
+        gone.enabled = Attr::Known(false);
+        let planned = plan(&config().to_value(), &gone.to_value(), &private(), &ctx());
+        assert_eq!(
+            planned.requires_replace,
+            vec![AttributePath::root("secret_arn")]
+        );
+        let s = Rotation::from_value(&planned.state);
+        assert!(s.secret_arn.is_unknown() && s.stack_id.is_unknown());
+        assert!(planned
+            .diagnostics
+            .iter()
+            .any(|d| d.summary == "Secret no longer exists"
+                && d.severity == crate::tf::Severity::Warning));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! quota-bound account should not pay for the same look-up twice.
 
 use crate::aws::arn::Arn;
-use crate::aws::{lambda, secretsmanager as sm, AwsError, Clients};
+use crate::aws::{lambda, secretsmanager as sm, AwsError, Clients, Deadline};
 use crate::tf::{AttributePath, Diagnostic, Diagnostics};
 
 use super::model::Rotation;
@@ -19,10 +19,11 @@ use super::model::Rotation;
 /// warnings here, since apply checks again.
 pub async fn check(
     c: &Clients,
+    d: &Deadline,
     config: &Rotation,
     prior: Option<&Rotation>,
 ) -> Result<Diagnostics, AwsError> {
-    let mut d = Diagnostics::new();
+    let mut diags = Diagnostics::new();
     let region = c.region.as_deref();
 
     let new_secret = config
@@ -31,15 +32,15 @@ pub async fn check(
         .filter(|id| prior.is_none_or(|p| p.secret_id.known() != Some(*id)));
     if let Some(id) = new_secret {
         if let Some(e) = region_mismatch("secret_id", "secret", id, region) {
-            d.push(e);
+            diags.push(e);
         } else {
-            match sm::find_secret(c, id).await {
+            match sm::find_secret(c, d, id).await {
                 Ok(Some(s)) => {
                     if let Some(e) = unusable_secret(&s) {
-                        d.push(e);
+                        diags.push(e);
                     }
                 }
-                Ok(None) => d.push(
+                Ok(None) => diags.push(
                     Diagnostic::error(
                         "Secret not found",
                         format!(
@@ -51,7 +52,7 @@ ARN, and that the provider's region and account are the secret's.",
                     .at(AttributePath::root("secret_id")),
                 ),
                 Err(e) if e.is_no_credentials() => return Err(e),
-                Err(e) => d.push(could_not_check("secret_id", "the secret", &e)),
+                Err(e) => diags.push(could_not_check("secret_id", "the secret", &e)),
             }
         }
     }
@@ -62,11 +63,11 @@ ARN, and that the provider's region and account are the secret's.",
         .filter(|arn| prior.is_none_or(|p| p.rotation_lambda_arn.known() != Some(*arn)));
     if let Some(arn) = new_lambda {
         if let Some(e) = region_mismatch("rotation_lambda_arn", "Lambda function", arn, region) {
-            d.push(e);
+            diags.push(e);
         } else {
-            match lambda::find_function_configuration(c, arn).await {
+            match lambda::find_function_configuration(c, d, arn).await {
                 Ok(Some(_)) => {}
-                Ok(None) => d.push(
+                Ok(None) => diags.push(
                     Diagnostic::error(
                         "Rotation Lambda not found",
                         format!(
@@ -77,7 +78,7 @@ existing function; to have a rotation Lambda deployed for you, set `rotation_typ
                     .at(AttributePath::root("rotation_lambda_arn")),
                 ),
                 Err(e) if e.is_no_credentials() => return Err(e),
-                Err(e) => d.push(could_not_check(
+                Err(e) => diags.push(could_not_check(
                     "rotation_lambda_arn",
                     "the Lambda function",
                     &e,
@@ -85,7 +86,7 @@ existing function; to have a rotation Lambda deployed for you, set `rotation_typ
             }
         }
     }
-    Ok(d)
+    Ok(diags)
 }
 
 /// Secrets Manager finds a secret, and invokes a rotation Lambda, only in

@@ -1,32 +1,36 @@
 //! Read (drift detection) and import.
 //!
-//! Read looks at every part concurrently and writes what it finds into the
-//! state, so that the next plan shows each out-of-band change as a diff on
-//! the attribute it concerns; apply then puts it back.
+//! Read asks every part what AWS has, concurrently where the look-ups do
+//! not depend on each other, and lets each part write what it found into
+//! the state, so that the next plan shows each out-of-band change as a diff
+//! on the attribute it concerns; apply then puts it back.
 
-use crate::aws::arn::role_name;
+use crate::aws::arn::{role_name, Arn};
 use crate::aws::error::AwsError;
+use crate::aws::wait::Deadline;
 use crate::aws::Clients;
 use crate::aws::{cloudformation as cfn, iam, lambda, secretsmanager as sm, serverlessrepo as sar};
 
 use super::model::{Attr, Rotation};
-use super::parts::{self, MASTER_POLICY_NAME};
 use super::plan::default_statement_id;
 use super::private::{PermissionRecord, Private, RolePolicyRecord, StackRecord};
+use super::{master_policy, permission, secret, stack, vpc};
 
-/// `Ok(None)`: the secret is gone or scheduled for deletion, so the
-/// resource is gone.
+/// The state as AWS has it. A deleted secret keeps the resource (see
+/// `secret::record_gone`): destroy must still remove what was made for it.
 pub async fn read(
     c: &Clients,
+    d: &Deadline,
     state: &Rotation,
     p: &Private,
-) -> Result<Option<(Rotation, Private)>, AwsError> {
+) -> Result<(Rotation, Private), AwsError> {
     let secret_id = state
         .secret_arn
         .known()
         .or(state.secret_id.known())
         .cloned()
         .unwrap_or_default();
+    let secret_arn = state.secret_arn.known().or(state.id.known()).cloned();
     let managed_lambda = p
         .lambda
         .clone()
@@ -37,143 +41,81 @@ pub async fn read(
         .as_ref()
         .and_then(|s| s.id.clone())
         .or(state.stack_id.known().cloned());
-    let role = state
-        .rotation_lambda_role_arn
-        .known()
-        .and_then(|r| role_name(r))
-        .map(str::to_string);
-
     let lambda_ref = managed_lambda.as_deref();
-    let (secret, function, statements, stack, policy) = tokio::join!(
-        sm::find_secret(c, &secret_id),
-        async {
-            match lambda_ref {
-                Some(f) => lambda::find_function_configuration(c, f).await,
-                None => Ok(None),
-            }
-        },
-        async {
-            match lambda_ref {
-                Some(f) => lambda::list_invoke_permissions(c, f).await,
-                None => Ok(vec![]),
-            }
-        },
-        async {
-            match &stack_id {
-                Some(s) => cfn::find_stack(c, s).await,
-                None => Ok(None),
-            }
-        },
-        async {
-            match &role {
-                Some(r) => iam::find_role_policy(c, r, MASTER_POLICY_NAME).await,
-                None => Ok(None),
-            }
-        },
-    );
-    let Some(secret) = secret?.filter(|s| !s.scheduled_for_deletion) else {
-        return Ok(None);
+
+    // The master-secret policy is looked up on the role the Lambda has now,
+    // so role drift shows in this refresh, not the next one.
+    let function_and_policy = async {
+        let function = match lambda_ref {
+            Some(f) => lambda::find_function_configuration(c, d, f).await?,
+            None => None,
+        };
+        let role = function
+            .as_ref()
+            .map(|f| f.role_arn.clone())
+            .or(state.rotation_lambda_role_arn.known().cloned());
+        let wants_policy = !state.master_secret_arn.is_null() || p.role_policy.is_some();
+        let at = match (&secret_arn, wants_policy) {
+            (Some(arn), true) => master_policy::lookup(role.as_deref(), arn, p),
+            _ => None,
+        };
+        let policy = master_policy::observe(c, d, at).await?;
+        Ok::<_, AwsError>((function, policy))
     };
-    let function = function?;
+    let (found_secret, function_and_policy, statements, found_stack) = tokio::join!(
+        sm::find_secret(c, d, &secret_id),
+        function_and_policy,
+        permission::observe(c, d, lambda_ref),
+        stack::observe(c, d, stack_id.as_deref()),
+    );
+    let found_secret = found_secret?;
+    let (function, policy) = function_and_policy?;
     let statements = statements?;
-    let stack = stack?;
-    let policy = policy?;
+    let found_stack = found_stack?;
 
     let mut s = state.clone();
     let mut p = p.clone();
-    s.id = Attr::Known(secret.arn.clone());
-    s.secret_arn = Attr::Known(secret.arn.clone());
-
-    // Rotation on or off, its Lambda and its schedule.
-    s.enabled = Attr::Known(secret.rotation_enabled);
-    if secret.rotation_enabled {
-        if let Some(used) = &secret.rotation_lambda_arn {
-            if managed_lambda.as_deref() != Some(used.as_str()) {
-                s.rotation_lambda_arn = Attr::Known(used.clone());
-            }
+    let Some(found) = found_secret.filter(|f| !f.scheduled_for_deletion) else {
+        secret::record_gone(&mut s);
+        return Ok((s, p));
+    };
+    secret::record(&found, lambda_ref, state, &mut s);
+    stack::record(&found_stack, state, &mut s, &mut p);
+    let account = Arn::parse(&found.arn)
+        .map(|a| a.account.to_string())
+        .unwrap_or_default();
+    permission::record(
+        &statements,
+        lambda_ref,
+        &found.arn,
+        &account,
+        state,
+        &mut s,
+        &mut p,
+    );
+    master_policy::record(policy.as_ref(), state, &mut s, &mut p);
+    match &function {
+        Some(f) => {
+            s.rotation_lambda_role_arn = Attr::Known(f.role_arn.clone());
+            vpc::record(f, state, &mut s, &p);
         }
-        if let (Some(have), Some(block)) = (&secret.rules, state.rules()) {
-            if !parts::rules_match(&parts::desired_rules(block), have) {
-                s.rotation_rules = Attr::Known(vec![parts::rules_from_aws(have)]);
-            }
+        // The template's Lambda deleted under its stack: the plan deploys
+        // the stack anew (see `stack::ensure`).
+        None if !state.rotation_type.is_null() && lambda_ref.is_some() => {
+            s.stack_id = Attr::Null;
         }
+        None => {}
     }
-
-    // The stack.
-    if stack_id.is_some() && stack.is_none() {
-        s.stack_id = Attr::Null;
-        p.stack = None;
-    }
-
-    // The invoke permission.
-    if let Some(sid) = state.permission_statement_id.known() {
-        let ours = statements
-            .iter()
-            .any(|st| st.sid == *sid && st.source_arn.as_deref() == Some(secret.arn.as_str()));
-        if !ours {
-            s.permission_statement_id = Attr::Null;
-            // Forget the record only when it is of the Lambda just looked at.
-            // A record of an earlier Lambda (an update that switched Lambdas
-            // failed halfway) still names a statement apply or destroy must
-            // remove.
-            if p.permission
-                .as_ref()
-                .is_some_and(|r| Some(r.function.as_str()) == lambda_ref)
-            {
-                p.permission = None;
-            }
-        }
-    }
-
-    // The master-secret policy, as it actually grants.
-    if !state.master_secret_arn.is_null() || p.role_policy.is_some() {
-        let (master, key) = policy
-            .as_ref()
-            .map(parts::granted_by_master_policy)
-            .unwrap_or((None, None));
-        s.master_secret_arn = Attr::from_option(master);
-        s.master_secret_kms_key_arn = Attr::from_option(key);
-        if policy.is_none() {
-            p.role_policy = None;
-        }
-    }
-
-    // The Lambda: its role and VPC placement.
-    if let Some(f) = &function {
-        s.rotation_lambda_role_arn = Attr::Known(f.role_arn.clone());
-        let template = !state.rotation_type.is_null();
-        let tracked = template
-            || !state.vpc_subnet_ids.is_null()
-            || !state.vpc_security_group_ids.is_null()
-            || p.original_vpc.is_some();
-        if tracked {
-            let as_attr = |v: &Vec<String>| {
-                if v.is_empty() {
-                    Attr::Null
-                } else {
-                    Attr::Known(v.clone())
-                }
-            };
-            let same = |a: &Attr<Vec<String>>, b: &Vec<String>| {
-                let mut x = a.known().cloned().unwrap_or_default();
-                x.sort();
-                x == *b
-            };
-            if !same(&state.vpc_subnet_ids, &f.subnet_ids) {
-                s.vpc_subnet_ids = as_attr(&f.subnet_ids);
-            }
-            if !same(&state.vpc_security_group_ids, &f.security_group_ids) {
-                s.vpc_security_group_ids = as_attr(&f.security_group_ids);
-            }
-        }
-    }
-    Ok(Some((s, p)))
+    Ok((s, p))
 }
 
 /// Rebuilds the state of a rotation configured on the secret `id` (an ARN
-/// or a name).
-pub async fn import(c: &Clients, id: &str) -> Result<(Rotation, Private), AwsError> {
-    let secret = sm::find_secret(c, id)
+/// or a name). Only what this provider made is recorded as its own: a stack
+/// tagged for this secret, statements with its id prefix, the secret's own
+/// master-secret policy. Destroying an imported rotation then removes those
+/// and leaves anything else in place.
+pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Private), AwsError> {
+    let secret = sm::find_secret(c, d, id)
         .await?
         .filter(|s| !s.scheduled_for_deletion)
         .ok_or_else(|| AwsError::not_found(format!("secret {id} does not exist")))?;
@@ -183,7 +125,7 @@ pub async fn import(c: &Clients, id: &str) -> Result<(Rotation, Private), AwsErr
             secret.arn
         ))
     })?;
-    let function = lambda::find_function_configuration(c, &lambda_arn)
+    let function = lambda::find_function_configuration(c, d, &lambda_arn)
         .await?
         .ok_or_else(|| {
             AwsError::not_found(format!("rotation Lambda {lambda_arn} does not exist"))
@@ -196,7 +138,7 @@ pub async fn import(c: &Clients, id: &str) -> Result<(Rotation, Private), AwsErr
         rotation_lambda_role_arn: Attr::Known(function.role_arn.clone()),
         rotate_immediately: Attr::Known(true),
         enabled: Attr::Known(secret.rotation_enabled),
-        rotation_rules: Attr::Known(vec![parts::rules_from_aws(
+        rotation_rules: Attr::Known(vec![secret::rules_from_aws(
             &secret.rules.clone().unwrap_or_default(),
         )]),
         ..Default::default()
@@ -204,22 +146,25 @@ pub async fn import(c: &Clients, id: &str) -> Result<(Rotation, Private), AwsErr
     let mut p = Private::new();
     p.lambda = Some(function.arn.clone());
 
-    // A Lambda from a repository template: find its stack.
-    let stack = find_lambda_stack(c, &function).await?;
-    let app = stack
+    // A Lambda from a repository template: find its stack, when it was
+    // deployed for this secret.
+    let found = find_lambda_stack(c, d, &function)
+        .await?
+        .filter(|st| st.tags.get(stack::OWNER_TAG) == Some(&stack::owner_tag_value(&secret.arn)));
+    let app = found
         .as_ref()
         .and_then(|st| st.tags.get("serverlessrepo:applicationId"))
         .and_then(|a| sar::rotation_type_of_application(a));
-    if let (Some(st), Some(rotation_type)) = (&stack, app) {
+    if let (Some(st), Some(rotation_type)) = (&found, app) {
         // A parameter left at the template's default was not configured.
-        let version = st.tags.get("serverlessrepo:semanticVersion").cloned();
+        let version = st.tags.get(stack::VERSION_TAG).cloned();
         let app_arn = st
             .tags
             .get("serverlessrepo:applicationId")
             .cloned()
             .unwrap_or_default();
         let defaults = match &version {
-            Some(v) => sar::template_parameters(c, &app_arn, v)
+            Some(v) => sar::template_parameters(c, d, &app_arn, v)
                 .await
                 .unwrap_or_default(),
             None => vec![],
@@ -243,8 +188,7 @@ pub async fn import(c: &Clients, id: &str) -> Result<(Rotation, Private), AwsErr
             })
         };
         s.rotation_type = Attr::Known(rotation_type.to_string());
-        s.template_version =
-            Attr::from_option(st.tags.get("serverlessrepo:semanticVersion").cloned());
+        s.template_version = Attr::from_option(version.clone());
         s.stack_id = Attr::Known(st.id.clone());
         s.function_name = Attr::from_option(param("functionName"));
         s.endpoint = Attr::from_option(param("endpoint"));
@@ -273,15 +217,12 @@ pub async fn import(c: &Clients, id: &str) -> Result<(Rotation, Private), AwsErr
         s.vpc_security_group_ids = Attr::Known(function.security_group_ids.clone());
     }
 
-    // Our invoke permission: the default Sid if present, else any statement
-    // scoped to this secret.
-    let statements = lambda::list_invoke_permissions(c, &function.arn).await?;
+    // Our invoke permission: the default id if present, else another
+    // statement of ours scoped to this secret.
+    let statements = lambda::list_invoke_permissions(c, d, &function.arn).await?;
     let default_sid = default_statement_id(id);
-    let ours = statements
-        .iter()
-        .filter(|st| st.source_arn.as_deref() == Some(secret.arn.as_str()))
-        .max_by_key(|st| st.sid == default_sid);
-    if let Some(st) = ours {
+    // None of ours: the next plan adds one (the default id).
+    if let Some(st) = permission::find_ours(&statements, &secret.arn, &default_sid) {
         s.permission_statement_id = Attr::Known(st.sid.clone());
         p.permission = Some(PermissionRecord {
             function: function.arn.clone(),
@@ -289,16 +230,22 @@ pub async fn import(c: &Clients, id: &str) -> Result<(Rotation, Private), AwsErr
         });
     }
 
-    // The master-secret policy.
+    // The master-secret policy: the secret's own, or the legacy shared one.
     if let Some(role) = role_name(&function.role_arn) {
-        if let Some(doc) = iam::find_role_policy(c, role, MASTER_POLICY_NAME).await? {
-            let (master, key) = parts::granted_by_master_policy(&doc);
-            s.master_secret_arn = Attr::from_option(master);
-            s.master_secret_kms_key_arn = Attr::from_option(key);
-            p.role_policy = Some(RolePolicyRecord {
-                role: role.to_string(),
-                name: MASTER_POLICY_NAME.into(),
-            });
+        for name in [
+            master_policy::policy_name_for(&secret.arn),
+            master_policy::SHARED_LEGACY_NAME.to_string(),
+        ] {
+            if let Some(doc) = iam::find_role_policy(c, d, role, &name).await? {
+                let (master, key) = master_policy::granted(&doc);
+                s.master_secret_arn = Attr::from_option(master);
+                s.master_secret_kms_key_arn = Attr::from_option(key);
+                p.role_policy = Some(RolePolicyRecord {
+                    role: role.to_string(),
+                    name,
+                });
+                break;
+            }
         }
     }
     Ok((s, p))
@@ -308,10 +255,11 @@ pub async fn import(c: &Clients, id: &str) -> Result<(Rotation, Private), AwsErr
 /// by the provider's own naming of stacks.
 async fn find_lambda_stack(
     c: &Clients,
+    d: &Deadline,
     function: &lambda::FunctionInfo,
 ) -> Result<Option<cfn::StackInfo>, AwsError> {
     // Tags are a hint only: without them the naming convention still works.
-    let tags = lambda::function_tags(c, &function.arn)
+    let tags = lambda::function_tags(c, d, &function.arn)
         .await
         .unwrap_or_default();
     let mut candidates: Vec<String> = [
@@ -322,11 +270,11 @@ async fn find_lambda_stack(
     .filter_map(|k| tags.get(*k).cloned())
     .collect();
     if let Some(name) = function.arn.rsplit(':').next() {
-        candidates.push(sar::deployed_stack_name(&parts::stack_name_for(name)));
+        candidates.push(sar::deployed_stack_name(&stack::stack_name_for(name)));
     }
     for candidate in candidates {
-        if let Some(st) = cfn::find_stack(c, &candidate).await? {
-            let made = cfn::find_stack_lambda(c, &st).await?;
+        if let Some(st) = cfn::find_stack(c, d, &candidate).await? {
+            let made = cfn::find_stack_lambda(c, d, &st).await?;
             let name = function.arn.rsplit(':').next().unwrap_or_default();
             if made.as_deref() == Some(function.arn.as_str()) || made.as_deref() == Some(name) {
                 return Ok(Some(st));

@@ -116,13 +116,25 @@ secret: remove `master_secret_arn` or choose a multi-user type."
             "master_secret_kms_key_arn",
             &c.master_secret_kms_key_arn,
             "kms",
-            &["key/", "alias/"],
+            &["key/"],
         ),
-        ("kms_key_arn", &c.kms_key_arn, "kms", &["key/", "alias/"]),
+        ("kms_key_arn", &c.kms_key_arn, "kms", &["key/"]),
     ];
     for (name, value, service, prefixes) in arn_checks {
         if let Some(v) = value.as_deref() {
-            if let Err(e) = check_arn(v, service, prefixes) {
+            // The key ARN goes into an IAM policy's Resource, where an alias
+            // never matches: IAM compares key ARNs only.
+            let alias =
+                service == "kms" && Arn::parse(v).is_some_and(|a| a.resource.starts_with("alias/"));
+            if alias {
+                d.push(invalid(
+                    root(name),
+                    &format!("Invalid {name}"),
+                    format!(
+                        "{v:?} is an alias ARN. The key is granted in an IAM policy, which matches keys by key ARN only (`arn:...:kms:<region>:<account>:key/<key id>`): give the key ARN the alias points to (`aws kms describe-key --key-id <alias>`)."
+                    ),
+                ));
+            } else if let Err(e) = check_arn(v, service, prefixes) {
                 d.push(invalid(root(name), &format!("Invalid {name}"), e));
             }
         }

@@ -4,8 +4,9 @@
 //! the common mistakes, each caught at validate or plan (never halfway
 //! through an apply) with a message that names the attribute and the cause.
 
-use crate::e2e::{block_on, live_stacks, rotation_status, statements_for_secret};
+use crate::e2e::block_on;
 use crate::support::moto::{create_database_secret, create_existing_rotation_lambda, Emulator};
+use crate::support::observe::{live_stacks, rotation_status, statements_for_secret};
 use crate::support::terraform::{clients, required_providers_block, Client, Workspace};
 
 const FLEET: &str = r#"

@@ -10,12 +10,15 @@ use std::collections::BTreeSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 
-use aws_config::SdkConfig;
 use serde_json::Value;
 
 use crate::support::moto::{
-    create_database_secret, create_existing_rotation_lambda, create_secret, loud, repo_root,
-    DatabaseSecret, Emulator, ACCOUNT_ID,
+    create_database_secret, create_existing_rotation_lambda, loud, repo_root, DatabaseSecret,
+    Emulator, ACCOUNT_ID,
+};
+use crate::support::observe::{
+    live_stacks, our_role_policies, pending_label_blocks, rotation_status, statements_for_secret,
+    Applied, Drift,
 };
 use crate::support::terraform::{
     clients, filesystem_mirror_config, provider_binary, required_providers_block, Client,
@@ -23,8 +26,6 @@ use crate::support::terraform::{
 };
 
 const RESOURCE: &str = "rdsrot_rotation.this";
-/// Inline policy the rotation templates give their role (not ours to manage).
-const TEMPLATE_ROLE_POLICY: &str = "SecretsManagerRotationPolicy";
 
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -264,24 +265,9 @@ fn assert_nothing_left(
         !enabled,
         "{client}: rotation still on after destroy for {secret_arn}"
     );
-    let described = block_on(
-        emulator
-            .secretsmanager()
-            .describe_secret()
-            .secret_id(secret_arn)
-            .send(),
-    )
-    .expect("describe the secret");
-    let stages = described
-        .version_ids_to_stages()
-        .cloned()
-        .unwrap_or_default();
-    let blocking = stages.values().any(|labels| {
-        labels.iter().any(|l| l == "AWSPENDING") && !labels.iter().any(|l| l == "AWSCURRENT")
-    });
     assert!(
-        !blocking,
-        "{client}: destroy left AWSPENDING off the current version, blocking the next rotation: {stages:?}"
+        !block_on(pending_label_blocks(emulator, secret_arn)),
+        "{client}: destroy left AWSPENDING off the current version, blocking the next rotation"
     );
     let stacks = block_on(live_stacks(emulator));
     assert!(
@@ -577,87 +563,6 @@ fn text(values: &Value, key: &str) -> String {
     values[key].as_str().unwrap_or_default().to_owned()
 }
 
-/// What the AWS API says about the secret's rotation.
-pub(crate) async fn rotation_status(
-    emulator: &Emulator,
-    secret_arn: &str,
-) -> (bool, Option<String>) {
-    let described = emulator
-        .secretsmanager()
-        .describe_secret()
-        .secret_id(secret_arn)
-        .send()
-        .await
-        .expect("describe the secret");
-    (
-        described.rotation_enabled().unwrap_or(false),
-        described.rotation_lambda_arn().map(str::to_owned),
-    )
-}
-
-/// Names of the stacks that still exist.
-pub(crate) async fn live_stacks(emulator: &Emulator) -> Vec<String> {
-    let listed = emulator
-        .cloudformation()
-        .describe_stacks()
-        .send()
-        .await
-        .expect("describe stacks");
-    listed
-        .stacks()
-        .iter()
-        .filter(|s| {
-            s.stack_status()
-                .is_none_or(|st| st.as_str() != "DELETE_COMPLETE")
-        })
-        .filter_map(|s| s.stack_name().map(str::to_owned))
-        .collect()
-}
-
-/// The invoke-permission statements on `function` scoped to `secret_arn`.
-pub(crate) async fn statements_for_secret(
-    emulator: &Emulator,
-    function: &str,
-    secret_arn: &str,
-) -> Vec<Value> {
-    let Ok(policy) = emulator
-        .lambda()
-        .get_policy()
-        .function_name(function)
-        .send()
-        .await
-    else {
-        return Vec::new();
-    };
-    let document: Value = serde_json::from_str(policy.policy().unwrap_or("{}")).unwrap_or_default();
-    document["Statement"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|statement| statement.to_string().contains(secret_arn))
-        .cloned()
-        .collect()
-}
-
-/// Inline policies of `role` other than the template's own.
-async fn our_role_policies(config: &SdkConfig, role_arn: &str) -> Vec<String> {
-    let role = role_arn.rsplit('/').next().unwrap_or_default();
-    let Ok(listed) = aws_sdk_iam::Client::new(config)
-        .list_role_policies()
-        .role_name(role)
-        .send()
-        .await
-    else {
-        return Vec::new();
-    };
-    listed
-        .policy_names()
-        .iter()
-        .filter(|name| name.as_str() != TEMPLATE_ROLE_POLICY)
-        .cloned()
-        .collect()
-}
-
 /// The attributes and blocks a plan's diff marks as added, removed or changed.
 fn changed_attributes(plan: &str) -> Vec<String> {
     plan.lines()
@@ -837,24 +742,17 @@ fn existing_lambda_lifecycle() {
 // ---------------------------------------------------------------------------
 
 /// What the drifted resource looked like in the state before the change.
-#[derive(Clone)]
-struct Applied {
-    /// SDK configuration for the emulator, to make the change with.
-    aws: SdkConfig,
-    secret_arn: String,
-    lambda: String,
-    role: String,
-    statement_id: String,
-    stack_id: String,
-}
-
-/// Applies `variant`, makes one change behind Terraform's back with `drift`,
-/// and checks: plan exits 2 naming one of `named`, apply repairs, plan exits 0.
-fn drift_case<D, F>(variant: Variant, named: &[&str], drift: D)
-where
-    D: Fn(Applied) -> F,
-    F: Future<Output = ()>,
-{
+/// Applies the variant the drift case needs, makes its change behind
+/// Terraform's back, and checks: plan exits 2 naming one of its attributes,
+/// apply repairs, plan exits 0, and destroy leaves nothing.
+fn drift_case(drift: Drift) {
+    let variant = if drift.needs_multi_user_template() {
+        Variant::MultiUserInVpc
+    } else if drift == Drift::LambdaSwitched {
+        Variant::ExistingLambda
+    } else {
+        Variant::SingleUser
+    };
     for client in clients() {
         let Some(emulator) = Emulator::try_start() else {
             return;
@@ -867,7 +765,6 @@ where
         ws.plan(&vars).assert_code(0);
         let values = ws.resource_values(RESOURCE);
         let applied = Applied {
-            aws: emulator.sdk_config(),
             secret_arn: text(&values, "secret_arn"),
             lambda: text(&values, "rotation_lambda_arn"),
             role: text(&values, "rotation_lambda_role_arn"),
@@ -875,24 +772,28 @@ where
             stack_id: text(&values, "stack_id"),
         };
 
-        block_on(drift(applied.clone()));
+        block_on(drift.inflict(&emulator.sdk_config(), &applied));
 
         let plan = ws.plan(&vars);
         plan.assert_code(2);
+        let named = drift.attributes();
         assert!(
             named.iter().any(|name| plan.stdout.contains(name)),
-            "{client}: the plan names none of {named:?}:\n{}",
+            "{client}: {drift:?}: the plan names none of {named:?}:\n{}",
             plan.output()
         );
         ws.apply(&vars);
         ws.plan(&vars).assert_code(0);
         let (enabled, used) = block_on(rotation_status(&emulator, &applied.secret_arn));
-        assert!(enabled, "{client}: rotation is off after the repair");
+        assert!(
+            enabled,
+            "{client}: {drift:?}: rotation is off after the repair"
+        );
         let lambda = text(&ws.resource_values(RESOURCE), "rotation_lambda_arn");
         assert_eq!(
             used.as_deref(),
             Some(lambda.as_str()),
-            "{client}: rotation uses another Lambda"
+            "{client}: {drift:?}: rotation uses another Lambda"
         );
         assert_eq!(
             block_on(statements_for_secret(
@@ -902,191 +803,51 @@ where
             ))
             .len(),
             1,
-            "{client}: the invoke permission is back"
+            "{client}: {drift:?}: the invoke permission is back"
         );
         ws.destroy(&vars);
         ws.assert_no_leaks();
     }
 }
 
-impl Applied {
-    fn secretsmanager(&self) -> aws_sdk_secretsmanager::Client {
-        aws_sdk_secretsmanager::Client::new(&self.aws)
-    }
-    fn lambda(&self) -> aws_sdk_lambda::Client {
-        aws_sdk_lambda::Client::new(&self.aws)
-    }
-    fn iam(&self) -> aws_sdk_iam::Client {
-        aws_sdk_iam::Client::new(&self.aws)
-    }
-    fn role_name(&self) -> String {
-        self.role.rsplit('/').next().unwrap_or_default().to_owned()
-    }
-}
-
 #[test]
 fn drift_rotation_cancelled() {
-    drift_case(Variant::SingleUser, &["enabled"], |applied| async move {
-        applied
-            .secretsmanager()
-            .cancel_rotate_secret()
-            .secret_id(&applied.secret_arn)
-            .send()
-            .await
-            .expect("cancel rotation");
-    });
+    drift_case(Drift::RotationCancelled);
 }
 
 #[test]
 fn drift_schedule_changed() {
-    drift_case(
-        Variant::SingleUser,
-        &["automatically_after_days", "schedule_expression"],
-        |applied| async move {
-            applied
-                .secretsmanager()
-                .rotate_secret()
-                .secret_id(&applied.secret_arn)
-                .rotation_lambda_arn(&applied.lambda)
-                .rotation_rules(
-                    aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                        .automatically_after_days(7)
-                        .build(),
-                )
-                .rotate_immediately(false)
-                .send()
-                .await
-                .expect("change the schedule");
-        },
-    );
+    drift_case(Drift::ScheduleChanged);
 }
 
 #[test]
 fn drift_lambda_switched() {
-    drift_case(
-        Variant::ExistingLambda,
-        &["rotation_lambda_arn"],
-        |applied| async move {
-            let other =
-                create_existing_rotation_lambda(&applied.aws, "someone-elses-rotator").await;
-            applied
-                .secretsmanager()
-                .rotate_secret()
-                .secret_id(&applied.secret_arn)
-                .rotation_lambda_arn(other)
-                .rotate_immediately(false)
-                .send()
-                .await
-                .expect("switch the Lambda");
-        },
-    );
+    drift_case(Drift::LambdaSwitched);
 }
 
 #[test]
 fn drift_invoke_permission_removed() {
-    drift_case(
-        Variant::SingleUser,
-        &["permission_statement_id"],
-        |applied| async move {
-            applied
-                .lambda()
-                .remove_permission()
-                .function_name(&applied.lambda)
-                .statement_id(&applied.statement_id)
-                .send()
-                .await
-                .expect("remove the invoke permission");
-        },
-    );
+    drift_case(Drift::PermissionRemoved);
 }
 
 #[test]
 fn drift_master_secret_policy_removed() {
-    drift_case(
-        Variant::MultiUserInVpc,
-        &["master_secret_arn"],
-        |applied| async move {
-            let ours = our_role_policies(&applied.aws, &applied.role).await;
-            assert_eq!(ours.len(), 1, "one role policy of ours: {ours:?}");
-            applied
-                .iam()
-                .delete_role_policy()
-                .role_name(applied.role_name())
-                .policy_name(&ours[0])
-                .send()
-                .await
-                .expect("delete the master-secret policy");
-        },
-    );
+    drift_case(Drift::MasterPolicyRemoved);
 }
 
 #[test]
 fn drift_master_secret_policy_edited() {
-    drift_case(
-        Variant::MultiUserInVpc,
-        &["master_secret_arn"],
-        |applied| async move {
-            let ours = our_role_policies(&applied.aws, &applied.role).await;
-            assert_eq!(ours.len(), 1, "one role policy of ours: {ours:?}");
-            let elsewhere = create_secret(&applied.secretsmanager(), "another-master", "{}").await;
-            let document = serde_json::json!({
-                "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                    "Resource": elsewhere,
-                }]
-            });
-            applied
-                .iam()
-                .put_role_policy()
-                .role_name(applied.role_name())
-                .policy_name(&ours[0])
-                .policy_document(document.to_string())
-                .send()
-                .await
-                .expect("edit the master-secret policy");
-        },
-    );
+    drift_case(Drift::MasterPolicyEdited);
 }
 
 #[test]
 fn drift_lambda_vpc_placement_changed() {
-    drift_case(
-        Variant::MultiUserInVpc,
-        &["vpc_subnet_ids", "vpc_security_group_ids"],
-        |applied| async move {
-            applied
-                .lambda()
-                .update_function_configuration()
-                .function_name(&applied.lambda)
-                .vpc_config(
-                    aws_sdk_lambda::types::VpcConfig::builder()
-                        .subnet_ids("subnet-0ffffffffffffffff")
-                        .security_group_ids("sg-0ffffffffffffffff")
-                        .build(),
-                )
-                .send()
-                .await
-                .expect("move the Lambda");
-        },
-    );
+    drift_case(Drift::VpcMoved);
 }
 
 #[test]
 fn drift_stack_deleted() {
-    drift_case(
-        Variant::MultiUserInVpc,
-        &["stack_id"],
-        |applied| async move {
-            aws_sdk_cloudformation::Client::new(&applied.aws)
-                .delete_stack()
-                .stack_name(&applied.stack_id)
-                .send()
-                .await
-                .expect("delete the stack");
-        },
-    );
+    drift_case(Drift::StackDeleted);
 }
 
 // ---------------------------------------------------------------------------

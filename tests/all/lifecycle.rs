@@ -5,12 +5,14 @@
 
 use rdsrot::aws::{Clients, Endpoints};
 use rdsrot::provider::RdsrotProvider;
-use rdsrot::rotation::apply::{MAKING_CALLS, STEPS};
+use rdsrot::rotation::apply::Step;
 use rdsrot::rotation::model::{Attr, Rotation, RotationRules};
 use rdsrot::tf::{ApplyRequest, Diagnostics, PlanRequest, Provider, ReadRequest, Value};
 
 use crate::emulator_or_skip;
+use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{self, Emulator};
+use crate::support::observe::{look, Applied, Drift};
 
 const TYPE: &str = "rdsrot_rotation";
 
@@ -158,69 +160,6 @@ fn none() -> Tracked {
 
 fn model(t: &Tracked) -> Rotation {
     Rotation::from_value(&t.state)
-}
-
-/// What AWS holds for one secret's rotation, looked at directly.
-#[derive(Debug)]
-struct Seen {
-    rotation_enabled: bool,
-    rotation_lambda: Option<String>,
-    live_stacks: Vec<String>,
-    /// Statements on `lambda` scoped to the secret.
-    our_statements: Vec<String>,
-    master_policy: bool,
-}
-
-async fn look(em: &Emulator, secret_arn: &str, lambda: Option<&str>, role: Option<&str>) -> Seen {
-    let d = em
-        .secretsmanager()
-        .describe_secret()
-        .secret_id(secret_arn)
-        .send()
-        .await
-        .expect("describe secret");
-    let stacks = em
-        .cloudformation()
-        .describe_stacks()
-        .send()
-        .await
-        .expect("describe stacks");
-    let live_stacks = stacks
-        .stacks()
-        .iter()
-        .filter(|s| s.stack_status().map(|x| x.as_str()) != Some("DELETE_COMPLETE"))
-        .filter_map(|s| s.stack_id().map(str::to_string))
-        .collect();
-    let mut our_statements = vec![];
-    if let Some(f) = lambda {
-        if let Ok(pol) = em.lambda().get_policy().function_name(f).send().await {
-            let doc: serde_json::Value =
-                serde_json::from_str(pol.policy().unwrap_or("{}")).unwrap_or_default();
-            for s in doc["Statement"].as_array().cloned().unwrap_or_default() {
-                if s.to_string().contains(secret_arn) {
-                    our_statements.push(s["Sid"].as_str().unwrap_or_default().to_string());
-                }
-            }
-        }
-    }
-    let master_policy = match role {
-        Some(r) => em
-            .iam()
-            .get_role_policy()
-            .role_name(r.rsplit('/').next().unwrap_or(r))
-            .policy_name("rdsrot-master-secret-access")
-            .send()
-            .await
-            .is_ok(),
-        None => false,
-    };
-    Seen {
-        rotation_enabled: d.rotation_enabled().unwrap_or(false),
-        rotation_lambda: d.rotation_lambda_arn().map(str::to_string),
-        live_stacks,
-        our_statements,
-        master_policy,
-    }
 }
 
 async fn master_secret(em: &Emulator, name: &str) -> String {
@@ -425,34 +364,21 @@ async fn assert_left_as_found(em: &Emulator, secret: &str, lambda: &str, role: &
     );
 }
 
-/// Makes one out-of-band change, then checks that read shows it, the plan
-/// is not empty, and apply repairs it so that the next plan is empty.
-async fn drift_case(
-    name: &str,
-    p: &RdsrotProvider,
-    cfg: &Value,
-    t: Tracked,
-    shows: impl Fn(&Rotation) -> bool,
-) -> Tracked {
-    let drifted = read(p, &t).await;
-    assert!(
-        shows(&model(&drifted)),
-        "{name}: read shows the drift: {:#?}",
-        model(&drifted)
-    );
-    assert!(!plan(p, cfg, &drifted).await.1, "{name}: plan shows a diff");
-    let repaired = apply_ok(p, cfg, &drifted).await;
-    let again = read(p, &repaired).await;
-    assert!(
-        plan(p, cfg, &again).await.1,
-        "{name}: plan after repair is empty: {:#?}",
-        model(&again)
-    );
-    again
+/// Whether the attribute `name` differs between two states; the schedule's
+/// attributes are looked up in the `rotation_rules` block.
+fn attribute_changed(before: &Value, after: &Value, name: &str) -> bool {
+    let top = |v: &Value| v.get(name).clone();
+    let rules = |v: &Value| v.get("rotation_rules").clone();
+    if name == "automatically_after_days" || name == "schedule_expression" {
+        return !rules(before).same_as(&rules(after));
+    }
+    !top(before).same_as(&top(after))
 }
 
-#[tokio::test]
-async fn every_drift_is_detected_and_repaired() {
+/// One change behind Terraform's back, on a multi-user template: read shows
+/// it on one of its attributes, the plan is not empty, apply repairs it, the
+/// next plan is empty, and destroy leaves nothing.
+async fn drift_is_detected_and_repaired(drift: Drift) {
     let em = emulator_or_skip!();
     let p = provider(&em);
     let master = master_secret(&em, "master").await;
@@ -462,171 +388,52 @@ async fn every_drift_is_detected_and_repaired() {
         c.rotation_type = Attr::Known("postgresql_multi_user".into());
         c.master_secret_arn = Attr::Known(master.clone());
     });
-    let mut t = apply_ok(&p, &cfg, &none()).await;
-    let sm = em.secretsmanager();
-    let lambda = model(&t)
-        .rotation_lambda_arn
-        .known()
-        .cloned()
-        .expect("lambda");
-    let role = model(&t)
-        .rotation_lambda_role_arn
-        .known()
-        .cloned()
-        .expect("role");
-    let role_name = role.rsplit('/').next().unwrap_or_default().to_string();
-
-    // Rotation cancelled.
-    sm.cancel_rotate_secret()
-        .secret_id(&secret.arn)
-        .send()
-        .await
-        .expect("cancel");
-    t = drift_case("rotation cancelled", &p, &cfg, t, |s| {
-        s.enabled == Attr::Known(false)
-    })
-    .await;
-
-    // Schedule changed.
-    sm.rotate_secret()
-        .secret_id(&secret.arn)
-        .rotation_lambda_arn(&lambda)
-        .rotation_rules(
-            aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                .schedule_expression("rate(10 days)")
-                .build(),
-        )
-        .rotate_immediately(false)
-        .send()
-        .await
-        .expect("reschedule");
-    t = drift_case("schedule changed", &p, &cfg, t, |s| {
-        s.rules()
-            .and_then(|r| r.schedule_expression.as_deref().map(str::to_string))
-            .as_deref()
-            == Some("rate(10 days)")
-    })
-    .await;
-
-    // Lambda switched.
-    let (other, _) = existing_lambda(&em, "other-rotator").await;
-    sm.rotate_secret()
-        .secret_id(&secret.arn)
-        .rotation_lambda_arn(&other)
-        .rotation_rules(
-            aws_sdk_secretsmanager::types::RotationRulesType::builder()
-                .automatically_after_days(30)
-                .build(),
-        )
-        .rotate_immediately(false)
-        .send()
-        .await
-        .expect("switch");
-    let other2 = other.clone();
-    t = drift_case("Lambda switched", &p, &cfg, t, move |s| {
-        s.rotation_lambda_arn.as_deref() == Some(other2.as_str())
-    })
-    .await;
-    let rotating = sm
-        .describe_secret()
-        .secret_id(&secret.arn)
-        .send()
-        .await
-        .expect("describe");
-    assert_eq!(
-        rotating.rotation_lambda_arn(),
-        Some(lambda.as_str()),
-        "rotation back on the stack's Lambda"
-    );
-
-    // Invoke permission removed.
-    let sid = model(&t)
-        .permission_statement_id
-        .known()
-        .cloned()
-        .expect("sid");
-    em.lambda()
-        .remove_permission()
-        .function_name(&lambda)
-        .statement_id(&sid)
-        .send()
-        .await
-        .expect("remove permission");
-    t = drift_case("permission removed", &p, &cfg, t, |s| {
-        s.permission_statement_id.is_null()
-    })
-    .await;
-
-    // Master-secret policy removed, then edited.
-    em.iam()
-        .delete_role_policy()
-        .role_name(&role_name)
-        .policy_name("rdsrot-master-secret-access")
-        .send()
-        .await
-        .expect("delete policy");
-    t = drift_case("master policy removed", &p, &cfg, t, |s| {
-        s.master_secret_arn.is_null()
-    })
-    .await;
-    let elsewhere = master_secret(&em, "elsewhere").await;
-    let edited = serde_json::json!({"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:GetSecretValue","secretsmanager:DescribeSecret"],"Resource": elsewhere}]});
-    em.iam()
-        .put_role_policy()
-        .role_name(&role_name)
-        .policy_name("rdsrot-master-secret-access")
-        .policy_document(edited.to_string())
-        .send()
-        .await
-        .expect("edit policy");
-    let e2 = elsewhere.clone();
-    t = drift_case("master policy edited", &p, &cfg, t, move |s| {
-        s.master_secret_arn.as_deref() == Some(e2.as_str())
-    })
-    .await;
-
-    // The Lambda's VPC placement changed.
-    em.lambda()
-        .update_function_configuration()
-        .function_name(&lambda)
-        .vpc_config(
-            aws_sdk_lambda::types::VpcConfig::builder()
-                .subnet_ids("subnet-x")
-                .security_group_ids("sg-x")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("move the Lambda");
-    t = drift_case("VPC changed", &p, &cfg, t, |s| {
-        s.vpc_subnet_ids == Attr::Known(vec!["subnet-x".into()])
-    })
-    .await;
-    let f = em
-        .lambda()
-        .get_function_configuration()
-        .function_name(&lambda)
-        .send()
-        .await
-        .expect("fn");
-    assert!(
-        f.vpc_config().is_none_or(|v| v.subnet_ids().is_empty()),
-        "VPC put back"
-    );
-
-    // The stack deleted.
-    let stack = model(&t).stack_id.known().cloned().expect("stack");
-    em.cloudformation()
-        .delete_stack()
-        .stack_name(&stack)
-        .send()
-        .await
-        .expect("delete stack");
-    t = drift_case("stack deleted", &p, &cfg, t, |s| s.stack_id.is_null()).await;
-    assert!(model(&t).stack_id.known().is_some());
-
-    destroy(&p, &t).await;
+    let t = apply_ok(&p, &cfg, &none()).await;
     let s = model(&t);
+    let known = |a: &Attr<String>| a.known().cloned().unwrap_or_default();
+    let applied = Applied {
+        secret_arn: known(&s.secret_arn),
+        lambda: known(&s.rotation_lambda_arn),
+        role: known(&s.rotation_lambda_role_arn),
+        statement_id: known(&s.permission_statement_id),
+        stack_id: known(&s.stack_id),
+    };
+    drift.inflict(&em.sdk_config(), &applied).await;
+
+    let drifted = read(&p, &t).await;
+    assert!(
+        drift
+            .attributes()
+            .iter()
+            .any(|name| attribute_changed(&t.state, &drifted.state, name)),
+        "{drift:?}: read shows none of {:?}: {:#?}",
+        drift.attributes(),
+        model(&drifted)
+    );
+    assert!(
+        !plan(&p, &cfg, &drifted).await.1,
+        "{drift:?}: plan shows a diff"
+    );
+    let repaired = apply_ok(&p, &cfg, &drifted).await;
+    let again = read(&p, &repaired).await;
+    assert!(
+        plan(&p, &cfg, &again).await.1,
+        "{drift:?}: plan after repair is empty: {:#?}",
+        model(&again)
+    );
+    let seen = look(
+        &em,
+        &secret.arn,
+        model(&again).rotation_lambda_arn.as_deref(),
+        model(&again).rotation_lambda_role_arn.as_deref(),
+    )
+    .await;
+    assert!(
+        seen.rotation_enabled && seen.master_policy && seen.our_statements.len() == 1,
+        "{drift:?}: repaired: {seen:?}"
+    );
+    destroy(&p, &again).await;
+    let s = model(&again);
     let seen = look(
         &em,
         &secret.arn,
@@ -634,10 +441,57 @@ async fn every_drift_is_detected_and_repaired() {
         s.rotation_lambda_role_arn.as_deref(),
     )
     .await;
-    assert!(
-        !seen.rotation_enabled && seen.live_stacks.is_empty() && !seen.master_policy,
-        "{seen:?}"
-    );
+    assert!(seen.nothing_left(), "{drift:?}: {seen:?}");
+}
+
+#[tokio::test]
+async fn drift_rotation_cancelled() {
+    drift_is_detected_and_repaired(Drift::RotationCancelled).await;
+}
+
+#[tokio::test]
+async fn drift_schedule_changed() {
+    drift_is_detected_and_repaired(Drift::ScheduleChanged).await;
+}
+
+#[tokio::test]
+async fn drift_lambda_switched() {
+    drift_is_detected_and_repaired(Drift::LambdaSwitched).await;
+}
+
+#[tokio::test]
+async fn drift_invoke_permission_removed() {
+    drift_is_detected_and_repaired(Drift::PermissionRemoved).await;
+}
+
+#[tokio::test]
+async fn drift_invoke_permission_broadened() {
+    drift_is_detected_and_repaired(Drift::PermissionBroadened).await;
+}
+
+#[tokio::test]
+async fn drift_master_secret_policy_removed() {
+    drift_is_detected_and_repaired(Drift::MasterPolicyRemoved).await;
+}
+
+#[tokio::test]
+async fn drift_master_secret_policy_edited() {
+    drift_is_detected_and_repaired(Drift::MasterPolicyEdited).await;
+}
+
+#[tokio::test]
+async fn drift_master_secret_policy_broadened() {
+    drift_is_detected_and_repaired(Drift::MasterPolicyBroadened).await;
+}
+
+#[tokio::test]
+async fn drift_lambda_vpc_placement_changed() {
+    drift_is_detected_and_repaired(Drift::VpcMoved).await;
+}
+
+#[tokio::test]
+async fn drift_stack_deleted() {
+    drift_is_detected_and_repaired(Drift::StackDeleted).await;
 }
 
 #[tokio::test]
@@ -687,12 +541,38 @@ async fn import_gives_a_state_whose_plan_is_empty() {
     );
 }
 
+/// A provider that makes one attempt per AWS call: an injected fault then
+/// fails its step at once.
+fn provider_without_retries(em: &Emulator) -> RdsrotProvider {
+    RdsrotProvider::with_clients(
+        Clients::new(&em.sdk_config(), &Endpoints::default()).with_max_attempts(1),
+    )
+}
+
+/// The first AWS call of each create step (and how many of the same call
+/// come before it, e.g. at plan time) for a multi-user template.
+const FIRST_CALL_OF_STEP: [(Step, &str, &str, u32); 6] = [
+    // The plan looks the secret up first.
+    (Step::CheckSecret, "secretsmanager", "DescribeSecret", 1),
+    (
+        Step::DeployTemplate,
+        "serverlessrepo",
+        "CreateCloudFormationChangeSet",
+        0,
+    ),
+    (Step::ReadLambda, "lambda", "GetFunction", 0),
+    (Step::AddPermission, "lambda", "GetPolicy", 0),
+    (Step::GrantMasterSecret, "iam", "GetRolePolicy", 0),
+    (Step::TurnOnRotation, "secretsmanager", "RotateSecret", 0),
+];
+
 #[tokio::test]
 async fn a_failure_at_each_create_step_leaves_everything_recorded() {
     let em = emulator_or_skip!();
-    let p = provider(&em);
+    let p = provider_without_retries(&em);
     let master = master_secret(&em, "master").await;
-    for (i, step) in STEPS.iter().enumerate() {
+    for (i, (step, service, call, skip)) in FIRST_CALL_OF_STEP.iter().enumerate() {
+        let step = step.describe();
         let secret = moto::create_database_secret(
             &em.secretsmanager(),
             &format!("db-{i}"),
@@ -704,14 +584,18 @@ async fn a_failure_at_each_create_step_leaves_everything_recorded() {
             c.rotation_type = Attr::Known("postgresql_multi_user".into());
             c.master_secret_arn = Attr::Known(master.clone());
         });
-        p.fail_before_step(Some(step));
+        em.set_faults(
+            1,
+            &[FaultRule::on(service, call, Fault::ServerError)
+                .skip(*skip)
+                .times(1)],
+        );
         let (t, d) = apply(&p, &cfg, &none()).await;
-        p.fail_before_step(None);
+        em.clear_faults();
         let message = errors(&d).join("\n");
         assert!(
-            (message.contains(&format!("Creating rotation failed while {step}"))
-                && message.contains(&format!("Secret: {}.", secret.arn)))
-                || (i == 0 && message.contains(step)),
+            message.contains(&format!("Creating rotation failed while {step}"))
+                && message.contains(&format!("Secret: {}.", secret.arn)),
             "{step}: {message}"
         );
         // Every live stack is the one the state records.
@@ -753,19 +637,23 @@ async fn a_failure_at_each_create_step_leaves_everything_recorded() {
     }
 }
 
-/// Applies `cfg` over `prior` with the answer of `call` lost: the call was
-/// carried out, yet the apply fails. Returns the partial state.
+/// Applies `cfg` over `prior` with the answer of `call` lost (the emulator
+/// carries the call out, then resets the connection) and no retry: the
+/// apply fails. Returns the partial state.
 async fn apply_losing_answer(
+    em: &Emulator,
     p: &RdsrotProvider,
-    call: &str,
+    (service, call): (&str, &str),
     cfg: &Value,
     prior: &Tracked,
 ) -> Tracked {
-    p.lose_answer_of_call(Some(call));
+    em.set_faults(
+        1,
+        &[FaultRule::on(service, call, Fault::ResetAfter).times(1)],
+    );
     let (t, d) = apply(p, cfg, prior).await;
-    p.lose_answer_of_call(None);
-    let message = errors(&d).join("\n");
-    assert!(message.contains("answer lost"), "{call}: {message}");
+    em.clear_faults();
+    assert!(d.has_errors(), "{call}: the lost answer fails the apply");
     assert!(
         !t.state.is_null(),
         "{call}: what the call made must be in the state"
@@ -773,10 +661,13 @@ async fn apply_losing_answer(
     t
 }
 
+const CHANGE_SET: (&str, &str) = ("serverlessrepo", "CreateCloudFormationChangeSet");
+const ADD_PERMISSION: (&str, &str) = ("lambda", "AddPermission");
+
 #[tokio::test]
 async fn a_call_whose_answer_is_lost_leaves_what_it_made_recorded() {
     let em = emulator_or_skip!();
-    let p = provider(&em);
+    let p = provider_without_retries(&em);
     let (lambda, role) = existing_lambda(&em, "lost-answer-rotator").await;
 
     // The change set: only a template makes one.
@@ -785,7 +676,7 @@ async fn a_call_whose_answer_is_lost_leaves_what_it_made_recorded() {
     let cfg = config(&secret.arn, |c| {
         c.rotation_type = Attr::Known("postgresql_single_user".into());
     });
-    let t = apply_losing_answer(&p, MAKING_CALLS[0], &cfg, &none()).await;
+    let t = apply_losing_answer(&em, &p, CHANGE_SET, &cfg, &none()).await;
     let seen = look(&em, &secret.arn, None, None).await;
     assert_eq!(seen.live_stacks.len(), 1, "{seen:?}");
     destroy(&p, &t).await;
@@ -799,7 +690,7 @@ async fn a_call_whose_answer_is_lost_leaves_what_it_made_recorded() {
     let cfg = config(&secret.arn, |c| {
         c.rotation_lambda_arn = Attr::Known(lambda.clone());
     });
-    let t = apply_losing_answer(&p, MAKING_CALLS[1], &cfg, &none()).await;
+    let t = apply_losing_answer(&em, &p, ADD_PERMISSION, &cfg, &none()).await;
     let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
     assert_eq!(seen.our_statements.len(), 1, "{seen:?}");
     destroy(&p, &t).await;
@@ -813,7 +704,7 @@ async fn a_call_whose_answer_is_lost_leaves_what_it_made_recorded() {
     let cfg2 = config(&secret.arn, |c| {
         c.rotation_lambda_arn = Attr::Known(second.clone());
     });
-    let t = apply_losing_answer(&p, MAKING_CALLS[1], &cfg2, &t).await;
+    let t = apply_losing_answer(&em, &p, ADD_PERMISSION, &cfg2, &t).await;
     assert_eq!(
         look(&em, &secret.arn, Some(&second), None)
             .await
@@ -831,13 +722,82 @@ async fn a_call_whose_answer_is_lost_leaves_what_it_made_recorded() {
     }
 }
 
+/// Item: a call whose answer was lost is sent again, and the replay counts
+/// as done when the first attempt did the work (AddPermission answers
+/// "statement exists", RotateSecret "rotation in progress"): the apply
+/// succeeds and the next plan is empty.
+#[tokio::test]
+async fn a_replay_after_a_lost_answer_succeeds() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (lambda, _) = existing_lambda(&em, "replay-rotator").await;
+    let master = master_secret(&em, "replay-master").await;
+    let calls = [
+        ("lambda", "AddPermission"),
+        ("lambda", "UpdateFunctionConfiguration"),
+        ("iam", "PutRolePolicy"),
+        ("secretsmanager", "RotateSecret"),
+    ];
+    for (i, (service, call)) in calls.iter().enumerate() {
+        let secret = moto::create_database_secret(
+            &em.secretsmanager(),
+            &format!("replay-{i}"),
+            "postgres",
+            Some(&master),
+        )
+        .await;
+        let cfg = config(&secret.arn, |c| {
+            c.rotation_lambda_arn = Attr::Known(lambda.clone());
+            c.master_secret_arn = Attr::Known(master.clone());
+            c.vpc_subnet_ids = Attr::Known(vec![format!("subnet-{i}")]);
+            c.vpc_security_group_ids = Attr::Known(vec!["sg-1".into()]);
+        });
+        em.set_faults(
+            1,
+            &[FaultRule::on(service, call, Fault::ResetAfter).times(1)],
+        );
+        let t = apply_ok(&p, &cfg, &none()).await;
+        let counts = em.fault_counts();
+        em.clear_faults();
+        assert_eq!(
+            counts["calls"][format!("{service}:{call}")]["faults"]["reset_after"],
+            1,
+            "{call}: the fault was injected: {counts}"
+        );
+        assert!(plan(&p, &cfg, &read(&p, &t).await).await.1, "{call}");
+        destroy(&p, &t).await;
+    }
+    for (service, call) in [CHANGE_SET, ("cloudformation", "ExecuteChangeSet")] {
+        let secret = moto::create_database_secret(
+            &em.secretsmanager(),
+            &format!("replay-{call}"),
+            "postgres",
+            None,
+        )
+        .await;
+        let cfg = config(&secret.arn, |c| {
+            c.rotation_type = Attr::Known("postgresql_single_user".into());
+        });
+        em.set_faults(
+            1,
+            &[FaultRule::on(service, call, Fault::ResetAfter).times(1)],
+        );
+        let t = apply_ok(&p, &cfg, &none()).await;
+        em.clear_faults();
+        assert!(plan(&p, &cfg, &read(&p, &t).await).await.1, "{call}");
+        destroy(&p, &t).await;
+        let seen = look(&em, &secret.arn, None, None).await;
+        assert!(seen.live_stacks.is_empty(), "{call}: {seen:?}");
+    }
+}
+
 /// Regression: a switch to a second Lambda that fails before its invoke
 /// permission is added, then a refresh. The first Lambda's statement must
 /// stay recorded, so that destroy still removes it.
 #[tokio::test]
 async fn a_refresh_after_a_failed_lambda_switch_keeps_the_old_statement_recorded() {
     let em = emulator_or_skip!();
-    let p = provider(&em);
+    let p = provider_without_retries(&em);
     let (first, first_role) = existing_lambda(&em, "switch-first").await;
     let (second, _) = existing_lambda(&em, "switch-second").await;
     let secret =
@@ -849,26 +809,30 @@ async fn a_refresh_after_a_failed_lambda_switch_keeps_the_old_statement_recorded
     let cfg2 = config(&secret.arn, |c| {
         c.rotation_lambda_arn = Attr::Known(second.clone());
     });
-    p.fail_before_step(Some(STEPS[3]));
+    em.set_faults(
+        1,
+        &[FaultRule::on("lambda", "GetPolicy", Fault::ServerError).times(1)],
+    );
     let (t, d) = apply(&p, &cfg2, &t).await;
-    p.fail_before_step(None);
-    assert!(errors(&d).join(" ").contains(STEPS[3]), "{d:?}");
+    em.clear_faults();
+    assert!(
+        errors(&d)
+            .join(" ")
+            .contains(Step::AddPermission.describe()),
+        "{d:?}"
+    );
     let t = read(&p, &t).await;
     destroy(&p, &t).await;
     let seen = look(&em, &secret.arn, Some(&first), Some(&first_role)).await;
     assert!(seen.our_statements.is_empty(), "{seen:?}");
 }
 
-#[tokio::test]
-async fn create_refuses_a_rotated_secret_and_read_drops_a_deleted_one() {
-    let em = emulator_or_skip!();
-    let p = provider(&em);
-    let (lambda, _) = existing_lambda(&em, "rotator").await;
-    let secret = moto::create_database_secret(&em.secretsmanager(), "db", "postgres", None).await;
+/// Turns rotation on for `secret` with `lambda`, outside the provider.
+async fn rotate_out_of_band(em: &Emulator, secret: &str, lambda: &str) {
     em.secretsmanager()
         .rotate_secret()
-        .secret_id(&secret.arn)
-        .rotation_lambda_arn(&lambda)
+        .secret_id(secret)
+        .rotation_lambda_arn(lambda)
         .rotation_rules(
             aws_sdk_secretsmanager::types::RotationRulesType::builder()
                 .automatically_after_days(7)
@@ -878,27 +842,39 @@ async fn create_refuses_a_rotated_secret_and_read_drops_a_deleted_one() {
         .send()
         .await
         .expect("rotate");
+}
+
+#[tokio::test]
+async fn create_refuses_a_rotation_set_up_by_someone_else_and_import_takes_it_over() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (theirs, _) = existing_lambda(&em, "their-rotator").await;
+    let (lambda, _) = existing_lambda(&em, "rotator").await;
+    let secret = moto::create_database_secret(&em.secretsmanager(), "db", "postgres", None).await;
+    rotate_out_of_band(&em, &secret.arn, &theirs).await;
     let cfg = config(&secret.arn, |c| {
         c.rotation_lambda_arn = Attr::Known(lambda.clone())
     });
     let (t, d) = apply(&p, &cfg, &none()).await;
     assert!(t.state.is_null());
+    let message = errors(&d).join(" ");
     assert!(
-        errors(&d).join(" ").contains("terraform import"),
-        "{:?}",
-        errors(&d)
+        message.contains("terraform import") && message.contains(&theirs),
+        "{message}"
     );
+    let seen = look(&em, &secret.arn, Some(&lambda), None).await;
+    assert!(seen.our_statements.is_empty(), "nothing made: {seen:?}");
 
-    // Import it instead, then delete the secret out of band.
+    // Import it instead. The rotation made outside lacks our scoped invoke
+    // permission: the plan adds it and nothing else, and after apply the
+    // plan is empty.
     let r = p.import_resource_state(TYPE, &secret.name).await;
     let imported = r.imported.first().expect("imported");
     let t = Tracked {
         state: imported.state.clone(),
         private: imported.private.clone(),
     };
-    // The rotation made outside lacks our scoped invoke permission: the
-    // plan adds it and nothing else, and after apply the plan is empty.
-    let cfg = cfg_named(&secret.name, &lambda);
+    let cfg = cfg_named(&secret.name, &theirs);
     let t = read(&p, &t).await;
     assert!(model(&t).permission_statement_id.is_null());
     let (planned, empty) = plan(&p, &cfg, &t).await;
@@ -912,6 +888,158 @@ async fn create_refuses_a_rotated_secret_and_read_drops_a_deleted_one() {
     );
     let t = apply_ok(&p, &cfg, &t).await;
     assert!(plan(&p, &cfg, &read(&p, &t).await).await.1);
+}
+
+/// Item: an interrupted create (the provider killed, or its answer lost,
+/// after RotateSecret) left rotation on with our Lambda and no state. The
+/// next apply adopts it instead of refusing the secret.
+#[tokio::test]
+async fn a_create_interrupted_after_rotation_was_turned_on_is_adopted() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (lambda, role) = existing_lambda(&em, "adopted-rotator").await;
+    let master = master_secret(&em, "adopt-master").await;
+
+    // The configured Lambda.
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "adopt-0", "postgres", None).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(lambda.clone())
+    });
+    let _lost = apply_ok(&p, &cfg, &none()).await;
+    let t = apply_ok(&p, &cfg, &none()).await;
+    assert!(plan(&p, &cfg, &read(&p, &t).await).await.1);
+    destroy(&p, &t).await;
+    let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+    assert!(
+        !seen.rotation_enabled && seen.our_statements.is_empty(),
+        "{seen:?}"
+    );
+
+    // The Lambda of a stack deployed for this secret.
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "adopt-1", "postgres", Some(&master))
+            .await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_multi_user".into());
+        c.master_secret_arn = Attr::Known(master.clone());
+    });
+    let lost = apply_ok(&p, &cfg, &none()).await;
+    let t = apply_ok(&p, &cfg, &none()).await;
+    assert_eq!(model(&t).stack_id, model(&lost).stack_id, "the same stack");
+    assert!(plan(&p, &cfg, &read(&p, &t).await).await.1);
+    destroy(&p, &t).await;
+    let s = model(&lost);
+    let seen = look(
+        &em,
+        &secret.arn,
+        s.rotation_lambda_arn.as_deref(),
+        s.rotation_lambda_role_arn.as_deref(),
+    )
+    .await;
+    assert!(
+        seen.live_stacks.is_empty() && !seen.rotation_enabled && !seen.master_policy,
+        "{seen:?}"
+    );
+}
+
+/// Item: two resources with the same `function_name` must not take over
+/// (and later delete) each other's stack.
+#[tokio::test]
+async fn a_stack_deployed_for_another_secret_is_never_adopted() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let first =
+        moto::create_database_secret(&em.secretsmanager(), "same-name-0", "postgres", None).await;
+    let second =
+        moto::create_database_secret(&em.secretsmanager(), "same-name-1", "postgres", None).await;
+    let cfg = |arn: &str| {
+        config(arn, |c| {
+            c.rotation_type = Attr::Known("postgresql_single_user".into());
+            c.function_name = Attr::Known("shared-name".into());
+        })
+    };
+    let t1 = apply_ok(&p, &cfg(&first.arn), &none()).await;
+    let (t2, d) = apply(&p, &cfg(&second.arn), &none()).await;
+    let message = errors(&d).join(" ");
+    assert!(
+        message.contains("function_name") && message.contains("already exists"),
+        "{message}"
+    );
+    assert!(t2.state.is_null(), "nothing was made for the second secret");
+    // The first is untouched: its plan is empty, and destroying it works.
+    assert!(plan(&p, &cfg(&first.arn), &read(&p, &t1).await).await.1);
+    destroy(&p, &t1).await;
+    let seen = look(&em, &first.arn, None, None).await;
+    assert!(seen.live_stacks.is_empty(), "{seen:?}");
+}
+
+/// Item: many secrets share one existing Lambda (and its role). Each has
+/// its own master-secret policy; reads do not flip; destroying one leaves
+/// the others working.
+#[tokio::test]
+async fn secrets_sharing_one_lambda_keep_their_own_grants() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (lambda, role) = existing_lambda(&em, "shared-rotator").await;
+    let mut tracked = vec![];
+    let mut secrets = vec![];
+    for i in 0..3 {
+        let master = master_secret(&em, &format!("shared-master-{i}")).await;
+        let secret = moto::create_database_secret(
+            &em.secretsmanager(),
+            &format!("shared-{i}"),
+            "postgres",
+            Some(&master),
+        )
+        .await;
+        let cfg = config(&secret.arn, |c| {
+            c.rotation_lambda_arn = Attr::Known(lambda.clone());
+            c.master_secret_arn = Attr::Known(master.clone());
+        });
+        tracked.push((apply_ok(&p, &cfg, &none()).await, cfg));
+        secrets.push(secret);
+    }
+    for (t, cfg) in &tracked {
+        let again = read(&p, t).await;
+        assert!(
+            plan(&p, cfg, &again).await.1,
+            "no diff after the others applied"
+        );
+    }
+    let (first, _) = tracked.remove(0);
+    destroy(&p, &first).await;
+    let gone = look(&em, &secrets[0].arn, Some(&lambda), Some(&role)).await;
+    assert!(
+        !gone.master_policy && gone.our_statements.is_empty(),
+        "{gone:?}"
+    );
+    for ((t, cfg), secret) in tracked.iter().zip(&secrets[1..]) {
+        let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+        assert!(
+            seen.master_policy && seen.our_statements.len() == 1 && seen.rotation_enabled,
+            "{seen:?}"
+        );
+        assert!(plan(&p, cfg, &read(&p, t).await).await.1);
+    }
+}
+
+/// Item: a deleted secret keeps the resource in state, and the plan offers
+/// a replacement whose destroy half removes what was made for it.
+#[tokio::test]
+async fn a_deleted_secret_keeps_the_resource_so_destroy_cleans_up() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let master = master_secret(&em, "deleted-master").await;
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "deleted", "postgres", Some(&master))
+            .await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_multi_user".into());
+        c.master_secret_arn = Attr::Known(master.clone());
+    });
+    let t = apply_ok(&p, &cfg, &none()).await;
+    let made = model(&t);
     em.secretsmanager()
         .delete_secret()
         .secret_id(&secret.arn)
@@ -919,9 +1047,34 @@ async fn create_refuses_a_rotated_secret_and_read_drops_a_deleted_one() {
         .send()
         .await
         .expect("delete secret");
+    let t = read(&p, &t).await;
+    assert!(!t.state.is_null(), "the resource stays in state");
+    assert!(model(&t).secret_arn.is_null());
+    let r = p
+        .plan_resource_change(PlanRequest {
+            type_name: TYPE.into(),
+            prior_state: t.state.clone(),
+            proposed_new_state: cfg.clone(),
+            config: cfg.clone(),
+            prior_private: t.private.clone(),
+        })
+        .await;
+    assert!(!r.diagnostics.has_errors(), "{:?}", errors(&r.diagnostics));
     assert!(
-        read(&p, &t).await.state.is_null(),
-        "a deleted secret removes the resource"
+        !r.requires_replace.is_empty(),
+        "the plan replaces the resource"
+    );
+    destroy(&p, &t).await;
+    let seen = look(
+        &em,
+        &secret.arn,
+        made.rotation_lambda_arn.as_deref(),
+        made.rotation_lambda_role_arn.as_deref(),
+    )
+    .await;
+    assert!(
+        seen.live_stacks.is_empty() && !seen.master_policy,
+        "{seen:?}"
     );
 }
 

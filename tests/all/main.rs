@@ -3,9 +3,12 @@
 //! - `protocol`: the in-process gRPC server driven as Terraform drives it.
 //! - `lifecycle`: the rotation resource against the local AWS emulator.
 //! - `e2e`: the built provider binary driven by real Terraform.
+//! - `chaos`: a mixed fleet through real Terraform under faults, Ctrl-C and a
+//!   killed provider (`make chaos` for random rounds).
 //! - `configs`: configurations as users write them (for_each, nulls,
 //!   common mistakes), also through real Terraform.
 
+mod chaos;
 mod configs;
 mod e2e;
 mod lifecycle;

@@ -1,8 +1,12 @@
 //! Shared test helpers.
 //! - `grpc`: a client that dials the in-process server as Terraform does.
 //! - `moto`: the local AWS emulator (one per test) and AWS fixtures.
+//! - `observe`: what AWS holds for a rotation, and the drift cases every
+//!   suite inflicts the same way.
 //! - `terraform`: the Terraform clients, their CLI configuration and runs.
 
+pub mod faults;
 pub mod grpc;
 pub mod moto;
+pub mod observe;
 pub mod terraform;

@@ -302,6 +302,16 @@ impl Workspace {
 
     /// Runs `terraform ARGS` without any check (for runs meant to fail oddly).
     pub fn run_unchecked<S: AsRef<str>>(&self, args: &[S]) -> Run {
+        self.run_interrupted(args, None)
+    }
+
+    /// Runs `terraform ARGS` and, `after` it started, interrupts it as
+    /// `how` says; no check of the outcome.
+    pub fn run_interrupted<S: AsRef<str>>(
+        &self,
+        args: &[S],
+        interrupt: Option<(Duration, Interrupt)>,
+    ) -> Run {
         let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
         let mut command = Command::new(&self.client.path);
         command
@@ -332,9 +342,16 @@ impl Workspace {
             text
         });
         let started = Instant::now();
+        let mut pending_interrupt = interrupt;
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait for terraform") {
                 break status;
+            }
+            if let Some((after, how)) = pending_interrupt {
+                if started.elapsed() >= after {
+                    how.inflict(child.id());
+                    pending_interrupt = None;
+                }
             }
             if started.elapsed() > RUN_TIMEOUT {
                 let _ = child.kill();
@@ -464,4 +481,50 @@ pub fn filesystem_mirror_config(mirror: &Path) -> String {
         "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"{PROVIDER_ADDRESS}\"]\n  }}\n}}\n",
         mirror.display()
     )
+}
+
+/// How a test interrupts a Terraform run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// Ctrl-C: Terraform asks the provider to stop and waits for it.
+    SigintTerraform,
+    /// The provider process dies (as when a CI runner is killed): Terraform
+    /// gets no answer for the call in flight.
+    KillProvider,
+}
+
+impl Interrupt {
+    fn inflict(self, terraform_pid: u32) {
+        let (signal, pids) = match self {
+            Interrupt::SigintTerraform => ("-INT", vec![terraform_pid]),
+            Interrupt::KillProvider => ("-KILL", provider_processes(terraform_pid)),
+        };
+        for pid in pids {
+            let _ = Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// The provider processes Terraform started (its children running our
+/// binary), from /proc.
+fn provider_processes(terraform_pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // "pid (comm) state ppid ...": the comm may hold spaces.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            parent == Some(terraform_pid)
+                && String::from_utf8_lossy(&cmdline).contains("terraform-provider-rdsrot")
+        })
+        .collect()
 }

@@ -1,0 +1,417 @@
+//! The secret and its rotation: the first step of an apply (is this a
+//! secret we may rotate?), the last (rotation on, with its schedule), what a
+//! read sees of both, and turning rotation off again.
+
+use std::time::Duration;
+
+use crate::aws::arn::Arn;
+use crate::aws::error::AwsError;
+use crate::aws::wait::{retry_while, Deadline};
+use crate::aws::Clients;
+use crate::aws::{lambda, secretsmanager as sm};
+use crate::logging;
+
+use super::model::{Attr, Rotation, RotationRules};
+use super::plan_checks;
+use super::private::Private;
+use super::stack;
+
+const LOG: &str = "rotation";
+
+/// Where the secret is: its account and region pick the template's
+/// partition and scope the invoke permission.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretPlace {
+    pub account: String,
+    pub region: String,
+}
+
+impl SecretPlace {
+    /// From the secret's ARN; the provider's region stands in when the ARN
+    /// does not say.
+    pub fn of(secret: &sm::SecretInfo, provider_region: Option<&str>) -> SecretPlace {
+        let arn = Arn::parse(&secret.arn);
+        SecretPlace {
+            account: arn
+                .as_ref()
+                .map(|a| a.account.to_string())
+                .unwrap_or_default(),
+            region: arn
+                .as_ref()
+                .map(|a| a.region)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string)
+                .or_else(|| provider_region.map(str::to_string))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Why the first step refuses a secret. Only `Aws` is a failed call; the
+/// others are sentences for the user.
+#[derive(Debug)]
+pub enum Refusal {
+    Aws(AwsError),
+    Said(String),
+}
+
+impl From<AwsError> for Refusal {
+    fn from(e: AwsError) -> Refusal {
+        Refusal::Aws(e)
+    }
+}
+
+/// Finds the secret and checks that this resource may manage its rotation.
+/// On create, a secret that already rotates is refused unless the rotation
+/// is one this resource set up before it was interrupted (its Lambda is the
+/// one configured, or the one a stack tagged for this secret made): then it
+/// is adopted, so that re-running the apply converges.
+pub async fn check(
+    c: &Clients,
+    d: &Deadline,
+    planned: &Rotation,
+    creating: bool,
+    p: &Private,
+) -> Result<sm::SecretInfo, Refusal> {
+    let secret_id = planned
+        .secret_id
+        .known()
+        .ok_or_else(|| Refusal::Said("secret_id is not known".into()))?;
+    // The same checks as at plan, for values that were unknown then.
+    if let Some(diag) =
+        plan_checks::region_mismatch("secret_id", "secret", secret_id, c.region.as_deref())
+    {
+        return Err(Refusal::Said(diag.detail));
+    }
+    logging::debug(LOG, &format!("describing secret {secret_id}"));
+    let secret = sm::find_secret(c, d, secret_id).await?.ok_or_else(|| {
+        Refusal::Said(format!(
+            "No secret {secret_id:?} exists in {}. Check the name or ARN, and that the \
+provider's region and account are the secret's.",
+            c.region.as_deref().unwrap_or("the provider's region")
+        ))
+    })?;
+    if let Some(diag) = plan_checks::unusable_secret(&secret) {
+        return Err(Refusal::Said(diag.detail));
+    }
+    if creating && secret.rotation_enabled && !is_our_rotation(c, d, planned, &secret, p).await? {
+        return Err(Refusal::Said(format!(
+            "Secret {} already has rotation configured, with Lambda {}, which this resource did \
+not set up. To manage that rotation here, import it (`terraform import <address> {}`, or an \
+`import` block) instead of creating it.",
+            secret.arn,
+            secret.rotation_lambda_arn.as_deref().unwrap_or("(none)"),
+            secret.arn
+        )));
+    }
+    Ok(secret)
+}
+
+/// Whether the secret's current rotation is one this resource made: the
+/// Lambda the configuration names, the Lambda recorded in private state, or
+/// the Lambda of the stack this resource deploys, when that stack carries
+/// this secret's ownership tag.
+async fn is_our_rotation(
+    c: &Clients,
+    d: &Deadline,
+    planned: &Rotation,
+    secret: &sm::SecretInfo,
+    p: &Private,
+) -> Result<bool, AwsError> {
+    let Some(used) = secret.rotation_lambda_arn.as_deref() else {
+        return Ok(false);
+    };
+    if planned.rotation_lambda_arn.as_deref() == Some(used) || p.lambda.as_deref() == Some(used) {
+        return Ok(true);
+    }
+    let Some(function_name) = planned.function_name.known() else {
+        return Ok(false);
+    };
+    let Some(found) =
+        stack::find_owned(c, d, &stack::stack_name_for(function_name), &secret.arn).await?
+    else {
+        return Ok(false);
+    };
+    let made = stack::lambda_of(c, d, &found).await?;
+    Ok(made.as_deref() == Some(used))
+}
+
+/// The rules to send to AWS for the planned block.
+pub fn desired_rules(r: &RotationRules) -> sm::Rules {
+    sm::Rules {
+        automatically_after_days: if r.schedule_expression.is_null() {
+            r.automatically_after_days.known().copied()
+        } else {
+            None
+        },
+        schedule_expression: r.schedule_expression.known().cloned(),
+        duration: r.duration.known().cloned(),
+    }
+}
+
+/// Whether AWS's rules are the ones wanted. AWS also reports a computed
+/// `AutomaticallyAfterDays` next to a schedule expression: ignore it then.
+pub fn rules_match(want: &sm::Rules, have: &sm::Rules) -> bool {
+    let schedule = match &want.schedule_expression {
+        Some(e) => have.schedule_expression.as_deref() == Some(e),
+        None => {
+            have.schedule_expression.is_none()
+                && have.automatically_after_days == want.automatically_after_days
+                || have.schedule_expression.as_deref()
+                    == want
+                        .automatically_after_days
+                        .map(|d| format!("rate({d} days)"))
+                        .as_deref()
+        }
+    };
+    schedule && want.duration == have.duration
+}
+
+/// The state's block for rules found in AWS.
+pub fn rules_from_aws(have: &sm::Rules) -> RotationRules {
+    RotationRules {
+        automatically_after_days: match &have.schedule_expression {
+            Some(_) => Attr::Null,
+            None => Attr::from_option(have.automatically_after_days),
+        },
+        schedule_expression: Attr::from_option(have.schedule_expression.clone()),
+        max_credential_age_days: Attr::Null,
+        duration: Attr::from_option(have.duration.clone()),
+    }
+}
+
+/// IAM is eventually consistent: right after a role or permission change,
+/// Secrets Manager may not be able to invoke the Lambda yet. These are the
+/// only errors retried, within this window.
+const PROPAGATION: Duration = lambda::PROPAGATION;
+
+fn is_propagation_error(e: &AwsError) -> bool {
+    match e.code() {
+        Some("AccessDeniedException") => true,
+        // Only text tells this InvalidRequestException apart from a real
+        // mistake: AWS sends no finer code.
+        Some("InvalidRequestException") => {
+            let text = e.to_string().to_ascii_lowercase();
+            text.contains("lambda") && (text.contains("invoke") || text.contains("permission"))
+        }
+        _ => false,
+    }
+}
+
+/// Turns rotation on with the planned Lambda and schedule (or off, when
+/// `enabled = false`); nothing when AWS already has it so.
+pub async fn ensure_rotation(
+    c: &Clients,
+    d: &Deadline,
+    planned: &Rotation,
+    secret: &sm::SecretInfo,
+    lambda_arn: &str,
+) -> Result<(), AwsError> {
+    let enabled = planned.enabled.known().copied().unwrap_or(true);
+    if !enabled {
+        if secret.rotation_enabled {
+            logging::debug(LOG, &format!("cancelling rotation of {}", secret.arn));
+            sm::cancel_rotation(c, d, &secret.arn).await?;
+            sm::remove_orphan_pending_label(c, d, &secret.arn).await?;
+        }
+        return Ok(());
+    }
+    let want = planned
+        .rules()
+        .map(desired_rules)
+        .ok_or_else(|| AwsError::Failed("rotation_rules is not known".into()))?;
+    let current_ok = secret.rotation_enabled
+        && secret.rotation_lambda_arn.as_deref() == Some(lambda_arn)
+        && secret
+            .rules
+            .as_ref()
+            .is_some_and(|have| rules_match(&want, have));
+    if current_ok {
+        return Ok(());
+    }
+    let immediately = planned.rotate_immediately.known().copied().unwrap_or(true);
+    // One token for every attempt: a RotateSecret whose answer was lost and
+    // is sent again starts no second rotation.
+    let token = uuid::Uuid::new_v4().to_string();
+    let window = d.within(
+        "waiting for IAM to let Secrets Manager invoke the Lambda",
+        PROPAGATION,
+    );
+    logging::debug(
+        LOG,
+        &format!("turning on rotation of {} with {lambda_arn}", secret.arn),
+    );
+    let sent = retry_while(&window, is_propagation_error, || {
+        sm::rotate_secret(c, d, &secret.arn, lambda_arn, &want, immediately, &token)
+    })
+    .await;
+    match sent {
+        Ok(_) => Ok(()),
+        // A replay of our own call, whose first answer was lost, may meet
+        // the rotation that call started; the pending version carries our
+        // token as its id.
+        Err(e) if immediately && e.code() == Some("InvalidRequestException") => {
+            let now = sm::find_secret(c, d, &secret.arn).await?;
+            let ours = now.is_some_and(|s| {
+                s.rotation_enabled
+                    && s.rotation_lambda_arn.as_deref() == Some(lambda_arn)
+                    && s.version_with("AWSPENDING") == Some(token.as_str())
+            });
+            if ours {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// What a read records of the secret: its ARN, whether rotation is on, the
+/// Lambda it uses when that is not the one this resource manages, and the
+/// schedule when it differs from the state's.
+pub fn record(
+    secret: &sm::SecretInfo,
+    managed_lambda: Option<&str>,
+    state: &Rotation,
+    s: &mut Rotation,
+) {
+    s.id = Attr::Known(secret.arn.clone());
+    s.secret_arn = Attr::Known(secret.arn.clone());
+    s.enabled = Attr::Known(secret.rotation_enabled);
+    if !secret.rotation_enabled {
+        return;
+    }
+    if let Some(used) = &secret.rotation_lambda_arn {
+        if managed_lambda != Some(used.as_str()) {
+            s.rotation_lambda_arn = Attr::Known(used.clone());
+        }
+    }
+    if let (Some(have), Some(block)) = (&secret.rules, state.rules()) {
+        if !rules_match(&desired_rules(block), have) {
+            s.rotation_rules = Attr::Known(vec![rules_from_aws(have)]);
+        }
+    }
+}
+
+/// A secret that is deleted, or scheduled for deletion, keeps the resource
+/// in state (so that destroy still removes what was made for it), with its
+/// ARN null: the plan then offers to replace the resource.
+pub fn record_gone(s: &mut Rotation) {
+    s.secret_arn = Attr::Null;
+    s.enabled = Attr::Known(false);
+}
+
+/// Turns rotation off, when the secret still exists and rotates, and then
+/// removes a leftover AWSPENDING label (see `sm::remove_orphan_pending_label`).
+pub async fn undo(c: &Clients, d: &Deadline, secret_id: &str) -> Result<(), AwsError> {
+    let Some(secret) = sm::find_secret(c, d, secret_id)
+        .await?
+        .filter(|s| !s.scheduled_for_deletion)
+    else {
+        return Ok(());
+    };
+    if secret.rotation_enabled {
+        logging::debug(LOG, &format!("cancelling rotation of {}", secret.arn));
+        sm::cancel_rotation(c, d, &secret.arn).await?;
+    }
+    sm::remove_orphan_pending_label(c, d, &secret.arn).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::error::Kind;
+
+    fn api(code: &str, message: &str) -> AwsError {
+        AwsError::Api {
+            kind: Kind::Other,
+            code: Some(code.into()),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn only_named_propagation_errors_are_retried() {
+        assert!(is_propagation_error(&api(
+            "AccessDeniedException",
+            "Secrets Manager cannot invoke the specified Lambda function."
+        )));
+        assert!(is_propagation_error(&api(
+            "InvalidRequestException",
+            "Secrets Manager cannot invoke the specified Lambda function. Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com."
+        )));
+        assert!(!is_propagation_error(&api(
+            "InvalidRequestException",
+            "A previous rotation isn't complete. That rotation will be reattempted."
+        )));
+        assert!(!is_propagation_error(&api("ResourceNotFoundException", "")));
+        assert!(!is_propagation_error(&AwsError::Cancelled));
+    }
+
+    #[test]
+    fn rules_ignore_the_computed_days_beside_an_expression() {
+        let want = sm::Rules {
+            schedule_expression: Some("rate(10 days)".into()),
+            ..Default::default()
+        };
+        let have = sm::Rules {
+            automatically_after_days: Some(10),
+            schedule_expression: Some("rate(10 days)".into()),
+            duration: None,
+        };
+        assert!(rules_match(&want, &have));
+        let days = sm::Rules {
+            automatically_after_days: Some(10),
+            ..Default::default()
+        };
+        assert!(rules_match(&days, &days));
+        // `rate(10 days)` is the same schedule as 10 days; the reverse lacks the
+        // expression that was asked for.
+        assert!(rules_match(&days, &want));
+        assert!(!rules_match(&want, &days));
+        let changed = sm::Rules {
+            automatically_after_days: Some(11),
+            ..Default::default()
+        };
+        assert!(!rules_match(&days, &changed));
+        let with_window = sm::Rules {
+            duration: Some("2h".into()),
+            ..days.clone()
+        };
+        assert!(!rules_match(&days, &with_window));
+    }
+
+    #[test]
+    fn a_gone_secret_keeps_the_resource_with_a_null_arn() {
+        let mut s = Rotation {
+            id: Attr::Known("arn:s".into()),
+            secret_arn: Attr::Known("arn:s".into()),
+            enabled: Attr::Known(true),
+            ..Default::default()
+        };
+        record_gone(&mut s);
+        assert_eq!(s.id, Attr::Known("arn:s".into()));
+        assert_eq!((s.secret_arn, s.enabled), (Attr::Null, Attr::Known(false)));
+    }
+
+    #[test]
+    fn the_place_comes_from_the_arn_or_the_provider() {
+        let secret = sm::SecretInfo {
+            arn: "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            SecretPlace::of(&secret, Some("us-east-1")),
+            SecretPlace {
+                account: "123456789012".into(),
+                region: "eu-west-1".into()
+            }
+        );
+        let odd = sm::SecretInfo {
+            arn: "not-an-arn".into(),
+            ..Default::default()
+        };
+        assert_eq!(SecretPlace::of(&odd, Some("us-east-1")).region, "us-east-1");
+    }
+}

@@ -1,0 +1,597 @@
+//! The template's stack: deployed from a Serverless Application Repository
+//! change set, found again by its id or name, compared on read with the
+//! state (status, template version, parameters), and deleted on destroy or
+//! when a new rotation type or an existing Lambda replaces it.
+//!
+//! Ownership: every stack this provider deploys carries the tag
+//! `rdsrot:secret` naming the secret it rotates. A stack of the same name
+//! without that tag, or tagged for another secret, is somebody else's: it
+//! is never adopted, updated or deleted.
+
+use crate::aws::error::AwsError;
+use crate::aws::wait::Deadline;
+use crate::aws::Clients;
+use crate::aws::{cloudformation as cfn, lambda, serverlessrepo as sar};
+use crate::logging;
+
+use super::model::{Attr, Rotation};
+use super::plan::{stable_hash, DEFAULT_TEMPLATE_VERSION};
+use super::private::{Private, StackRecord};
+
+const LOG: &str = "rotation";
+
+/// The tag naming the secret a stack was deployed for.
+pub const OWNER_TAG: &str = "rdsrot:secret";
+/// The tag the repository puts on the stack with the template's version.
+pub const VERSION_TAG: &str = "serverlessrepo:semanticVersion";
+
+/// The value of `OWNER_TAG` for a secret: its ARN, or a hash of it when the
+/// ARN is longer than a tag value may be (256 characters).
+pub fn owner_tag_value(secret_arn: &str) -> String {
+    if secret_arn.len() <= 256 {
+        secret_arn.to_string()
+    } else {
+        format!("fnv1a64:{:016x}", stable_hash(secret_arn))
+    }
+}
+
+fn is_owned_by(stack: &cfn::StackInfo, secret_arn: &str) -> bool {
+    stack.tags.get(OWNER_TAG).map(String::as_str) == Some(owner_tag_value(secret_arn).as_str())
+}
+
+/// The name passed to the repository; CloudFormation's stack is then
+/// `serverlessrepo-<this>`. Stack names allow no underscores and must start
+/// with a letter; default function names already start with `rdsrot-`.
+pub fn stack_name_for(function_name: &str) -> String {
+    let name = function_name.replace('_', "-");
+    if name.starts_with("rdsrot-") {
+        name
+    } else {
+        format!("rdsrot-{name}")
+    }
+}
+
+/// The stack deployed as `stack_name` when it is tagged for this secret.
+pub async fn find_owned(
+    c: &Clients,
+    d: &Deadline,
+    stack_name: &str,
+    secret_arn: &str,
+) -> Result<Option<cfn::StackInfo>, AwsError> {
+    Ok(cfn::find_stack(c, d, &sar::deployed_stack_name(stack_name))
+        .await?
+        .filter(|st| is_owned_by(st, secret_arn)))
+}
+
+/// The ARN of the Lambda the stack made. Its resources may name the
+/// function rather than give its ARN: then the function is looked up.
+pub async fn lambda_of(
+    c: &Clients,
+    d: &Deadline,
+    stack: &cfn::StackInfo,
+) -> Result<Option<String>, AwsError> {
+    let Some(made) = cfn::find_stack_lambda(c, d, stack).await? else {
+        return Ok(None);
+    };
+    if made.starts_with("arn:") {
+        return Ok(Some(made));
+    }
+    Ok(Some(
+        lambda::find_function_configuration(c, d, &made)
+            .await?
+            .map(|f| f.arn)
+            .unwrap_or(made),
+    ))
+}
+
+/// Everything the template is deployed from.
+fn template_inputs(r: &Rotation) -> impl PartialEq + '_ {
+    (
+        (&r.template_version, &r.function_name, &r.endpoint),
+        (&r.vpc_subnet_ids, &r.vpc_security_group_ids),
+        (&r.exclude_characters, &r.kms_key_arn),
+        (&r.master_secret_arn, &r.master_secret_kms_key_arn),
+    )
+}
+
+/// The template parameters, named as the template names them and limited to
+/// those it declares.
+fn template_parameters(planned: &Rotation, declared: &[String]) -> Vec<(String, String)> {
+    let join = |v: &Attr<Vec<String>>| v.known().map(|v| v.join(","));
+    let candidates: Vec<(&str, Option<String>)> = vec![
+        ("functionName", planned.function_name.known().cloned()),
+        ("endpoint", planned.endpoint.known().cloned()),
+        ("vpcSubnetIds", join(&planned.vpc_subnet_ids)),
+        ("vpcSecurityGroupIds", join(&planned.vpc_security_group_ids)),
+        (
+            "excludeCharacters",
+            planned.exclude_characters.known().cloned(),
+        ),
+        ("kmsKeyArn", planned.kms_key_arn.known().cloned()),
+        (
+            "masterSecretArn",
+            planned.master_secret_arn.known().cloned(),
+        ),
+        (
+            "masterSecretKmsKeyArn",
+            planned.master_secret_kms_key_arn.known().cloned(),
+        ),
+    ];
+    candidates
+        .into_iter()
+        .filter(|(name, _)| declared.iter().any(|d| d == name))
+        .filter_map(|(name, v)| v.map(|v| (name.to_string(), v)))
+        .collect()
+}
+
+/// What the stack step needs to know beyond the plan.
+pub struct StackTarget<'a> {
+    pub secret_arn: &'a str,
+    /// The secret's region: it picks the template's partition.
+    pub region: &'a str,
+}
+
+/// Makes the stack match the plan and returns the Lambda rotation will use:
+/// the stack's for a template, or the configured one. A stack being replaced
+/// (a new rotation type, or an existing Lambda instead of the template) is
+/// recorded as retiring; it is deleted only once rotation has moved to the
+/// new Lambda (see `retire`), unless the new stack needs its name.
+pub async fn ensure(
+    c: &Clients,
+    d: &Deadline,
+    planned: &Rotation,
+    prior: Option<&Rotation>,
+    target: &StackTarget<'_>,
+    s: &mut Rotation,
+    p: &mut Private,
+) -> Result<String, AwsError> {
+    let Some(rotation_type) = planned.rotation_type.known() else {
+        // From a template to an existing Lambda: the stack goes once
+        // rotation has moved.
+        if let Some(rec) = p.stack.take() {
+            p.retiring_stack.get_or_insert(rec);
+        }
+        s.stack_id = Attr::Null;
+        return planned
+            .rotation_lambda_arn
+            .known()
+            .cloned()
+            .ok_or_else(|| AwsError::Failed("rotation_lambda_arn is not known".into()));
+    };
+    let function_name = planned
+        .function_name
+        .known()
+        .ok_or_else(|| AwsError::Failed("function_name is not known".into()))?;
+    let type_changed = prior.is_some_and(|pr| pr.rotation_type != planned.rotation_type);
+    if type_changed && p.retiring_stack.is_none() {
+        // The stack being replaced stays recorded until it is deleted. A
+        // retry of an interrupted replacement already has it recorded, and
+        // `p.stack` is then the new stack, or nothing yet.
+        p.retiring_stack = p.stack.take().or_else(|| {
+            let id = prior.and_then(|r| r.stack_id.known())?;
+            Some(StackRecord {
+                name: id.clone(),
+                id: Some(id.clone()),
+                lambda_arn: None,
+            })
+        });
+    }
+    // A new function name is a parameter change on the same stack; a new
+    // template is a new stack.
+    let stack_name = match &p.stack {
+        Some(rec) => rec.name.clone(),
+        None => stack_name_for(function_name),
+    };
+    // The new stack cannot be created beside an old one of the same name:
+    // the old one goes first, although rotation still uses it until the last
+    // step (there is no other way to reuse the name).
+    let same_name = p.retiring_stack.as_ref().is_some_and(|r| {
+        r.name == stack_name || r.id.as_deref() == Some(&sar::deployed_stack_name(&stack_name))
+    });
+    if same_name {
+        retire(c, d, p).await?;
+    }
+    // A template input removed from the configuration cannot be seen in the
+    // stack's parameters (the template default comes back): compare with the
+    // prior state too.
+    let inputs_changed = prior.is_some_and(|pr| template_inputs(pr) != template_inputs(planned));
+    let arn = deploy(
+        c,
+        d,
+        planned,
+        rotation_type,
+        &stack_name,
+        target,
+        inputs_changed,
+        s,
+        p,
+    )
+    .await?;
+    s.stack_id = Attr::from_option(p.stack.as_ref().and_then(|r| r.id.clone()));
+    Ok(arn)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn deploy(
+    c: &Clients,
+    d: &Deadline,
+    planned: &Rotation,
+    rotation_type: &str,
+    stack_name: &str,
+    target: &StackTarget<'_>,
+    inputs_changed: bool,
+    s: &mut Rotation,
+    p: &mut Private,
+) -> Result<String, AwsError> {
+    let app = sar::application_arn(rotation_type, target.region).ok_or_else(|| {
+        AwsError::Failed(format!("no template for rotation_type {rotation_type:?}"))
+    })?;
+    let version = planned
+        .template_version
+        .known()
+        .cloned()
+        .unwrap_or_else(|| DEFAULT_TEMPLATE_VERSION.to_string());
+    let declared: Vec<String> = match sar::template_parameters(c, d, &app, &version).await {
+        Ok(defs) if !defs.is_empty() => defs.into_iter().map(|(name, _)| name).collect(),
+        Ok(_) | Err(_) => sar::known_parameters(rotation_type)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    let params = template_parameters(planned, &declared);
+
+    let full_name = sar::deployed_stack_name(stack_name);
+    let recorded_id = p.stack.as_ref().and_then(|r| r.id.clone());
+    let existing_ref = recorded_id.clone().unwrap_or(full_name.clone());
+    // Another deployment (ours, interrupted, or a rollback) must finish
+    // before a change set can be made.
+    let mut existing = cfn::wait_while_in_progress(c, &existing_ref, d).await?;
+    if let Some(st) = &existing {
+        // Only a stack this resource recorded or tagged is ours to change.
+        if recorded_id.is_none() && p.stack.is_none() && !is_owned_by(st, target.secret_arn) {
+            return Err(AwsError::Failed(format!(
+                "a stack named {} already exists and was not deployed for this secret (it has \
+no {OWNER_TAG} tag naming {}). Another rotation may use it: set `function_name` to a name of \
+its own for this rotation.",
+                st.name, target.secret_arn
+            )));
+        }
+    }
+    if let Some(st) = existing.clone() {
+        let broken = if st.is_failed_creation() || st.status == "DELETE_FAILED" {
+            Some(format!("left in {}", st.status))
+        } else if st.status == "UPDATE_ROLLBACK_FAILED" {
+            return Err(AwsError::Failed(format!(
+                "stack {} is in UPDATE_ROLLBACK_FAILED: CloudFormation cannot roll it back by \
+itself. Fix the cause named in its events, continue the rollback (`aws cloudformation \
+continue-update-rollback --stack-name {}`), then apply again.",
+                st.name, st.id
+            )));
+        } else if st.is_healthy() && lambda_is_missing(c, d, &st).await? {
+            // A change set would find no change: the stack must be made anew.
+            Some("its rotation Lambda no longer exists".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = broken {
+            logging::debug(
+                LOG,
+                &format!("deleting stack {} ({why}) to deploy it anew", st.id),
+            );
+            cfn::delete_stack(c, &st.id, &uuid::Uuid::new_v4().to_string(), d).await?;
+            p.stack = None;
+            existing = None;
+        }
+    }
+    let up_to_date = existing.as_ref().is_some_and(|st| {
+        !inputs_changed
+            && st.is_healthy()
+            && st.tags.get(VERSION_TAG).is_none_or(|v| *v == version)
+            && params.iter().all(|(k, v)| st.parameters.get(k) == Some(v))
+    });
+    if let (true, Some(st)) = (up_to_date, &existing) {
+        p.stack = Some(StackRecord {
+            name: stack_name.to_string(),
+            id: Some(st.id.clone()),
+            lambda_arn: p.stack.as_ref().and_then(|r| r.lambda_arn.clone()),
+        });
+        s.stack_id = Attr::Known(st.id.clone());
+    } else {
+        logging::debug(
+            LOG,
+            &format!("creating change set for stack {full_name} from {app} {version}"),
+        );
+        // A creation may reach AWS even when its answer never comes back:
+        // the name alone is enough to find and delete the stack later.
+        if p.stack.is_none() {
+            p.stack = Some(StackRecord {
+                name: stack_name.to_string(),
+                id: None,
+                lambda_arn: None,
+            });
+        }
+        let tags = vec![(OWNER_TAG.to_string(), owner_tag_value(target.secret_arn))];
+        let token = uuid::Uuid::new_v4().to_string();
+        let cs = sar::create_change_set(
+            c,
+            d,
+            sar::ChangeSetRequest {
+                application_arn: &app,
+                version: &version,
+                stack_name,
+                parameters: &params,
+                tags: &tags,
+                client_token: &token,
+            },
+        )
+        .await?;
+        // The stack exists from here on (at least in REVIEW_IN_PROGRESS).
+        p.stack = Some(StackRecord {
+            name: stack_name.to_string(),
+            id: Some(cs.stack_id.clone()),
+            lambda_arn: None,
+        });
+        s.stack_id = Attr::Known(cs.stack_id.clone());
+        match cfn::wait_change_set_created(c, &cs.change_set_id, &cs.stack_id, d).await? {
+            cfn::ChangeSetOutcome::NoChanges => {
+                logging::debug(LOG, "change set has no changes; deleting it");
+                cfn::delete_change_set(c, d, &cs.change_set_id, &cs.stack_id).await?;
+            }
+            cfn::ChangeSetOutcome::Ready => {
+                let token = uuid::Uuid::new_v4().to_string();
+                cfn::execute_change_set(c, d, &cs.change_set_id, &cs.stack_id, &token).await?;
+                cfn::wait_stack_settled(c, &cs.stack_id, d).await?;
+            }
+        }
+    }
+    let stack_id = p
+        .stack
+        .as_ref()
+        .and_then(|r| r.id.clone())
+        .unwrap_or(full_name);
+    let stack = cfn::find_stack(c, d, &stack_id)
+        .await?
+        .ok_or_else(|| AwsError::not_found(format!("stack {stack_id} disappeared")))?;
+    let arn = lambda_of(c, d, &stack)
+        .await?
+        .ok_or_else(|| AwsError::Failed(format!("stack {stack_id} made no rotation Lambda")))?;
+    if let Some(rec) = p.stack.as_mut() {
+        rec.lambda_arn = Some(arn.clone());
+    }
+    Ok(arn)
+}
+
+async fn lambda_is_missing(
+    c: &Clients,
+    d: &Deadline,
+    stack: &cfn::StackInfo,
+) -> Result<bool, AwsError> {
+    let Some(made) = cfn::find_stack_lambda(c, d, stack).await? else {
+        return Ok(false);
+    };
+    Ok(lambda::find_function_configuration(c, d, &made)
+        .await?
+        .is_none())
+}
+
+/// Deletes the stack being replaced, if any; it stays recorded until then.
+pub async fn retire(c: &Clients, d: &Deadline, p: &mut Private) -> Result<(), AwsError> {
+    let Some(old) = p.retiring_stack.clone() else {
+        return Ok(());
+    };
+    let id = old.stack_ref();
+    logging::debug(LOG, &format!("deleting replaced stack {id}"));
+    cfn::delete_stack(c, &id, &uuid::Uuid::new_v4().to_string(), d).await?;
+    p.retiring_stack = None;
+    Ok(())
+}
+
+/// What a read found of the stack.
+pub enum Observed {
+    /// The state names no stack.
+    NotTracked,
+    Gone,
+    Found(cfn::StackInfo),
+}
+
+pub async fn observe(
+    c: &Clients,
+    d: &Deadline,
+    stack_id: Option<&str>,
+) -> Result<Observed, AwsError> {
+    let Some(id) = stack_id else {
+        return Ok(Observed::NotTracked);
+    };
+    Ok(match cfn::find_stack(c, d, id).await? {
+        Some(st) => Observed::Found(st),
+        None => Observed::Gone,
+    })
+}
+
+/// A stack deleted or in a failed state is drift on `stack_id` (the plan
+/// deploys it anew); a failed one stays recorded, since it still has to be
+/// deleted. The template version and the parameters the state sets are
+/// compared with the stack's, so that a change that failed to deploy, or one
+/// made outside Terraform, shows in the plan.
+pub fn record(found: &Observed, state: &Rotation, s: &mut Rotation, p: &mut Private) {
+    let st = match found {
+        Observed::NotTracked => return,
+        Observed::Gone => {
+            s.stack_id = Attr::Null;
+            p.stack = None;
+            return;
+        }
+        Observed::Found(st) => st,
+    };
+    let usable = st.is_healthy() || st.status == "UPDATE_ROLLBACK_COMPLETE";
+    if !usable && !st.is_in_progress() {
+        s.stack_id = Attr::Null;
+        return;
+    }
+    if let (Some(have), Attr::Known(_)) = (st.tags.get(VERSION_TAG), &state.template_version) {
+        s.template_version = Attr::Known(have.clone());
+    }
+    let compare = |attr: &Attr<String>, key: &str, out: &mut Attr<String>| {
+        if attr.is_null() {
+            return;
+        }
+        match st.parameters.get(key) {
+            Some(v) if v.is_empty() => *out = Attr::Null,
+            Some(v) => *out = Attr::Known(v.clone()),
+            None => {}
+        }
+    };
+    compare(&state.function_name, "functionName", &mut s.function_name);
+    compare(&state.endpoint, "endpoint", &mut s.endpoint);
+    compare(&state.kms_key_arn, "kmsKeyArn", &mut s.kms_key_arn);
+    compare(
+        &state.exclude_characters,
+        "excludeCharacters",
+        &mut s.exclude_characters,
+    );
+}
+
+/// Destroy: the stack being replaced, then the stack.
+pub async fn undo(
+    c: &Clients,
+    d: &Deadline,
+    prior: &Rotation,
+    p: &mut Private,
+) -> Result<(), AwsError> {
+    retire(c, d, p).await?;
+    let stack = p
+        .stack
+        .as_ref()
+        .map(StackRecord::stack_ref)
+        .or(prior.stack_id.known().cloned());
+    if let Some(stack) = stack {
+        logging::debug(LOG, &format!("deleting stack {stack}"));
+        cfn::delete_stack(c, &stack, &uuid::Uuid::new_v4().to_string(), d).await?;
+    }
+    p.stack = None;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn stack_names_are_valid_and_not_doubly_prefixed() {
+        assert_eq!(stack_name_for("rdsrot-db-1234abcd"), "rdsrot-db-1234abcd");
+        assert_eq!(stack_name_for("my_rotator"), "rdsrot-my-rotator");
+        assert_eq!(stack_name_for("9lives"), "rdsrot-9lives");
+    }
+
+    #[test]
+    fn template_parameters_are_limited_to_those_declared() {
+        let planned = Rotation {
+            function_name: Attr::Known("f".into()),
+            endpoint: Attr::Known("https://e".into()),
+            master_secret_arn: Attr::Known("arn:m".into()),
+            vpc_subnet_ids: Attr::Known(vec!["subnet-1".into(), "subnet-2".into()]),
+            vpc_security_group_ids: Attr::Known(vec!["sg-1".into()]),
+            ..Default::default()
+        };
+        let declared: Vec<String> = [
+            "functionName",
+            "endpoint",
+            "vpcSubnetIds",
+            "vpcSecurityGroupIds",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let params = template_parameters(&planned, &declared);
+        assert_eq!(
+            params,
+            vec![
+                ("functionName".to_string(), "f".to_string()),
+                ("endpoint".to_string(), "https://e".to_string()),
+                ("vpcSubnetIds".to_string(), "subnet-1,subnet-2".to_string()),
+                ("vpcSecurityGroupIds".to_string(), "sg-1".to_string()),
+            ],
+            "masterSecretArn is not declared by a single-user template"
+        );
+    }
+
+    #[test]
+    fn ownership_is_the_tag_naming_this_secret() {
+        let mut st = cfn::StackInfo::default();
+        assert!(!is_owned_by(&st, "arn:s"));
+        st.tags.insert(OWNER_TAG.into(), "arn:other".into());
+        assert!(!is_owned_by(&st, "arn:s"));
+        st.tags.insert(OWNER_TAG.into(), "arn:s".into());
+        assert!(is_owned_by(&st, "arn:s"));
+        let long = format!("arn:{}", "x".repeat(300));
+        let value = owner_tag_value(&long);
+        assert!(value.len() <= 256 && value.starts_with("fnv1a64:"));
+    }
+
+    fn stack(status: &str, version: &str, params: &[(&str, &str)]) -> Observed {
+        Observed::Found(cfn::StackInfo {
+            id: "arn:stack".into(),
+            status: status.into(),
+            tags: BTreeMap::from([(VERSION_TAG.to_string(), version.to_string())]),
+            parameters: params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    fn state() -> Rotation {
+        Rotation {
+            stack_id: Attr::Known("arn:stack".into()),
+            template_version: Attr::Known("1.1.671".into()),
+            endpoint: Attr::Known("https://e".into()),
+            kms_key_arn: Attr::Known("arn:k".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn read_shows_the_stacks_version_and_parameters() {
+        let state = state();
+        let mut s = state.clone();
+        let mut p = Private::new();
+        let found = stack(
+            "UPDATE_COMPLETE",
+            "1.1.600",
+            &[("endpoint", "https://other"), ("kmsKeyArn", "")],
+        );
+        record(&found, &state, &mut s, &mut p);
+        assert_eq!(s.template_version, Attr::Known("1.1.600".into()));
+        assert_eq!(s.endpoint, Attr::Known("https://other".into()));
+        assert_eq!(s.kms_key_arn, Attr::Null);
+        assert_eq!(s.stack_id, state.stack_id);
+        // An unset attribute is not compared: the template's default is not
+        // the user's setting.
+        assert_eq!(s.exclude_characters, Attr::Null);
+    }
+
+    #[test]
+    fn a_failed_stack_is_drift_but_stays_recorded() {
+        let state = state();
+        let mut s = state.clone();
+        let mut p = Private::new();
+        p.stack = Some(StackRecord {
+            name: "n".into(),
+            id: Some("arn:stack".into()),
+            lambda_arn: None,
+        });
+        record(
+            &stack("ROLLBACK_COMPLETE", "1.1.671", &[]),
+            &state,
+            &mut s,
+            &mut p,
+        );
+        assert_eq!(s.stack_id, Attr::Null);
+        assert!(p.stack.is_some(), "a failed stack must still be deleted");
+        let mut s = state.clone();
+        record(&Observed::Gone, &state, &mut s, &mut p);
+        assert_eq!((s.stack_id, p.stack), (Attr::Null, None));
+    }
+}
