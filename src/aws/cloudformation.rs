@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use super::error::{classify, AwsError, OptionalExt};
+use super::pacing::Quota;
 use super::retry::{READ, STACK_CHANGE};
 use super::wait::{poll_until, Deadline, Poll};
 use super::Clients;
@@ -49,7 +50,7 @@ pub async fn find_stack(
     stack: &str,
 ) -> Result<Option<StackInfo>, AwsError> {
     let out = c
-        .call(d, &READ, || async {
+        .call(d, &READ, Quota::Unpublished, || async {
             c.cloudformation
                 .describe_stacks()
                 .stack_name(stack)
@@ -116,7 +117,7 @@ pub async fn wait_change_set_created(
 ) -> Result<ChangeSetOutcome, AwsError> {
     poll_until(deadline, || async {
         let out = c
-            .call(deadline, &READ, || async {
+            .call(deadline, &READ, Quota::Unpublished, || async {
                 c.cloudformation
                     .describe_change_set()
                     .change_set_name(change_set)
@@ -149,7 +150,7 @@ pub async fn delete_change_set(
     change_set: &str,
     stack: &str,
 ) -> Result<(), AwsError> {
-    c.call(d, &STACK_CHANGE, || async {
+    c.call(d, &STACK_CHANGE, Quota::Unpublished, || async {
         c.cloudformation
             .delete_change_set()
             .change_set_name(change_set)
@@ -171,7 +172,7 @@ pub async fn execute_change_set(
     stack: &str,
     client_request_token: &str,
 ) -> Result<(), AwsError> {
-    c.call(d, &STACK_CHANGE, || async {
+    c.call(d, &STACK_CHANGE, Quota::Unpublished, || async {
         c.cloudformation
             .execute_change_set()
             .change_set_name(change_set)
@@ -223,7 +224,7 @@ pub async fn stack_failure_reason(
     stack: &str,
 ) -> Result<Option<String>, AwsError> {
     let out = c
-        .call(d, &READ, || async {
+        .call(d, &READ, Quota::Unpublished, || async {
             c.cloudformation
                 .describe_stack_events()
                 .stack_name(stack)
@@ -260,7 +261,7 @@ pub async fn find_stack_lambda(
         return Ok(Some(arn.clone()));
     }
     let out = c
-        .call(d, &READ, || async {
+        .call(d, &READ, Quota::Unpublished, || async {
             c.cloudformation
                 .describe_stack_resources()
                 .stack_name(&stack.id)
@@ -296,7 +297,7 @@ pub async fn delete_stack(
     let failed_before = current.status == "DELETE_FAILED";
     let looks = std::sync::atomic::AtomicU32::new(0);
     let seen_under_way = std::sync::atomic::AtomicBool::new(!failed_before);
-    c.call(deadline, &STACK_CHANGE, || async {
+    c.call(deadline, &STACK_CHANGE, Quota::Unpublished, || async {
         c.cloudformation
             .delete_stack()
             .stack_name(stack)

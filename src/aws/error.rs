@@ -64,6 +64,18 @@ impl AwsError {
             }
         )
     }
+    /// AWS refused the call for its rate: the quota class is busy.
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self.code(),
+            Some(
+                "Throttling"
+                    | "ThrottlingException"
+                    | "TooManyRequestsException"
+                    | "RequestLimitExceeded"
+            )
+        )
+    }
     pub fn code(&self) -> Option<&str> {
         match self {
             AwsError::Api { code, .. } => code.as_deref(),

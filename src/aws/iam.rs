@@ -3,6 +3,7 @@
 use percent_encoding::percent_decode_str;
 
 use super::error::{classify, AwsError, OptionalExt};
+use super::pacing::Quota;
 use super::retry::{IAM_CHANGE, READ};
 use super::wait::Deadline;
 use super::Clients;
@@ -15,7 +16,7 @@ pub async fn find_role_policy(
     name: &str,
 ) -> Result<Option<serde_json::Value>, AwsError> {
     let out = c
-        .call(d, &READ, || async {
+        .call(d, &READ, Quota::Unpublished, || async {
             c.iam
                 .get_role_policy()
                 .role_name(role)
@@ -47,7 +48,7 @@ pub async fn put_role_policy(
     document: &serde_json::Value,
 ) -> Result<(), AwsError> {
     let document = document.to_string();
-    c.call(d, &IAM_CHANGE, || async {
+    c.call(d, &IAM_CHANGE, Quota::Unpublished, || async {
         c.iam
             .put_role_policy()
             .role_name(role)
@@ -68,7 +69,7 @@ pub async fn delete_role_policy(
     role: &str,
     name: &str,
 ) -> Result<(), AwsError> {
-    c.call(d, &IAM_CHANGE, || async {
+    c.call(d, &IAM_CHANGE, Quota::Unpublished, || async {
         c.iam
             .delete_role_policy()
             .role_name(role)

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use aws_sdk_lambda::types::{LastUpdateStatus, VpcConfig};
 
+use super::cache::function_key;
 use super::error::{classify, AwsError, OptionalExt};
+use super::pacing::Quota;
 use super::retry::{LAMBDA_CONFIG_CHANGE, LAMBDA_POLICY_CHANGE, READ};
 use super::wait::{poll_until, Deadline, Poll};
 use super::Clients;
@@ -29,35 +31,43 @@ pub async fn find_function_configuration(
     d: &Deadline,
     function: &str,
 ) -> Result<Option<FunctionInfo>, AwsError> {
-    let out = c
-        .call(d, &READ, || async {
-            c.lambda
-                .get_function()
-                .function_name(function)
-                .send()
+    let key = function_key(function);
+    c.reads
+        .functions
+        .get_or_fetch(&key, || async {
+            let out = c
+                .call(d, &READ, Quota::LambdaGetFunction, || async {
+                    c.lambda
+                        .get_function()
+                        .function_name(function)
+                        .send()
+                        .await
+                        .map_err(classify)
+                })
                 .await
-                .map_err(classify)
+                .or_not_found()?;
+            Ok(out.and_then(|o| o.configuration).map(|f| function_info(&f)))
         })
         .await
-        .or_not_found()?;
-    Ok(out.and_then(|o| o.configuration).map(|f| {
-        let mut subnet_ids = f
-            .vpc_config()
-            .map(|v| v.subnet_ids().to_vec())
-            .unwrap_or_default();
-        let mut security_group_ids = f
-            .vpc_config()
-            .map(|v| v.security_group_ids().to_vec())
-            .unwrap_or_default();
-        subnet_ids.sort();
-        security_group_ids.sort();
-        FunctionInfo {
-            arn: f.function_arn().unwrap_or_default().to_string(),
-            role_arn: f.role().unwrap_or_default().to_string(),
-            subnet_ids,
-            security_group_ids,
-        }
-    }))
+}
+
+fn function_info(f: &aws_sdk_lambda::types::FunctionConfiguration) -> FunctionInfo {
+    let mut subnet_ids = f
+        .vpc_config()
+        .map(|v| v.subnet_ids().to_vec())
+        .unwrap_or_default();
+    let mut security_group_ids = f
+        .vpc_config()
+        .map(|v| v.security_group_ids().to_vec())
+        .unwrap_or_default();
+    subnet_ids.sort();
+    security_group_ids.sort();
+    FunctionInfo {
+        arn: f.function_arn().unwrap_or_default().to_string(),
+        role_arn: f.role().unwrap_or_default().to_string(),
+        subnet_ids,
+        security_group_ids,
+    }
 }
 
 /// One statement of a function's resource policy, as far as we need it.
@@ -76,21 +86,28 @@ pub async fn list_invoke_permissions(
     d: &Deadline,
     function: &str,
 ) -> Result<Vec<PermissionStatement>, AwsError> {
-    let out = c
-        .call(d, &READ, || async {
-            c.lambda
-                .get_policy()
-                .function_name(function)
-                .send()
+    let key = function_key(function);
+    c.reads
+        .policies
+        .get_or_fetch(&key, || async {
+            let out = c
+                .call(d, &READ, Quota::LambdaGetPolicy, || async {
+                    c.lambda
+                        .get_policy()
+                        .function_name(function)
+                        .send()
+                        .await
+                        .map_err(classify)
+                })
                 .await
-                .map_err(classify)
+                .or_not_found()?;
+            Ok(out
+                .as_ref()
+                .and_then(|o| o.policy())
+                .map(parse_policy)
+                .unwrap_or_default())
         })
         .await
-        .or_not_found()?;
-    let Some(policy) = out.as_ref().and_then(|o| o.policy()) else {
-        return Ok(vec![]);
-    };
-    Ok(parse_policy(policy))
 }
 
 pub async fn find_invoke_permission(
@@ -158,8 +175,10 @@ pub async fn add_invoke_permission(
 ) -> Result<(), AwsError> {
     let lock = c.function_locks.lock_for(function);
     let guard = lock.lock().await;
+    // Whatever the outcome, the policy may have changed.
+    c.reads.forget_function(function);
     let sent = c
-        .call(d, &LAMBDA_POLICY_CHANGE, || async {
+        .call(d, &LAMBDA_POLICY_CHANGE, Quota::LambdaControl, || async {
             c.lambda
                 .add_permission()
                 .function_name(function)
@@ -203,7 +222,8 @@ pub async fn remove_permission(
 ) -> Result<(), AwsError> {
     let lock = c.function_locks.lock_for(function);
     let _guard = lock.lock().await;
-    c.call(d, &LAMBDA_POLICY_CHANGE, || async {
+    c.reads.forget_function(function);
+    c.call(d, &LAMBDA_POLICY_CHANGE, Quota::LambdaControl, || async {
         c.lambda
             .remove_permission()
             .function_name(function)
@@ -234,20 +254,29 @@ pub async fn update_vpc_config(
     // would meet "update in progress".
     let lock = c.function_locks.lock_for(function);
     let _guard = lock.lock().await;
+    c.reads.forget_function(function);
     // Setting the same placement twice is harmless, so a replay after a lost
     // answer needs no check; "in progress" (our own first attempt still
     // running) is waited out by the policy.
-    c.call(deadline, &LAMBDA_CONFIG_CHANGE, || async {
-        c.lambda
-            .update_function_configuration()
-            .function_name(function)
-            .vpc_config(vpc.clone())
-            .send()
-            .await
-            .map_err(classify)
-    })
+    c.call(
+        deadline,
+        &LAMBDA_CONFIG_CHANGE,
+        Quota::LambdaControl,
+        || async {
+            c.lambda
+                .update_function_configuration()
+                .function_name(function)
+                .vpc_config(vpc.clone())
+                .send()
+                .await
+                .map_err(classify)
+        },
+    )
     .await?;
-    wait_function_updated(c, function, deadline).await
+    let waited = wait_function_updated(c, function, deadline).await;
+    // A read during the update may have kept the old placement.
+    c.reads.forget_function(function);
+    waited
 }
 
 pub async fn wait_function_updated(
@@ -258,7 +287,7 @@ pub async fn wait_function_updated(
     // GetFunction carries the update status under the larger quota.
     poll_until(deadline, || async {
         let out = c
-            .call(deadline, &READ, || async {
+            .call(deadline, &READ, Quota::LambdaGetFunction, || async {
                 c.lambda
                     .get_function()
                     .function_name(function)
@@ -289,7 +318,7 @@ pub async fn function_tags(
     function_arn: &str,
 ) -> Result<std::collections::HashMap<String, String>, AwsError> {
     let out = c
-        .call(d, &READ, || async {
+        .call(d, &READ, Quota::LambdaControl, || async {
             c.lambda
                 .list_tags()
                 .resource(function_arn)

@@ -3,10 +3,12 @@
 //! Nothing outside this module sees an SDK error type.
 
 pub mod arn;
+pub mod cache;
 pub mod cloudformation;
 pub mod error;
 pub mod iam;
 pub mod lambda;
+pub mod pacing;
 pub mod retry;
 pub mod secretsmanager;
 pub mod serverlessrepo;
@@ -36,6 +38,10 @@ pub struct Clients {
     pub function_locks: FunctionLocks,
     /// Attempts per call (see `retry`); the provider's `max_retries` + 1.
     pub max_attempts: u32,
+    /// Reads shared by many resources, coalesced for this process.
+    pub reads: Arc<cache::ReadCache>,
+    /// Calls paced per quota class, for this process.
+    pub pacer: Arc<pacing::Pacer>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -87,6 +93,8 @@ impl Clients {
             region: config.region().map(|r| r.to_string()),
             function_locks: FunctionLocks::default(),
             max_attempts: retry::DEFAULT_MAX_ATTEMPTS,
+            reads: Arc::default(),
+            pacer: Arc::default(),
         }
     }
 
@@ -95,17 +103,28 @@ impl Clients {
         self
     }
 
-    /// Sends one AWS call under the retry policy of its call site.
+    /// Sends one AWS call under the retry policy of its call site, each
+    /// attempt paced in its quota class.
     pub async fn call<T, F, Fut>(
         &self,
         deadline: &Deadline,
         policy: &retry::RetryPolicy,
-        f: F,
+        quota: pacing::Quota,
+        mut f: F,
     ) -> Result<T, AwsError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AwsError>>,
     {
-        retry::call(deadline, policy, self.max_attempts, f).await
+        retry::call(deadline, policy, self.max_attempts, || {
+            let attempt = f();
+            async move {
+                self.pacer.admit(quota, deadline).await?;
+                let result = attempt.await;
+                self.pacer.observe(quota, result.as_ref().map(|_| ()));
+                result
+            }
+        })
+        .await
     }
 }

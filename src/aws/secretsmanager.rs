@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::types::RotationRulesType;
 
 use super::error::{classify, AwsError, OptionalExt};
+use super::pacing::Quota;
 use super::retry::{READ, SECRET_CHANGE};
 use super::wait::Deadline;
 use super::Clients;
@@ -49,7 +50,7 @@ pub async fn find_secret(
     secret_id: &str,
 ) -> Result<Option<SecretInfo>, AwsError> {
     let out = c
-        .call(d, &READ, || async {
+        .call(d, &READ, Quota::SecretsDescribe, || async {
             c.secretsmanager
                 .describe_secret()
                 .secret_id(secret_id)
@@ -103,7 +104,7 @@ pub async fn rotate_secret(
     }
     let rules = r.build();
     let out = c
-        .call(d, &SECRET_CHANGE, || async {
+        .call(d, &SECRET_CHANGE, Quota::SecretsRotation, || async {
             c.secretsmanager
                 .rotate_secret()
                 .secret_id(secret_arn)
@@ -121,7 +122,7 @@ pub async fn rotate_secret(
 
 /// Turns rotation off. Not found counts as done.
 pub async fn cancel_rotation(c: &Clients, d: &Deadline, secret_arn: &str) -> Result<(), AwsError> {
-    c.call(d, &SECRET_CHANGE, || async {
+    c.call(d, &SECRET_CHANGE, Quota::SecretsRotation, || async {
         c.secretsmanager
             .cancel_rotate_secret()
             .secret_id(secret_arn)
@@ -150,7 +151,7 @@ pub async fn remove_orphan_pending_label(
     if info.version_with("AWSCURRENT") == Some(pending) {
         return Ok(());
     }
-    c.call(d, &SECRET_CHANGE, || async {
+    c.call(d, &SECRET_CHANGE, Quota::SecretsWrite, || async {
         c.secretsmanager
             .update_secret_version_stage()
             .secret_id(secret_arn)

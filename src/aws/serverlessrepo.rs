@@ -5,6 +5,7 @@ use aws_sdk_serverlessapplicationrepository::types::{ParameterValue, Tag};
 
 use super::arn::partition_of_region;
 use super::error::{classify, AwsError};
+use super::pacing::Quota;
 use super::retry::{CHANGE_SET_CREATION, READ};
 use super::wait::Deadline;
 use super::Clients;
@@ -102,7 +103,7 @@ pub async fn template_parameters(
     version: &str,
 ) -> Result<Vec<(String, Option<String>)>, AwsError> {
     let out = c
-        .call(d, &READ, || async {
+        .call(d, &READ, Quota::Unpublished, || async {
             c.serverlessrepo
                 .get_application()
                 .application_id(application_arn)
@@ -152,7 +153,7 @@ pub async fn create_change_set(
     r: ChangeSetRequest<'_>,
 ) -> Result<ChangeSet, AwsError> {
     let out = c
-        .call(d, &CHANGE_SET_CREATION, || async {
+        .call(d, &CHANGE_SET_CREATION, Quota::Unpublished, || async {
             let mut req = c
                 .serverlessrepo
                 .create_cloud_formation_change_set()

@@ -358,6 +358,10 @@ continue-update-rollback --stack-name {}`), then apply again.",
     if let Some(rec) = p.stack.as_mut() {
         rec.lambda_arn = Some(arn.clone());
     }
+    if !up_to_date {
+        // The stack may have changed its Lambda: read it afresh.
+        c.reads.forget_function(&arn);
+    }
     Ok(arn)
 }
 

@@ -400,6 +400,9 @@ async fn drift_is_detected_and_repaired(drift: Drift) {
     };
     drift.inflict(&em.sdk_config(), &applied).await;
 
+    // The next plan is a new Terraform operation: a new provider process,
+    // which reads afresh.
+    let p = provider(&em);
     let drifted = read(&p, &t).await;
     assert!(
         drift
@@ -1096,16 +1099,32 @@ async fn stop_cancels_the_wait_and_returns_what_exists() {
     let cfg = config(&secret.arn, |c| {
         c.rotation_type = Attr::Known("postgresql_single_user".into());
     });
-    // StopProvider before the apply: the first wait (for the change set)
-    // must give up at once, after the stack exists.
-    p.stop();
-    let (t, d) = apply(&p, &cfg, &none()).await;
+    // StopProvider while the apply waits on the change set (its look-ups
+    // throttled, so the wait lasts): the wait gives up at once, after the
+    // stack exists, and nothing after it starts.
+    em.set_faults(
+        1,
+        &[FaultRule::on("cloudformation", "DescribeChangeSet", Fault::Throttle)],
+    );
+    let stop_once_the_stack_exists = async {
+        for _ in 0..600 {
+            if !look(&em, &secret.arn, None, None).await.live_stacks.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        p.stop();
+    };
+    let nothing = none();
+    let ((t, d), ()) = tokio::join!(apply(&p, &cfg, &nothing), stop_once_the_stack_exists);
+    em.clear_faults();
     let message = errors(&d).join("\n");
     assert!(message.contains("cancelled"), "{message}");
     let s = model(&t);
     let stack = s.stack_id.known().cloned().expect("the stack is recorded");
     let seen = look(&em, &secret.arn, None, None).await;
     assert_eq!(seen.live_stacks, vec![stack]);
+    assert!(!seen.rotation_enabled, "rotation must not start after a stop");
 
     // A new provider process destroys the partial resource.
     destroy(&provider(&em), &t).await;
