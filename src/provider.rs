@@ -907,7 +907,7 @@ mod tests {
         });
         assert!(d.is_empty());
         assert_eq!(state.get("secret_id").as_str(), Some("db"));
-        assert_eq!(state.as_object().map(|o| o.len()), Some(21));
+        assert_eq!(state.as_object().map(|o| o.len()), Some(22));
         let (_, d) = p.upgrade_resource_state(UpgradeRequest {
             type_name: "rdsrot_rotation".into(),
             version: 7,

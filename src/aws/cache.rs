@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 use super::error::AwsError;
-use super::lambda::{FunctionInfo, PermissionStatement};
+use super::lambda::{FunctionInfo, FunctionPolicy};
 
 /// One kind of answer, by object.
 pub struct Coalesced<T> {
@@ -82,7 +82,7 @@ pub fn function_key(function: &str) -> String {
 #[derive(Default)]
 pub struct ReadCache {
     pub functions: Coalesced<Option<FunctionInfo>>,
-    pub policies: Coalesced<Vec<PermissionStatement>>,
+    pub policies: Coalesced<FunctionPolicy>,
 }
 
 impl ReadCache {

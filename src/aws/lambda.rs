@@ -79,13 +79,23 @@ pub struct PermissionStatement {
     pub source_account: Option<String>,
 }
 
-/// Every statement of the function's resource policy (none when it has no
-/// policy).
-pub async fn list_invoke_permissions(
+/// A function's resource policy: its statements, and its size as Lambda
+/// counts it against the 20 KB limit (the policy document's length).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunctionPolicy {
+    pub statements: Vec<PermissionStatement>,
+    pub size: usize,
+}
+
+/// The most a function's policy may hold, in bytes.
+pub const POLICY_SIZE_LIMIT: usize = 20 * 1024;
+
+/// The function's resource policy (empty when it has none).
+pub async fn find_policy(
     c: &Clients,
     d: &Deadline,
     function: &str,
-) -> Result<Vec<PermissionStatement>, AwsError> {
+) -> Result<FunctionPolicy, AwsError> {
     let key = function_key(function);
     c.reads
         .policies
@@ -101,13 +111,47 @@ pub async fn list_invoke_permissions(
                 })
                 .await
                 .or_not_found()?;
-            Ok(out
-                .as_ref()
-                .and_then(|o| o.policy())
-                .map(parse_policy)
-                .unwrap_or_default())
+            Ok(match out.as_ref().and_then(|o| o.policy()) {
+                Some(policy) => FunctionPolicy {
+                    statements: parse_policy(policy),
+                    size: policy.len(),
+                },
+                None => FunctionPolicy::default(),
+            })
         })
         .await
+}
+
+/// Every statement of the function's resource policy (none when it has no
+/// policy).
+pub async fn list_invoke_permissions(
+    c: &Clients,
+    d: &Deadline,
+    function: &str,
+) -> Result<Vec<PermissionStatement>, AwsError> {
+    Ok(find_policy(c, d, function).await?.statements)
+}
+
+/// The statement AddPermission adds for Secrets Manager, as Lambda writes
+/// it into the policy: to know, before adding, whether it still fits.
+pub fn invoke_statement_json(
+    function_arn: &str,
+    sid: &str,
+    source_arn: &str,
+    account: &str,
+) -> String {
+    serde_json::json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"Service": SECRETS_MANAGER_PRINCIPAL},
+        "Action": "lambda:InvokeFunction",
+        "Resource": function_arn,
+        "Condition": {
+            "StringEquals": {"AWS:SourceAccount": account},
+            "ArnLike": {"AWS:SourceArn": source_arn},
+        },
+    })
+    .to_string()
 }
 
 pub async fn find_invoke_permission(

@@ -38,17 +38,20 @@ pub enum Quota {
     /// `PutSecretValue`, `UpdateSecret`, `UpdateSecretVersionStage`
     /// together: 50 per second.
     SecretsWrite,
+    /// `ListSecrets`: 100 per second.
+    SecretsList,
     /// IAM, CloudFormation, the repository: no published rate.
     Unpublished,
 }
 
-const CLASSES: [Quota; 7] = [
+const CLASSES: [Quota; 8] = [
     Quota::LambdaGetFunction,
     Quota::LambdaGetPolicy,
     Quota::LambdaControl,
     Quota::SecretsDescribe,
     Quota::SecretsRotation,
     Quota::SecretsWrite,
+    Quota::SecretsList,
     Quota::Unpublished,
 ];
 
@@ -57,7 +60,7 @@ impl Quota {
     /// pacing.
     pub fn published_rate(self) -> Option<f64> {
         match self {
-            Quota::LambdaGetFunction => Some(100.0),
+            Quota::LambdaGetFunction | Quota::SecretsList => Some(100.0),
             Quota::LambdaGetPolicy | Quota::LambdaControl => Some(15.0),
             Quota::SecretsRotation | Quota::SecretsWrite => Some(50.0),
             Quota::SecretsDescribe | Quota::Unpublished => None,

@@ -165,3 +165,42 @@ pub async fn remove_orphan_pending_label(
     .or_not_found()?;
     Ok(())
 }
+
+/// The secrets, other than `except`, whose rotation is on and uses
+/// `lambda_arn`: to know whether a statement shared by them may go.
+pub async fn secrets_rotating_with(
+    c: &Clients,
+    d: &Deadline,
+    lambda_arn: &str,
+    except: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut found = vec![];
+    let mut next: Option<String> = None;
+    loop {
+        let token = next.clone();
+        let page = c
+            .call(d, &READ, Quota::SecretsList, || async {
+                c.secretsmanager
+                    .list_secrets()
+                    .set_next_token(token.clone())
+                    .max_results(100)
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await?;
+        for s in page.secret_list() {
+            let arn = s.arn().unwrap_or_default();
+            if arn != except
+                && s.rotation_enabled().unwrap_or(false)
+                && s.rotation_lambda_arn() == Some(lambda_arn)
+            {
+                found.push(arn.to_string());
+            }
+        }
+        next = page.next_token().map(str::to_string);
+        if next.is_none() {
+            return Ok(found);
+        }
+    }
+}

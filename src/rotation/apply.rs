@@ -122,6 +122,7 @@ impl Step {
             }
             Step::AddPermission if computed => {
                 to.permission_statement_id = from.permission_statement_id.clone();
+                to.permission_scope = from.permission_scope.clone();
             }
             Step::GrantMasterSecret => {
                 to.master_secret_arn = from.master_secret_arn.clone();
@@ -248,6 +249,32 @@ async fn converge_steps(
     s.id = Attr::Known(found.arn.clone());
     s.secret_arn = Attr::Known(found.arn.clone());
     let place = SecretPlace::of(&found, c.region.as_deref());
+    let sid = planned
+        .permission_statement_id
+        .known()
+        .cloned()
+        .ok_or_else(|| {
+            fail(
+                Step::AddPermission,
+                AwsError::Failed("permission_statement_id is not known".into()),
+            )
+        })?;
+    let wanted = permission::Wanted::for_scope(
+        planned.permission_scope.as_deref(),
+        &sid,
+        &found.arn,
+        &place.account,
+    );
+    // An existing Lambda's policy must have room for the statement before
+    // anything is changed (a template's Lambda is this rotation's own).
+    if let Some(existing) = planned.rotation_lambda_arn.known() {
+        let full = permission::check_room(c, d, existing, &wanted)
+            .await
+            .map_err(|e| fail(step, e))?;
+        if let Some(why) = full {
+            return Err(StepError::said(step, why).at(Some("permission_scope")));
+        }
+    }
 
     let step = Step::DeployTemplate;
     begin(step)?;
@@ -277,20 +304,11 @@ async fn converge_steps(
 
     let step = Step::AddPermission;
     begin(step)?;
-    let sid = planned
-        .permission_statement_id
-        .known()
-        .cloned()
-        .ok_or_else(|| {
-            fail(
-                step,
-                AwsError::Failed("permission_statement_id is not known".into()),
-            )
-        })?;
-    permission::ensure(c, d, &lambda_arn, &sid, &found.arn, &place.account, p)
+    permission::ensure(c, d, &lambda_arn, &wanted, &found.arn, p)
         .await
         .map_err(|e| fail(step, e))?;
-    s.permission_statement_id = Attr::Known(sid);
+    s.permission_statement_id = Attr::Known(wanted.sid.clone());
+    s.permission_scope = planned.permission_scope.clone();
 
     let step = Step::GrantMasterSecret;
     begin(step)?;
@@ -356,7 +374,9 @@ async fn delete_steps(
                 Some(id) => secret::undo(c, d, id).await,
                 None => Ok(()),
             },
-            Step::RemovePermission => permission::undo(c, d, prior, lambda_arn.as_deref(), p).await,
+            Step::RemovePermission => {
+                permission::undo(c, d, prior, lambda_arn.as_deref(), secret_arn.as_deref(), p).await
+            }
             Step::RemoveMasterPolicy => {
                 master_policy::undo(c, d, prior, secret_arn.as_deref(), p).await
             }

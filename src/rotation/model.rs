@@ -33,6 +33,13 @@ impl<T> Attr<T> {
             None => Attr::Null,
         }
     }
+    /// `Null` when the value is known and fails `keep`.
+    pub fn filter_known(self, keep: impl FnOnce(&T) -> bool) -> Attr<T> {
+        match self {
+            Attr::Known(v) if !keep(&v) => Attr::Null,
+            v => v,
+        }
+    }
     /// `self` unless it is null, then `other`.
     pub fn or(self, other: Attr<T>) -> Attr<T> {
         match self {
@@ -154,6 +161,7 @@ pub struct Rotation {
     pub vpc_security_group_ids: Attr<Vec<String>>,
     pub rotate_immediately: Attr<bool>,
     pub enabled: Attr<bool>,
+    pub permission_scope: Attr<String>,
     pub permission_statement_id: Attr<String>,
     /// The block list: `Unknown` when the whole list is unknown (e.g. from
     /// a `dynamic` block over an unknown collection).
@@ -209,6 +217,7 @@ impl Rotation {
             vpc_security_group_ids: string_set(v.get("vpc_security_group_ids")),
             rotate_immediately: boolean(v.get("rotate_immediately")),
             enabled: boolean(v.get("enabled")),
+            permission_scope: string(v.get("permission_scope")),
             permission_statement_id: string(v.get("permission_statement_id")),
             rotation_rules: rules,
             timeouts,
@@ -234,6 +243,7 @@ impl Rotation {
         s("master_secret_kms_key_arn", &self.master_secret_kms_key_arn);
         s("kms_key_arn", &self.kms_key_arn);
         s("exclude_characters", &self.exclude_characters);
+        s("permission_scope", &self.permission_scope);
         s("permission_statement_id", &self.permission_statement_id);
         m.insert("vpc_subnet_ids".into(), enc_set(&self.vpc_subnet_ids));
         m.insert(

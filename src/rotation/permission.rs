@@ -1,13 +1,21 @@
-//! The invoke permission: one statement on the rotation Lambda's resource
-//! policy that lets Secrets Manager invoke it for this secret only
-//! (`aws:SourceArn` the secret, `aws:SourceAccount` its account).
+//! The invoke permission: a statement on the rotation Lambda's resource
+//! policy that lets Secrets Manager invoke it. With `permission_scope =
+//! "secret"` (the default) there is one statement per secret, scoped to it
+//! (`aws:SourceArn`) and its account (`aws:SourceAccount`). With
+//! `"account"` there is one statement per Lambda, shared by every rotation
+//! that uses it, scoped to the account's secrets in the Lambda's region: a
+//! Lambda's policy holds at most 20 KB, about fifty statements of the first
+//! kind.
 //!
 //! Ownership: the statement this resource adds is the one with its
 //! `permission_statement_id`, recorded in private state; statements of other
-//! ids, even when scoped to the same secret, are left alone.
+//! ids, even when scoped to the same secret, are left alone. A shared
+//! statement is removed only by the last rotation that uses the Lambda.
 
+use crate::aws::arn::Arn;
 use crate::aws::error::AwsError;
-use crate::aws::lambda::{self, PermissionStatement, SECRETS_MANAGER_PRINCIPAL};
+use crate::aws::lambda::{self, PermissionStatement, POLICY_SIZE_LIMIT, SECRETS_MANAGER_PRINCIPAL};
+use crate::aws::secretsmanager as sm;
 use crate::aws::wait::Deadline;
 use crate::aws::Clients;
 use crate::logging;
@@ -17,46 +25,131 @@ use super::private::{PermissionRecord, Private};
 
 const LOG: &str = "rotation";
 
+pub const SCOPE_SECRET: &str = "secret";
+pub const SCOPE_ACCOUNT: &str = "account";
+
+/// The id of the statement shared with `permission_scope = "account"`.
+pub const ACCOUNT_STATEMENT_ID: &str = "rdsrot-account-secrets";
+
 /// The prefix of every statement id this provider gives by default: an
 /// imported statement of another id was not made here.
 pub const STATEMENT_ID_PREFIX: &str = "rdsrot-";
 
-/// The statement as this resource wants it: Secrets Manager, this secret,
-/// this account.
-pub fn is_as_wanted(st: &PermissionStatement, secret_arn: &str, account: &str) -> bool {
-    st.service_principal.as_deref() == Some(SECRETS_MANAGER_PRINCIPAL)
-        && st.source_arn.as_deref() == Some(secret_arn)
-        && (account.is_empty() || st.source_account.as_deref() == Some(account))
+/// The statement a rotation needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub sid: String,
+    /// The secret's ARN, or a pattern of the account's secrets in its region.
+    pub source_arn: String,
+    pub account: String,
+    pub shared: bool,
 }
 
-/// Adds the statement `sid` to `function` when it is missing or scoped
-/// otherwise, then removes a statement recorded on another Lambda or under
-/// another id (the rotation moved).
+/// Every secret of the account in the secret's region, as an `ArnLike`
+/// pattern.
+pub fn account_secrets_pattern(secret_arn: &str) -> Option<String> {
+    let arn = Arn::parse(secret_arn)?;
+    Some(format!(
+        "arn:{}:secretsmanager:{}:{}:secret:*",
+        arn.partition, arn.region, arn.account
+    ))
+}
+
+impl Wanted {
+    pub fn for_scope(scope: Option<&str>, sid: &str, secret_arn: &str, account: &str) -> Wanted {
+        match (scope, account_secrets_pattern(secret_arn)) {
+            (Some(SCOPE_ACCOUNT), Some(pattern)) => Wanted {
+                sid: ACCOUNT_STATEMENT_ID.into(),
+                source_arn: pattern,
+                account: account.into(),
+                shared: true,
+            },
+            _ => Wanted {
+                sid: sid.into(),
+                source_arn: secret_arn.into(),
+                account: account.into(),
+                shared: false,
+            },
+        }
+    }
+
+    /// The statement says what this rotation needs: Secrets Manager, this
+    /// source, this account.
+    pub fn is_met_by(&self, st: &PermissionStatement) -> bool {
+        st.sid == self.sid
+            && st.service_principal.as_deref() == Some(SECRETS_MANAGER_PRINCIPAL)
+            && st.source_arn.as_deref() == Some(self.source_arn.as_str())
+            && (self.account.is_empty() || st.source_account.as_deref() == Some(&self.account))
+    }
+}
+
+/// Before anything is changed: a statement of its own must still fit in the
+/// Lambda's policy. `Ok(Some(reason))` when it does not.
+pub async fn check_room(
+    c: &Clients,
+    d: &Deadline,
+    function_arn: &str,
+    wanted: &Wanted,
+) -> Result<Option<String>, AwsError> {
+    let policy = lambda::find_policy(c, d, function_arn).await?;
+    if policy.statements.iter().any(|st| st.sid == wanted.sid) {
+        return Ok(None);
+    }
+    let added = lambda::invoke_statement_json(
+        function_arn,
+        &wanted.sid,
+        &wanted.source_arn,
+        &wanted.account,
+    )
+    .len();
+    // The statement and the comma that joins it to the others.
+    let after = policy.size + added + 1;
+    if after <= POLICY_SIZE_LIMIT {
+        return Ok(None);
+    }
+    let scope_hint = if wanted.shared {
+        String::new()
+    } else {
+        " Set `permission_scope = \"account\"` on the rotations that share this Lambda: they \
+then share one statement."
+            .to_string()
+    };
+    Ok(Some(format!(
+        "The resource policy of Lambda {function_arn} holds {} statements ({} bytes); one more \
+for this secret would make it {after} bytes, past Lambda's limit of {POLICY_SIZE_LIMIT}.{scope_hint}",
+        policy.statements.len(),
+        policy.size
+    )))
+}
+
+/// Adds the statement to `function` when it is missing or says something
+/// else, then removes a statement recorded on another Lambda or under
+/// another id (the rotation moved, or the scope changed).
 pub async fn ensure(
     c: &Clients,
     d: &Deadline,
     function: &str,
-    sid: &str,
+    wanted: &Wanted,
     secret_arn: &str,
-    account: &str,
     p: &mut Private,
 ) -> Result<(), AwsError> {
+    let sid = wanted.sid.as_str();
     let existing = lambda::find_invoke_permission(c, d, function, sid).await?;
-    let as_wanted = existing
-        .as_ref()
-        .is_some_and(|st| is_as_wanted(st, secret_arn, account));
-    if existing.is_some() && !as_wanted {
+    let met = existing.as_ref().is_some_and(|st| wanted.is_met_by(st));
+    if existing.is_some() && !met {
         logging::debug(
             LOG,
             &format!("replacing statement {sid} on {function}: scoped differently"),
         );
+        d.check()?;
         lambda::remove_permission(c, d, function, sid).await?;
     }
     let new = PermissionRecord {
         function: function.to_string(),
         sid: sid.to_string(),
+        shared: wanted.shared,
     };
-    if !as_wanted {
+    if !met {
         logging::debug(
             LOG,
             &format!("adding invoke permission {sid} to {function}"),
@@ -68,21 +161,54 @@ pub async fn ensure(
             p.permission = Some(new.clone());
         }
         d.check()?;
-        lambda::add_invoke_permission(c, d, function, sid, secret_arn, account).await?;
+        lambda::add_invoke_permission(c, d, function, sid, &wanted.source_arn, &wanted.account)
+            .await?;
     }
     if let Some(old) = p.permission.replace(new.clone()) {
-        if old != new {
-            logging::debug(
-                LOG,
-                &format!("removing old statement {} from {}", old.sid, old.function),
-            );
-            if let Err(e) = lambda::remove_permission(c, d, &old.function, &old.sid).await {
+        if old.function != new.function || old.sid != new.sid {
+            if let Err(e) = remove(c, d, &old, secret_arn).await {
                 p.permission = Some(old);
                 return Err(e);
             }
         }
     }
     Ok(())
+}
+
+/// Removes a statement this resource recorded: at once when it is the
+/// secret's own; a shared one only when no other secret still rotates with
+/// the function.
+async fn remove(
+    c: &Clients,
+    d: &Deadline,
+    rec: &PermissionRecord,
+    secret_arn: &str,
+) -> Result<(), AwsError> {
+    if rec.shared {
+        let arn = match lambda::find_function_configuration(c, d, &rec.function).await? {
+            Some(f) => f.arn,
+            // The function is gone, and its policy with it.
+            None => return Ok(()),
+        };
+        let others = sm::secrets_rotating_with(c, d, &arn, secret_arn).await?;
+        if !others.is_empty() {
+            logging::debug(
+                LOG,
+                &format!(
+                    "keeping shared statement {} on {}: {} other secret(s) rotate with it",
+                    rec.sid,
+                    rec.function,
+                    others.len()
+                ),
+            );
+            return Ok(());
+        }
+    }
+    logging::debug(
+        LOG,
+        &format!("removing statement {} from {}", rec.sid, rec.function),
+    );
+    lambda::remove_permission(c, d, &rec.function, &rec.sid).await
 }
 
 /// What a read found on the Lambda's policy.
@@ -99,7 +225,7 @@ pub async fn observe(
     }
 }
 
-/// A statement missing, or scoped to another secret, principal or account,
+/// A statement missing, or scoped to another source, principal or account,
 /// is drift on `permission_statement_id` (null: the plan adds it back).
 pub fn record(
     statements: &Observed,
@@ -113,16 +239,16 @@ pub fn record(
     let Some(sid) = state.permission_statement_id.known() else {
         return;
     };
-    let ours = statements
-        .iter()
-        .any(|st| st.sid == *sid && is_as_wanted(st, secret_arn, account));
-    if ours {
+    let scope = state.permission_scope.as_deref().or(Some(SCOPE_SECRET));
+    let wanted = Wanted::for_scope(scope, sid, secret_arn, account);
+    if statements.iter().any(|st| wanted.is_met_by(st)) {
         return;
     }
     s.permission_statement_id = Attr::Null;
-    // Forget the record only when it is of the Lambda just looked at. A
-    // record of an earlier Lambda (an update that switched Lambdas failed
-    // halfway) still names a statement apply or destroy must remove.
+    // Forget the record only when it is of the Lambda just looked at and
+    // the statement is gone. A record of an earlier Lambda (an update that
+    // switched Lambdas failed halfway), or of a statement that drifted,
+    // still names a statement apply or destroy must remove.
     if p.permission
         .as_ref()
         .is_some_and(|r| Some(r.function.as_str()) == looked_at && r.sid == *sid)
@@ -133,45 +259,59 @@ pub fn record(
 }
 
 /// The statement for `secret_arn` among a Lambda's statements that this
-/// provider made: the default id if present, else another id of ours.
+/// provider made, with its scope: the secret's own (the default id
+/// preferred), else the shared one.
 pub fn find_ours<'a>(
     statements: &'a Observed,
     secret_arn: &str,
     default_sid: &str,
-) -> Option<&'a PermissionStatement> {
+) -> Option<(&'a PermissionStatement, &'static str)> {
+    let own = statements
+        .iter()
+        .filter(|st| st.sid.starts_with(STATEMENT_ID_PREFIX) && st.sid != ACCOUNT_STATEMENT_ID)
+        .filter(|st| st.source_arn.as_deref() == Some(secret_arn))
+        .max_by_key(|st| st.sid == default_sid);
+    if let Some(st) = own {
+        return Some((st, SCOPE_SECRET));
+    }
+    let pattern = account_secrets_pattern(secret_arn)?;
     statements
         .iter()
-        .filter(|st| st.sid.starts_with(STATEMENT_ID_PREFIX))
-        .filter(|st| st.source_arn.as_deref() == Some(secret_arn))
-        .max_by_key(|st| st.sid == default_sid)
+        .find(|st| st.sid == ACCOUNT_STATEMENT_ID && st.source_arn.as_deref() == Some(&pattern))
+        .map(|st| (st, SCOPE_ACCOUNT))
 }
 
 /// Destroy: the recorded statement, and the one the state names. They
 /// differ when an update that moved the rotation to another Lambda failed
-/// halfway.
+/// halfway. Runs after rotation was turned off, so that a shared statement
+/// counts this secret out.
 pub async fn undo(
     c: &Clients,
     d: &Deadline,
     prior: &Rotation,
     lambda_arn: Option<&str>,
+    secret_arn: Option<&str>,
     p: &mut Private,
 ) -> Result<(), AwsError> {
+    let shared = prior.permission_scope.as_deref() == Some(SCOPE_ACCOUNT);
     let named_by_state = lambda_arn
         .map(str::to_string)
         .zip(prior.permission_statement_id.known().cloned());
-    let mut permissions: Vec<PermissionRecord> = p.permission.clone().into_iter().collect();
+    let mut records: Vec<PermissionRecord> = p.permission.clone().into_iter().collect();
     if let Some((function, sid)) = named_by_state {
-        let record = PermissionRecord { function, sid };
-        if !permissions.contains(&record) {
-            permissions.push(record);
+        if !records
+            .iter()
+            .any(|r| r.function == function && r.sid == sid)
+        {
+            records.push(PermissionRecord {
+                function,
+                sid,
+                shared,
+            });
         }
     }
-    for perm in permissions {
-        logging::debug(
-            LOG,
-            &format!("removing statement {} from {}", perm.sid, perm.function),
-        );
-        lambda::remove_permission(c, d, &perm.function, &perm.sid).await?;
+    for rec in records {
+        remove(c, d, &rec, secret_arn.unwrap_or_default()).await?;
     }
     p.permission = None;
     Ok(())
@@ -180,6 +320,8 @@ pub async fn undo(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const SECRET: &str = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:db-AbCdEf";
 
     fn statement(sid: &str, principal: &str, source: &str, account: &str) -> PermissionStatement {
         PermissionStatement {
@@ -190,12 +332,17 @@ mod tests {
         }
     }
 
+    fn state(scope: &str, sid: &str) -> Rotation {
+        Rotation {
+            permission_scope: Attr::Known(scope.into()),
+            permission_statement_id: Attr::Known(sid.into()),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn a_statement_for_another_principal_or_account_is_drift() {
-        let state = Rotation {
-            permission_statement_id: Attr::Known("rdsrot-1".into()),
-            ..Default::default()
-        };
+        let state = state(SCOPE_SECRET, "rdsrot-1");
         for (principal, account, drift) in [
             (SECRETS_MANAGER_PRINCIPAL, "111122223333", false),
             ("events.amazonaws.com", "111122223333", true),
@@ -203,11 +350,11 @@ mod tests {
         ] {
             let mut s = state.clone();
             let mut p = Private::new();
-            let found = vec![statement("rdsrot-1", principal, "arn:s", account)];
+            let found = vec![statement("rdsrot-1", principal, SECRET, account)];
             record(
                 &found,
                 Some("arn:f"),
-                "arn:s",
+                SECRET,
                 "111122223333",
                 &state,
                 &mut s,
@@ -222,47 +369,114 @@ mod tests {
     }
 
     #[test]
+    fn the_account_scope_wants_one_shared_statement_on_the_accounts_secrets() {
+        let w = Wanted::for_scope(Some(SCOPE_ACCOUNT), "ignored", SECRET, "111122223333");
+        assert_eq!(w.sid, ACCOUNT_STATEMENT_ID);
+        assert_eq!(
+            w.source_arn,
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:*"
+        );
+        assert!(w.shared);
+        let state = state(SCOPE_ACCOUNT, ACCOUNT_STATEMENT_ID);
+        let found = vec![statement(
+            ACCOUNT_STATEMENT_ID,
+            SECRETS_MANAGER_PRINCIPAL,
+            &w.source_arn,
+            "111122223333",
+        )];
+        let mut s = state.clone();
+        record(
+            &found,
+            Some("arn:f"),
+            SECRET,
+            "111122223333",
+            &state,
+            &mut s,
+            &mut Private::new(),
+        );
+        assert_eq!(s, state, "no drift");
+        // Narrowed to another secret: drift.
+        let narrowed = vec![statement(
+            ACCOUNT_STATEMENT_ID,
+            SECRETS_MANAGER_PRINCIPAL,
+            "arn:aws:secretsmanager:eu-west-1:111122223333:secret:other-XyZxYz",
+            "111122223333",
+        )];
+        record(
+            &narrowed,
+            Some("arn:f"),
+            SECRET,
+            "111122223333",
+            &state,
+            &mut s,
+            &mut Private::new(),
+        );
+        assert!(s.permission_statement_id.is_null());
+    }
+
+    #[test]
     fn a_record_of_a_statement_still_there_is_kept_even_when_it_drifted() {
-        let state = Rotation {
-            permission_statement_id: Attr::Known("rdsrot-1".into()),
-            ..Default::default()
-        };
+        let state = state(SCOPE_SECRET, "rdsrot-1");
         let mut s = state.clone();
         let mut p = Private::new();
         p.permission = Some(PermissionRecord {
             function: "arn:f".into(),
             sid: "rdsrot-1".into(),
+            shared: false,
         });
         // Broadened out of band: still ours to remove on destroy.
         let found = vec![statement("rdsrot-1", SECRETS_MANAGER_PRINCIPAL, "*", "1")];
-        record(&found, Some("arn:f"), "arn:s", "1", &state, &mut s, &mut p);
+        record(&found, Some("arn:f"), SECRET, "1", &state, &mut s, &mut p);
         assert!(s.permission_statement_id.is_null());
         assert!(p.permission.is_some());
         // Gone: nothing left to remove.
-        record(&vec![], Some("arn:f"), "arn:s", "1", &state, &mut s, &mut p);
+        record(&vec![], Some("arn:f"), SECRET, "1", &state, &mut s, &mut p);
         assert!(p.permission.is_none());
     }
 
     #[test]
     fn import_takes_only_statements_this_provider_names() {
+        let pattern = account_secrets_pattern(SECRET).expect("an ARN");
         let found = vec![
             statement(
                 "SecretsManagerAccess",
                 SECRETS_MANAGER_PRINCIPAL,
-                "arn:s",
+                SECRET,
                 "1",
             ),
-            statement("rdsrot-other", SECRETS_MANAGER_PRINCIPAL, "arn:s", "1"),
-            statement("rdsrot-default", SECRETS_MANAGER_PRINCIPAL, "arn:s", "1"),
+            statement(
+                ACCOUNT_STATEMENT_ID,
+                SECRETS_MANAGER_PRINCIPAL,
+                &pattern,
+                "1",
+            ),
+            statement("rdsrot-other", SECRETS_MANAGER_PRINCIPAL, SECRET, "1"),
+            statement("rdsrot-default", SECRETS_MANAGER_PRINCIPAL, SECRET, "1"),
         ];
+        let sid = |found: &Observed| {
+            find_ours(found, SECRET, "rdsrot-default").map(|(s, scope)| (s.sid.clone(), scope))
+        };
+        assert_eq!(sid(&found), Some(("rdsrot-default".into(), SCOPE_SECRET)));
         assert_eq!(
-            find_ours(&found, "arn:s", "rdsrot-default").map(|s| s.sid.as_str()),
-            Some("rdsrot-default")
+            sid(&found[..3].to_vec()),
+            Some(("rdsrot-other".into(), SCOPE_SECRET))
         );
         assert_eq!(
-            find_ours(&found[..2].to_vec(), "arn:s", "rdsrot-default").map(|s| s.sid.as_str()),
-            Some("rdsrot-other")
+            sid(&found[..2].to_vec()),
+            Some((ACCOUNT_STATEMENT_ID.into(), SCOPE_ACCOUNT))
         );
-        assert!(find_ours(&found[..1].to_vec(), "arn:s", "rdsrot-default").is_none());
+        assert!(sid(&found[..1].to_vec()).is_none());
+    }
+
+    #[test]
+    fn the_statement_as_lambda_writes_it_is_measured() {
+        let json = lambda::invoke_statement_json(
+            "arn:aws:lambda:eu-west-1:111122223333:function:rotator",
+            "rdsrot-0123456789abcdef",
+            SECRET,
+            "111122223333",
+        );
+        // About 300-400 bytes, as AWS documents.
+        assert!((250..450).contains(&json.len()), "{}", json.len());
     }
 }

@@ -11,6 +11,7 @@ use crate::aws::arn::{dns_suffix, partition_of_region, Arn};
 use crate::tf::{AttributePath, Diagnostic, Diagnostics, Value};
 
 use super::model::{Attr, Rotation, RotationRules};
+use super::permission;
 use super::private::Private;
 use super::schedule;
 use super::validate;
@@ -82,14 +83,26 @@ then needs the secret to exist. To only clean up, remove the resource from the c
     out.secret_arn = p.secret_arn.clone().or(Attr::Unknown);
     out.rotate_immediately = c.rotate_immediately.clone().or(Attr::Known(true));
     out.enabled = c.enabled.clone().or(Attr::Known(true));
-    out.permission_statement_id = c
-        .permission_statement_id
+    out.permission_scope = c
+        .permission_scope
         .clone()
-        .or(p.permission_statement_id.clone())
-        .or(match c.secret_id.known() {
-            Some(id) => Attr::Known(default_statement_id(id)),
-            None => Attr::Unknown,
-        });
+        .or(Attr::Known(permission::SCOPE_SECRET.into()));
+    out.permission_statement_id = match out.permission_scope.as_deref() {
+        // One statement per Lambda, shared: its id is fixed.
+        Some(permission::SCOPE_ACCOUNT) => Attr::Known(permission::ACCOUNT_STATEMENT_ID.into()),
+        None => Attr::Unknown,
+        Some(_) => c
+            .permission_statement_id
+            .clone()
+            .or(p
+                .permission_statement_id
+                .clone()
+                .filter_known(|sid| sid != permission::ACCOUNT_STATEMENT_ID))
+            .or(match c.secret_id.known() {
+                Some(id) => Attr::Known(default_statement_id(id)),
+                None => Attr::Unknown,
+            }),
+    };
 
     let template = !c.rotation_type.is_null();
     if template {

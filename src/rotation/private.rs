@@ -54,6 +54,10 @@ pub struct StackRecord {
 pub struct PermissionRecord {
     pub function: String,
     pub sid: String,
+    /// The statement is shared by every rotation that uses the function
+    /// (`permission_scope = "account"`): removed only by the last of them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shared: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

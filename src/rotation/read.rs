@@ -79,6 +79,15 @@ pub async fn read(
         secret::record_gone(&mut s);
         return Ok((s, p));
     };
+    // A state written before `permission_scope` existed used one statement
+    // per secret.
+    if s.permission_scope.is_null() {
+        s.permission_scope = Attr::Known(permission::SCOPE_SECRET.into());
+    }
+    let state = &Rotation {
+        permission_scope: s.permission_scope.clone(),
+        ..state.clone()
+    };
     secret::record(&found, lambda_ref, state, &mut s);
     stack::record(&found_stack, state, &mut s, &mut p);
     let account = Arn::parse(&found.arn)
@@ -222,11 +231,13 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
     let statements = lambda::list_invoke_permissions(c, d, &function.arn).await?;
     let default_sid = default_statement_id(id);
     // None of ours: the next plan adds one (the default id).
-    if let Some(st) = permission::find_ours(&statements, &secret.arn, &default_sid) {
+    if let Some((st, scope)) = permission::find_ours(&statements, &secret.arn, &default_sid) {
         s.permission_statement_id = Attr::Known(st.sid.clone());
+        s.permission_scope = Attr::Known(scope.to_string());
         p.permission = Some(PermissionRecord {
             function: function.arn.clone(),
             sid: st.sid.clone(),
+            shared: scope == permission::SCOPE_ACCOUNT,
         });
     }
 

@@ -131,6 +131,15 @@ schedule or the Lambda. `false` runs only the `testSecret` step. Defaults to `tr
             "`false` keeps everything in place but cancels rotation (on create: sets everything up without turning rotation on). Defaults to `true`.",
         ),
         Attribute::optional_computed(
+            "permission_scope",
+            s.clone(),
+            "Whose invocations the invoke permission allows: `\"secret\"` (the default), one \
+statement per secret, scoped to it (`aws:SourceArn`) and its account; or `\"account\"`, one \
+statement per Lambda shared by every rotation that uses it, scoped to the account's secrets in \
+the Lambda's region. A Lambda's policy holds at most 20 KB, about 50 statements of the first \
+kind: use `\"account\"` for a Lambda shared by more secrets.",
+        ),
+        Attribute::optional_computed(
             "permission_statement_id",
             s,
             "Sid of the Lambda invoke permission the provider adds for Secrets Manager, scoped \

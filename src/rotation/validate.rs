@@ -168,6 +168,25 @@ secret: remove `master_secret_arn` or choose a multi-user type."
             ));
         }
     }
+    match c.permission_scope.as_deref() {
+        None | Some("secret") => {}
+        Some("account") => {
+            if c.permission_statement_id.known().is_some() {
+                d.push(invalid(
+                    root("permission_statement_id"),
+                    "permission_statement_id with permission_scope = \"account\"",
+                    "With `permission_scope = \"account\"` every rotation that uses the Lambda \
+shares one statement, whose id the provider sets: remove `permission_statement_id`."
+                        .to_string(),
+                ));
+            }
+        }
+        Some(other) => d.push(invalid(
+            root("permission_scope"),
+            "Invalid permission_scope",
+            format!("{other:?} is not a scope: use \"secret\" or \"account\"."),
+        )),
+    }
 
     // VPC: both or neither.
     match (&c.vpc_subnet_ids, &c.vpc_security_group_ids) {

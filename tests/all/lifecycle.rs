@@ -1104,11 +1104,19 @@ async fn stop_cancels_the_wait_and_returns_what_exists() {
     // stack exists, and nothing after it starts.
     em.set_faults(
         1,
-        &[FaultRule::on("cloudformation", "DescribeChangeSet", Fault::Throttle)],
+        &[FaultRule::on(
+            "cloudformation",
+            "DescribeChangeSet",
+            Fault::Throttle,
+        )],
     );
     let stop_once_the_stack_exists = async {
         for _ in 0..600 {
-            if !look(&em, &secret.arn, None, None).await.live_stacks.is_empty() {
+            if !look(&em, &secret.arn, None, None)
+                .await
+                .live_stacks
+                .is_empty()
+            {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -1124,7 +1132,10 @@ async fn stop_cancels_the_wait_and_returns_what_exists() {
     let stack = s.stack_id.known().cloned().expect("the stack is recorded");
     let seen = look(&em, &secret.arn, None, None).await;
     assert_eq!(seen.live_stacks, vec![stack]);
-    assert!(!seen.rotation_enabled, "rotation must not start after a stop");
+    assert!(
+        !seen.rotation_enabled,
+        "rotation must not start after a stop"
+    );
 
     // A new provider process destroys the partial resource.
     destroy(&provider(&em), &t).await;
