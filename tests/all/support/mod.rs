@@ -1,8 +1,10 @@
 //! Shared test helpers.
+//! - `faults`: fault rules and quota scale of the emulator's under-load layer.
 //! - `grpc`: a client that dials the in-process server as Terraform does.
 //! - `moto`: the local AWS emulator (one per test) and AWS fixtures.
 //! - `terraform`: the Terraform clients, their CLI configuration and runs.
 
+pub mod faults;
 pub mod grpc;
 pub mod moto;
 pub mod terraform;
