@@ -5,9 +5,11 @@
 //! - `e2e`: the built provider binary driven by real Terraform.
 //! - `configs`: configurations as users write them (for_each, nulls,
 //!   common mistakes), also through real Terraform.
+//! - `under_load`: the emulator's faults, quotas and limits as the AWS SDK sees them.
 
 mod configs;
 mod e2e;
 mod lifecycle;
 mod protocol;
 mod support;
+mod under_load;
