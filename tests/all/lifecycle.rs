@@ -554,7 +554,7 @@ fn provider_without_retries(em: &Emulator) -> RdsrotProvider {
 
 /// The first AWS call of each create step (and how many of the same call
 /// come before it, e.g. at plan time) for a multi-user template.
-const FIRST_CALL_OF_STEP: [(Step, &str, &str, u32); 6] = [
+const FIRST_CALL_OF_STEP: [(Step, &str, &str, u64); 6] = [
     // The plan looks the secret up first.
     (Step::CheckSecret, "secretsmanager", "DescribeSecret", 1),
     (

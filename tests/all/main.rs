@@ -7,6 +7,7 @@
 //!   killed provider (`make chaos` for random rounds).
 //! - `configs`: configurations as users write them (for_each, nulls,
 //!   common mistakes), also through real Terraform.
+//! - `under_load`: the emulator's faults, quotas and limits as the AWS SDK sees them.
 
 mod chaos;
 mod configs;
@@ -14,3 +15,4 @@ mod e2e;
 mod lifecycle;
 mod protocol;
 mod support;
+mod under_load;

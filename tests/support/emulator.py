@@ -5,7 +5,10 @@ moto's server on 127.0.0.1, in this process, with:
 - test-only corrections for the moto 5.x behaviours that differ from AWS in
   ways the provider depends on (see `apply_corrections`);
 - a stand-in for the few Serverless Application Repository calls the
-  provider makes, served on the same port (moto has no such service).
+  provider makes, served on the same port (moto has no such service);
+- in front of both, what AWS does under load (`aws_under_load.py`): request
+  quotas at AWS's rates (`--quota-scale`), faults set over HTTP at
+  `/_rdsrot/faults`, and Lambda's 20 KB resource-policy limit.
 
 Prints one line `rdsrot-emulator listening on http://127.0.0.1:PORT` on stdout
 once it accepts connections. `--port 0` picks a free port.
@@ -32,13 +35,13 @@ default_user_config["lambda"]["use_docker"] = False
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
-    MotoRequestHandler,
     create_backend_app,
 )
 from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import aws_under_load  # noqa: E402
 import stand_in_templates as templates  # noqa: E402
 
 LOG = logging.getLogger("rdsrot-emulator")
@@ -372,15 +375,30 @@ def main(argv=None):
         action="store_true",
         help="serve moto without the corrections (to check whether its gaps still exist)",
     )
+    parser.add_argument(
+        "--quota-scale",
+        type=float,
+        default=1.0,
+        help="AWS request quotas times this factor (1: AWS's real rates, 0: no quotas)",
+    )
     args = parser.parse_args(argv)
+    if args.quota_scale < 0:
+        parser.error("--quota-scale is a number >= 0")
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not args.as_moto_does:
         apply_corrections()
 
-    application = ServerlessRepositoryStandIn(DomainDispatcherApplication(create_backend_app))
+    application = aws_under_load.AwsUnderLoad(
+        ServerlessRepositoryStandIn(DomainDispatcherApplication(create_backend_app)),
+        quota_scale=args.quota_scale,
+    )
     server = make_server(
-        "127.0.0.1", args.port, application, threaded=True, request_handler=MotoRequestHandler
+        "127.0.0.1",
+        args.port,
+        application,
+        threaded=True,
+        request_handler=aws_under_load.ConnectionResettingRequestHandler,
     )
     if args.exit_on_stdin_eof:
         threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()

@@ -1,18 +1,38 @@
-//! Interim: driving the emulator's fault layer (replaced by the full module).
+//! Driving the emulator's under-load layer (`tests/support/aws_under_load.py`)
+//! from tests: fault rules on named calls, and the scale of AWS's request
+//! quotas. Both go through the emulator's control endpoints on its own port,
+//! which are never faulted or throttled themselves.
+
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
 
 use super::moto::Emulator;
 
-#[derive(Clone, Copy, Debug)]
+/// What a fault rule does to a request it picks, each in the service's own
+/// wire shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
+    /// The service's throttling error (`ThrottlingException`,
+    /// `TooManyRequestsException` or `Throttling`), as an empty quota bucket
+    /// answers.
     Throttle,
+    /// HTTP 500 (`InternalServiceError`, `ServiceException`, `ServiceFailure`,
+    /// `InternalServerErrorException` or `InternalFailure`).
     ServerError,
+    /// HTTP 503 (`ServiceUnavailable` or `ServiceUnavailableException`).
     Unavailable,
+    /// The connection is reset before the request reaches moto: the call did
+    /// not happen.
     ResetBefore,
+    /// moto handles the request, then the connection is reset instead of
+    /// answering: the call happened and its answer is lost.
     ResetAfter,
 }
 
 impl Fault {
-    fn name(self) -> &'static str {
+    /// The kind's name on the wire.
+    pub fn as_str(self) -> &'static str {
         match self {
             Fault::Throttle => "throttle",
             Fault::ServerError => "server_error",
@@ -23,63 +43,110 @@ impl Fault {
     }
 }
 
+/// One fault rule. The first rule that matches a request decides it; a rule
+/// that has injected its `times` faults no longer matches.
 #[derive(Clone, Debug)]
 pub struct FaultRule {
     service: String,
     call: String,
     fault: Fault,
     share: f64,
-    skip: u32,
-    times: Option<u32>,
+    skip: u64,
+    times: Option<u64>,
 }
 
 impl FaultRule {
+    /// Every request to `call` of `service` (`"*"` for any) gets `fault`.
+    /// `service` is the SigV4 signing name (`secretsmanager`, `lambda`, `iam`,
+    /// `cloudformation`, `serverlessrepo`, `sts`), `call` the API operation
+    /// name (`AddPermission`).
     pub fn on(service: &str, call: &str, fault: Fault) -> FaultRule {
         FaultRule {
-            service: service.into(),
-            call: call.into(),
+            service: service.to_owned(),
+            call: call.to_owned(),
             fault,
             share: 1.0,
             skip: 0,
             times: None,
         }
     }
+
+    /// Each matching request is faulted with this probability (drawn from
+    /// the seed given to [`Emulator::set_faults`]).
     pub fn share(mut self, share: f64) -> FaultRule {
         self.share = share;
         self
     }
-    pub fn skip(mut self, n: u32) -> FaultRule {
-        self.skip = n;
+
+    /// The first `requests` matching requests go through untouched.
+    pub fn skip(mut self, requests: u64) -> FaultRule {
+        self.skip = requests;
         self
     }
-    pub fn times(mut self, n: u32) -> FaultRule {
-        self.times = Some(n);
+
+    /// At most `faults` faults from this rule.
+    pub fn times(mut self, faults: u64) -> FaultRule {
+        self.times = Some(faults);
         self
     }
-    fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({"service": self.service, "call": self.call, "fault": self.fault.name(),
-            "share": self.share, "skip": self.skip, "times": self.times})
+
+    fn to_json(&self) -> Value {
+        json!({
+            "service": self.service,
+            "call": self.call,
+            "fault": self.fault.as_str(),
+            "share": self.share,
+            "skip": self.skip,
+            "times": self.times,
+        })
     }
 }
 
 impl Emulator {
+    /// Replaces the fault rules (and zeroes the counts); `seed` makes the
+    /// `share` draws repeatable for the same order of requests.
     pub fn set_faults(&self, seed: u64, rules: &[FaultRule]) {
-        let body = serde_json::json!({"seed": seed, "rules": rules.iter().map(FaultRule::to_json).collect::<Vec<_>>()});
-        let (status, answer) = self
-            .http("POST", "/_rdsrot/faults", &body.to_string())
-            .expect("set faults");
-        assert_eq!(status, 200, "{answer}");
+        let body = json!({
+            "seed": seed,
+            "rules": rules.iter().map(FaultRule::to_json).collect::<Vec<_>>(),
+        });
+        self.control("POST", "/_rdsrot/faults", &body.to_string());
     }
+
+    /// Removes every fault rule; the counts stay readable.
     pub fn clear_faults(&self) {
-        let (status, answer) = self
-            .http("DELETE", "/_rdsrot/faults", "")
-            .expect("clear faults");
-        assert_eq!(status, 200, "{answer}");
+        self.control("DELETE", "/_rdsrot/faults", "");
     }
-    pub fn fault_counts(&self) -> serde_json::Value {
-        let (_, answer) = self
-            .http("GET", "/_rdsrot/faults", "")
-            .expect("fault counts");
-        serde_json::from_str(&answer).unwrap_or_default()
+
+    /// The rules in force and, under `calls`, per `"service:call"`:
+    /// `{"seen": N, "faults": {"throttle": N, ...}}`.
+    pub fn fault_counts(&self) -> Value {
+        self.control("GET", "/_rdsrot/faults", "")
+    }
+
+    /// AWS's request quotas times `scale` (1.0: AWS's real rates, the
+    /// default; 0.0: no quotas). Every bucket starts full again and the
+    /// quota counts restart at zero.
+    pub fn set_quota_scale(&self, scale: f64) {
+        self.control(
+            "POST",
+            "/_rdsrot/quotas",
+            &json!({ "scale": scale }).to_string(),
+        );
+    }
+
+    /// The scale and, under `classes`, per API class (`"lambda:GetPolicy"`):
+    /// `{"rate", "scaled_rate", "admitted", "throttled"}`.
+    pub fn quota_counts(&self) -> Value {
+        self.control("GET", "/_rdsrot/quotas", "")
+    }
+
+    fn control(&self, method: &str, path: &str, body: &str) -> Value {
+        let (status, answer) = self
+            .http(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        assert_eq!(status, 200, "{method} {path} answered {status}: {answer}");
+        serde_json::from_str(&answer)
+            .unwrap_or_else(|e| panic!("{method} {path} answered no JSON ({e}): {answer}"))
     }
 }

@@ -1,4 +1,5 @@
 //! Shared test helpers.
+//! - `faults`: fault rules and quota scale of the emulator's under-load layer.
 //! - `grpc`: a client that dials the in-process server as Terraform does.
 //! - `moto`: the local AWS emulator (one per test) and AWS fixtures.
 //! - `observe`: what AWS holds for a rotation, and the drift cases every

@@ -24,6 +24,10 @@ pub const REGION: &str = "us-east-1";
 /// The account moto reports for the dummy credentials.
 pub const ACCOUNT_ID: &str = "123456789012";
 
+/// Scales the emulator's AWS request quotas for every test of a run
+/// (`--quota-scale`; unset: AWS's real rates).
+pub const QUOTA_SCALE_VARIABLE: &str = "RDSROT_QUOTA_SCALE";
+
 /// How long the emulator may take to print its "listening" line.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -110,9 +114,17 @@ impl Emulator {
             .tempfile()
             .expect("a temporary file for the emulator log");
         let stderr = log.reopen().expect("reopen the emulator log for writing");
-        let mut child = Command::new(venv_python())
+        let mut command = Command::new(venv_python());
+        command
             .arg(&script)
-            .args(["--port", "0", "--exit-on-stdin-eof"])
+            .args(["--port", "0", "--exit-on-stdin-eof"]);
+        // AWS's request quotas apply at their real rates unless a run asks
+        // for other rates (0 turns them off), e.g. to tell a throttled test
+        // from a broken one.
+        if let Ok(scale) = std::env::var(QUOTA_SCALE_VARIABLE) {
+            command.args(["--quota-scale", &scale]);
+        }
+        let mut child = command
             .env("PYTHONUNBUFFERED", "1")
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::piped())
