@@ -16,7 +16,7 @@ REQUIREMENTS := tests/support/requirements.txt
 
 export CHECKPOINT_DISABLE := 1
 
-.PHONY: help venv build test lint demo install release fuzz clean
+.PHONY: help venv build test lint demo install release fuzz chaos clean
 
 help:
 	@echo "make demo     run the whole rotation workflow against a local AWS emulator"
@@ -26,6 +26,7 @@ help:
 	@echo "make install  release build, copied into $(PLUGIN_DIR)"
 	@echo "make release  release build, then dist/: zip, SHA256SUMS and registry manifest for $(VERSION)"
 	@echo "make fuzz     a bounded fuzzing run of the value decoders (FUZZ_SECONDS=60)"
+	@echo "make chaos    random rounds of faults, Ctrl-C and a killed provider (CHAOS_ROUNDS=20, CHAOS_SEED)"
 	@echo "make clean    remove build output, dist/ and the venv"
 
 # Idempotent: reinstalls only when the requirements change.
@@ -72,6 +73,14 @@ fuzz:
 	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	mkdir -p fuzz/corpus/decode_msgpack
 	RUSTC_BOOTSTRAP=1 cargo fuzz run -O decode_msgpack fuzz/corpus/decode_msgpack fuzz/seeds/decode_msgpack -- -dict=fuzz/decode.dict -max_total_time=$(FUZZ_SECONDS)
+
+# Random rounds (not part of CI): a mixed fleet through real Terraform with
+# faulted requests, Ctrl-C or a killed provider, each ending with destroy
+# and a check that nothing is left. CHAOS_SEED replays a run.
+CHAOS_ROUNDS ?= 20
+chaos: venv build
+	RDSROT_REQUIRE_TOOLS=1 RDSROT_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(if $(CHAOS_SEED),RDSROT_CHAOS_SEED=$(CHAOS_SEED)) \
+		cargo test --test all chaos::chaos_rounds -- --ignored --nocapture
 
 clean:
 	cargo clean

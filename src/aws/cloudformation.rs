@@ -186,6 +186,42 @@ pub async fn execute_change_set(
     Ok(())
 }
 
+/// Waits until CloudFormation has finished executing the change set. Right
+/// after ExecuteChangeSet the stack may still show the status of its
+/// previous operation (UPDATE_COMPLETE from the last update), which must not
+/// count as this one done: the change set's own execution status says when
+/// it is. A change set no longer found (AWS cleans them up) leaves the
+/// decision to the stack's status.
+pub async fn wait_change_set_executed(
+    c: &Clients,
+    change_set: &str,
+    stack: &str,
+    deadline: &Deadline,
+) -> Result<(), AwsError> {
+    poll_until(deadline, || async {
+        let out = c
+            .call(deadline, &READ, Quota::Unpublished, || async {
+                c.cloudformation
+                    .describe_change_set()
+                    .change_set_name(change_set)
+                    .stack_name(stack)
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await
+            .or_not_found()?;
+        let Some(out) = out else {
+            return Ok(Poll::Ready(()));
+        };
+        match out.execution_status().map(|s| s.as_str()) {
+            Some("EXECUTE_COMPLETE" | "EXECUTE_FAILED" | "OBSOLETE") | None => Ok(Poll::Ready(())),
+            _ => Ok(Poll::Pending),
+        }
+    })
+    .await
+}
+
 /// Waits until the stack is no longer in progress; a stack that ends
 /// unhealthy is an error carrying its failure reason.
 pub async fn wait_stack_settled(

@@ -340,6 +340,7 @@ continue-update-rollback --stack-name {}`), then apply again.",
             cfn::ChangeSetOutcome::Ready => {
                 let token = uuid::Uuid::new_v4().to_string();
                 cfn::execute_change_set(c, d, &cs.change_set_id, &cs.stack_id, &token).await?;
+                cfn::wait_change_set_executed(c, &cs.change_set_id, &cs.stack_id, d).await?;
                 cfn::wait_stack_settled(c, &cs.stack_id, d).await?;
             }
         }

@@ -9,8 +9,6 @@
 //! (`RDSROT_CHAOS_ROUNDS`, `RDSROT_CHAOS_SEED`) through the ignored
 //! `chaos_rounds` test and prints the counts.
 
-use std::time::Duration;
-
 use crate::e2e::block_on;
 use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{
@@ -147,6 +145,23 @@ fn faults_everywhere(share: f64, turn: usize) -> Vec<FaultRule> {
         .collect()
 }
 
+/// How many requests the emulator's layer faulted since the rules were set.
+fn faults_injected(emulator: &Emulator) -> u64 {
+    let counts = emulator.fault_counts();
+    counts["calls"]
+        .as_object()
+        .into_iter()
+        .flat_map(|calls| calls.values())
+        .flat_map(|call| {
+            call["faults"]
+                .as_object()
+                .into_iter()
+                .flat_map(|f| f.values())
+        })
+        .filter_map(serde_json::Value::as_u64)
+        .sum()
+}
+
 /// Terraform itself must never see the provider break its rules.
 fn assert_no_protocol_error(run: &Run, what: &str) {
     let output = run.output();
@@ -210,6 +225,9 @@ fn faulted_round(client: &Client, seed: u64, share: f64) -> Option<(usize, usize
     let rules = faults_everywhere(share, seed as usize);
     emulator.set_faults(seed, &rules);
     let applies = until_success(&ws, &APPLY, &format!("{what}: apply"));
+    let injected = faults_injected(&emulator);
+    assert!(injected > 0, "{what}: no fault was injected");
+    eprintln!("{what}: {injected} faults injected during apply");
     emulator.clear_faults();
     ws.plan(&[]).assert_code(0);
     emulator.set_faults(seed + 1, &rules);
@@ -230,48 +248,93 @@ fn a_fleet_converges_with_15_percent_of_requests_faulted() {
     }
 }
 
-/// One round: `terraform apply` interrupted `after` it started, then
-/// re-applied until it succeeds; an empty plan; destroy; nothing left.
-fn interrupted_round(client: &Client, interrupt: Interrupt, after: Duration) -> Option<usize> {
+/// A point in the fleet's apply to interrupt it at: once the emulator has
+/// seen `count` requests of `service:call`.
+#[derive(Clone, Copy, Debug)]
+struct Point {
+    call: &'static str,
+    count: u64,
+}
+
+const CHANGE_SET_CREATED: Point = Point {
+    call: "serverlessrepo:CreateCloudFormationChangeSet",
+    count: 1,
+};
+const PERMISSION_ADDED: Point = Point {
+    call: "lambda:AddPermission",
+    count: 1,
+};
+const ROTATION_TURNED_ON: Point = Point {
+    call: "secretsmanager:RotateSecret",
+    count: 1,
+};
+const POINTS: [Point; 3] = [CHANGE_SET_CREATED, PERMISSION_ADDED, ROTATION_TURNED_ON];
+
+fn requests_seen(emulator: &Emulator, call: &str) -> u64 {
+    emulator.fault_counts()["calls"][call]["seen"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// One round: `terraform apply` interrupted at `point`, then re-applied
+/// until it succeeds; an empty plan; destroy; nothing left. The emulator's
+/// quotas are scaled down, so that the apply is still under way when the
+/// interruption comes.
+fn interrupted_round(client: &Client, interrupt: Interrupt, point: Point) -> Option<Interrupted> {
     let emulator = Emulator::try_start()?;
     let fleet = block_on(Fleet::create(&emulator));
     let ws = fleet.workspace(client, &emulator);
-    let what = format!("{client} {interrupt:?} after {after:?}");
-    let first = ws.run_interrupted(&APPLY, Some((after, interrupt)));
+    let what = format!("{client} {interrupt:?} at {point:?}");
+    emulator.set_faults(0, &[]);
+    emulator.set_quota_scale(0.1);
+    let mut reached = || requests_seen(&emulator, point.call) >= point.count;
+    let first = ws.run_interrupted(&APPLY, Some((&mut reached, interrupt)));
     assert_no_protocol_error(&first, &what);
     let applies = until_success(&ws, &APPLY, &format!("{what}: apply"));
     ws.plan(&[]).assert_code(0);
     until_success(&ws, &DESTROY, &format!("{what}: destroy"));
     assert_fleet_gone(&emulator, &fleet, &what);
-    Some(applies)
+    Some(Interrupted {
+        cut_short: first.code != 0,
+        applies,
+    })
+}
+
+/// What an interrupted round saw: whether the interruption cut the first
+/// apply short, and how many applies it took after it.
+struct Interrupted {
+    cut_short: bool,
+    applies: usize,
+}
+
+/// Interrupts the fleet's apply `how` at each point, with every client;
+/// each interruption must cut the apply short.
+fn interrupted_series(how: Interrupt) {
+    for client in clients() {
+        for point in POINTS {
+            let Some(round) = interrupted_round(&client, how, point) else {
+                return;
+            };
+            eprintln!(
+                "{client}: {how:?} at {point:?}, then {} apply run(s)",
+                round.applies
+            );
+            assert!(
+                round.cut_short,
+                "{client}: {how:?} at {point:?} came after the apply"
+            );
+        }
+    }
 }
 
 #[test]
 fn a_fleet_converges_after_ctrl_c_at_several_points() {
-    for client in clients() {
-        for after in [
-            Duration::from_millis(1500),
-            Duration::from_secs(4),
-            Duration::from_secs(8),
-        ] {
-            let Some(runs) = interrupted_round(&client, Interrupt::SigintTerraform, after) else {
-                return;
-            };
-            eprintln!("{client}: SIGINT after {after:?}, then {runs} apply run(s)");
-        }
-    }
+    interrupted_series(Interrupt::SigintTerraform);
 }
 
 #[test]
 fn a_fleet_converges_after_the_provider_is_killed_mid_apply() {
-    for client in clients() {
-        for after in [Duration::from_secs(2), Duration::from_secs(5)] {
-            let Some(runs) = interrupted_round(&client, Interrupt::KillProvider, after) else {
-                return;
-            };
-            eprintln!("{client}: provider killed after {after:?}, then {runs} apply run(s)");
-        }
-    }
+    interrupted_series(Interrupt::KillProvider);
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -309,8 +372,11 @@ fn chaos_rounds() {
                     killed += 1;
                     Interrupt::KillProvider
                 };
-                let after = Duration::from_millis(500 + rng.u64(..9500));
-                interrupted_round(client, how, after)
+                let point = Point {
+                    count: 1 + rng.u64(..2),
+                    ..POINTS[rng.usize(..POINTS.len())]
+                };
+                interrupted_round(client, how, point).map(|r| r.applies)
             }
         };
         let Some(runs) = runs else { return };

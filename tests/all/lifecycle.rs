@@ -794,8 +794,8 @@ async fn a_replay_after_a_lost_answer_succeeds() {
     }
 }
 
-/// Regression: a switch to a second Lambda that fails before its invoke
-/// permission is added, then a refresh. The first Lambda's statement must
+/// Regression: a switch to a second Lambda whose invoke permission fails to
+/// be added, then a refresh. The first Lambda's statement must
 /// stay recorded, so that destroy still removes it.
 #[tokio::test]
 async fn a_refresh_after_a_failed_lambda_switch_keeps_the_old_statement_recorded() {
@@ -814,7 +814,7 @@ async fn a_refresh_after_a_failed_lambda_switch_keeps_the_old_statement_recorded
     });
     em.set_faults(
         1,
-        &[FaultRule::on("lambda", "GetPolicy", Fault::ServerError).times(1)],
+        &[FaultRule::on("lambda", "AddPermission", Fault::ServerError).times(1)],
     );
     let (t, d) = apply(&p, &cfg2, &t).await;
     em.clear_faults();
@@ -1629,4 +1629,137 @@ async fn probe_configure_offline() {
         connections.load(Ordering::SeqCst) > 0,
         "the first call looked for instance credentials at the listener"
     );
+}
+
+/// Applies `configs` ten at a time, as Terraform's default parallelism does.
+async fn apply_all(p: &RdsrotProvider, configs: &[Value]) -> Vec<(Tracked, Diagnostics)> {
+    use futures::stream::{self, StreamExt};
+    let nothing = none();
+    stream::iter(configs.iter().map(|cfg| apply(p, cfg, &nothing)))
+        .buffered(10)
+        .collect()
+        .await
+}
+
+/// 120 secrets share one existing Lambda. With `permission_scope =
+/// "account"` they share one statement: all apply, plans are empty, and
+/// destroying them all leaves the policy empty (the statement stays until
+/// the last one goes). With the default scope, the apply that would pass
+/// Lambda's 20 KB policy limit fails before it changes anything, naming
+/// `permission_scope`.
+#[tokio::test]
+async fn a_hundred_and_twenty_secrets_share_one_lambda() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (lambda, _) = existing_lambda(&em, "fleet-rotator").await;
+    let mut secrets = vec![];
+    for i in 0..120 {
+        secrets.push(
+            moto::create_database_secret(
+                &em.secretsmanager(),
+                &format!("fleet-{i}"),
+                "postgres",
+                None,
+            )
+            .await,
+        );
+    }
+    let configs: Vec<Value> = secrets
+        .iter()
+        .map(|s| {
+            config(&s.arn, |c| {
+                c.rotation_lambda_arn = Attr::Known(lambda.clone());
+                c.permission_scope = Attr::Known("account".into());
+            })
+        })
+        .collect();
+    let applied = apply_all(&p, &configs).await;
+    let mut tracked = vec![];
+    for ((t, d), cfg) in applied.into_iter().zip(&configs) {
+        assert!(d.is_empty(), "{:?}", errors(&d));
+        tracked.push((t, cfg.clone()));
+    }
+    let statements = em
+        .lambda()
+        .get_policy()
+        .function_name(&lambda)
+        .send()
+        .await
+        .expect("policy");
+    let doc: serde_json::Value =
+        serde_json::from_str(statements.policy().unwrap_or("{}")).expect("json");
+    assert_eq!(
+        doc["Statement"].as_array().map(Vec::len),
+        Some(1),
+        "one shared statement"
+    );
+    // A new operation (as the next `terraform plan` is) sees no drift.
+    let fresh = provider(&em);
+    for (t, cfg) in &tracked[..10] {
+        assert!(plan(&fresh, cfg, &read(&fresh, t).await).await.1);
+    }
+    // Destroying all but one keeps the statement; the last one removes it.
+    let (last, _) = tracked.pop().expect("one");
+    for (t, _) in &tracked {
+        destroy(&fresh, t).await;
+    }
+    let left = em.lambda().get_policy().function_name(&lambda).send().await;
+    assert!(
+        left.is_ok_and(|l| l
+            .policy()
+            .is_some_and(|p| p.contains("rdsrot-account-secrets"))),
+        "the last rotation still needs the statement"
+    );
+    destroy(&fresh, &last).await;
+    let gone = em.lambda().get_policy().function_name(&lambda).send().await;
+    assert!(
+        gone.map(|g| g.policy().map(str::to_string))
+            .ok()
+            .flatten()
+            .is_none_or(|p| !p.contains("rdsrot-")),
+        "no statement of ours left"
+    );
+
+    // The default scope: statements until the policy is full, then a clear
+    // error before anything changes.
+    let per_secret: Vec<Value> = secrets
+        .iter()
+        .map(|s| {
+            config(&s.arn, |c| {
+                c.rotation_lambda_arn = Attr::Known(lambda.clone())
+            })
+        })
+        .collect();
+    let p = provider(&em);
+    let mut refused = None;
+    let mut made = vec![];
+    for (cfg, secret) in per_secret.iter().zip(&secrets) {
+        let (t, d) = apply(&p, cfg, &none()).await;
+        if d.has_errors() {
+            refused = Some((t, d, secret.arn.clone()));
+            break;
+        }
+        made.push(t);
+    }
+    let (t, d, arn) = refused.expect("the policy fills up before 120 statements");
+    assert!(t.state.is_null(), "nothing half-made");
+    let message = errors(&d).join(" ");
+    assert!(
+        message.contains("permission_scope")
+            && message.contains(&format!("holds {} statements", made.len())),
+        "{message}"
+    );
+    let seen = look(&em, &arn, Some(&lambda), None).await;
+    assert!(
+        !seen.rotation_enabled && seen.our_statements.is_empty(),
+        "{seen:?}"
+    );
+    assert!(
+        (40..70).contains(&made.len()),
+        "{} statements fit",
+        made.len()
+    );
+    for t in &made {
+        destroy(&p, t).await;
+    }
 }

@@ -305,15 +305,19 @@ impl Workspace {
         self.run_interrupted(args, None)
     }
 
-    /// Runs `terraform ARGS` and, `after` it started, interrupts it as
-    /// `how` says; no check of the outcome.
+    /// Runs `terraform ARGS` and interrupts it as `how` says once `when`
+    /// first answers true (it is asked every few milliseconds while the run
+    /// lasts); no check of the outcome.
     pub fn run_interrupted<S: AsRef<str>>(
         &self,
         args: &[S],
-        interrupt: Option<(Duration, Interrupt)>,
+        interrupt: Option<(&mut dyn FnMut() -> bool, Interrupt)>,
     ) -> Run {
         let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
         let mut command = Command::new(&self.client.path);
+        // A process group of its own: an interruption signals it as a
+        // terminal would, and never the test process.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command
             .args(&args)
             .current_dir(self.path())
@@ -347,8 +351,8 @@ impl Workspace {
             if let Some(status) = child.try_wait().expect("wait for terraform") {
                 break status;
             }
-            if let Some((after, how)) = pending_interrupt {
-                if started.elapsed() >= after {
+            if let Some((when, how)) = pending_interrupt.as_mut() {
+                if when() {
                     how.inflict(child.id());
                     pending_interrupt = None;
                 }
@@ -495,36 +499,60 @@ pub enum Interrupt {
 
 impl Interrupt {
     fn inflict(self, terraform_pid: u32) {
-        let (signal, pids) = match self {
-            Interrupt::SigintTerraform => ("-INT", vec![terraform_pid]),
-            Interrupt::KillProvider => ("-KILL", provider_processes(terraform_pid)),
+        let targets: Vec<String> = match self {
+            // As a terminal's Ctrl-C does: the whole process group (Terraform
+            // runs in a group of its own, see `run_interrupted`), which holds
+            // Terraform's panic-catching parent, Terraform itself and the
+            // provider (which ignores it and waits for StopProvider).
+            Interrupt::SigintTerraform => vec![format!("-{terraform_pid}")],
+            Interrupt::KillProvider => provider_processes(terraform_pid)
+                .iter()
+                .map(u32::to_string)
+                .collect(),
         };
-        for pid in pids {
-            let _ = Command::new("kill")
-                .args([signal, &pid.to_string()])
-                .status();
+        let signal = match self {
+            Interrupt::SigintTerraform => "-INT",
+            Interrupt::KillProvider => "-KILL",
+        };
+        for target in targets {
+            let _ = Command::new("kill").args([signal, "--", &target]).status();
         }
     }
 }
 
-/// The provider processes Terraform started (its children running our
-/// binary), from /proc.
+/// The parent pid of `pid`, from /proc.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": the comm may hold spaces.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+}
+
+/// The provider processes below Terraform (Terraform runs itself again as
+/// a child, to catch its own panics, and that child starts the providers).
 fn provider_processes(terraform_pid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return vec![];
     };
+    let descends = |mut pid: u32| {
+        while let Some(parent) = parent_of(pid) {
+            if parent == terraform_pid {
+                return true;
+            }
+            if parent <= 1 {
+                return false;
+            }
+            pid = parent;
+        }
+        false
+    };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // "pid (comm) state ppid ...": the comm may hold spaces.
-            let parent = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .and_then(|p| p.parse::<u32>().ok());
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            parent == Some(terraform_pid)
-                && String::from_utf8_lossy(&cmdline).contains("terraform-provider-rdsrot")
+            String::from_utf8_lossy(&cmdline).contains("terraform-provider-rdsrot")
+                && descends(*pid)
         })
         .collect()
 }
