@@ -527,7 +527,7 @@ impl Provider for RdsrotProvider {
         let (private, private_warning) = Private::decode(&req.private);
         let deadline = Deadline::new("read", READ_TIMEOUT, self.cancel.clone());
         let read = tokio::select! {
-            r = read::read(&clients, &deadline, &state, &private) => r,
+            r = Box::pin(read::read(&clients, &deadline, &state, &private)) => r,
             e = deadline.expired() => Err(e),
         };
         let mut response = match read {

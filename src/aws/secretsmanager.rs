@@ -10,6 +10,7 @@ use super::pacing::Quota;
 use super::retry::{READ, SECRET_CHANGE};
 use super::wait::Deadline;
 use super::Clients;
+use crate::logging;
 
 /// The rotation rules as AWS reports or takes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -137,6 +138,16 @@ pub async fn cancel_rotation(c: &Clients, d: &Deadline, secret_arn: &str) -> Res
 
 /// Removes AWSPENDING from a version that is not AWSCURRENT: a cancelled or
 /// interrupted rotation leaves it behind, and it blocks the next rotation.
+///
+/// Called only after rotation was cancelled, as AWS's guidance for
+/// CancelRotateSecret says. Why this is safe even when a rotation was
+/// running: once rotation is cancelled Secrets Manager invokes no further
+/// step, so the rotation cannot finish either way; a step already running
+/// (at most the Lambda's timeout) may still have set the database password
+/// to the pending value, and that is the cancel's doing, not the label's.
+/// Only the label goes: the version and its value stay, and its id is
+/// logged, so that the password can be read back by version id
+/// (`get-secret-value --version-id`) if the database took it.
 pub async fn remove_orphan_pending_label(
     c: &Clients,
     d: &Deadline,
@@ -151,6 +162,13 @@ pub async fn remove_orphan_pending_label(
     if info.version_with("AWSCURRENT") == Some(pending) {
         return Ok(());
     }
+    logging::warn(
+        "rotation",
+        &format!(
+            "removing the AWSPENDING label left on version {pending} of {secret_arn} by an \
+unfinished rotation (the version itself is kept)"
+        ),
+    );
     c.call(d, &SECRET_CHANGE, Quota::SecretsWrite, || async {
         c.secretsmanager
             .update_secret_version_stage()

@@ -218,7 +218,17 @@ pub async fn converge(
             step.copy_attributes(&mut state, prior, true);
         }
     }
-    let result = converge_steps(c, planned, prior, &mut state, &mut private, d).await;
+    // Boxed: the steps' futures together are large, and polling them inline
+    // would put all of it on the caller's stack.
+    let result = Box::pin(converge_steps(
+        c,
+        planned,
+        prior,
+        &mut state,
+        &mut private,
+        d,
+    ))
+    .await;
     Outcome {
         state: settle(state),
         private,
@@ -347,7 +357,7 @@ pub async fn delete(
     mut p: Private,
     d: &Deadline,
 ) -> (Private, Result<(), StepError>) {
-    let r = delete_steps(c, prior, &mut p, d).await;
+    let r = Box::pin(delete_steps(c, prior, &mut p, d)).await;
     (p, r)
 }
 

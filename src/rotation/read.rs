@@ -62,11 +62,12 @@ pub async fn read(
         let policy = master_policy::observe(c, d, at).await?;
         Ok::<_, AwsError>((function, policy))
     };
+    // Boxed, each: together they are large (see `apply::converge`).
     let (found_secret, function_and_policy, statements, found_stack) = tokio::join!(
-        sm::find_secret(c, d, &secret_id),
-        function_and_policy,
-        permission::observe(c, d, lambda_ref),
-        stack::observe(c, d, stack_id.as_deref()),
+        Box::pin(sm::find_secret(c, d, &secret_id)),
+        Box::pin(function_and_policy),
+        Box::pin(permission::observe(c, d, lambda_ref)),
+        Box::pin(stack::observe(c, d, stack_id.as_deref())),
     );
     let found_secret = found_secret?;
     let (function, policy) = function_and_policy?;

@@ -195,7 +195,7 @@ pub async fn ensure(
     // stack's parameters (the template default comes back): compare with the
     // prior state too.
     let inputs_changed = prior.is_some_and(|pr| template_inputs(pr) != template_inputs(planned));
-    let arn = deploy(
+    let arn = Box::pin(deploy(
         c,
         d,
         planned,
@@ -205,7 +205,7 @@ pub async fn ensure(
         inputs_changed,
         s,
         p,
-    )
+    ))
     .await?;
     s.stack_id = Attr::from_option(p.stack.as_ref().and_then(|r| r.id.clone()));
     Ok(arn)

@@ -697,4 +697,30 @@ mod tests {
         c.secret_id = Attr::Unknown;
         assert!(validate(&c).is_empty());
     }
+
+    #[test]
+    fn kms_alias_arns_are_refused_because_iam_never_matches_them() {
+        let mut c = base();
+        c.rotation_type = k("postgresql_multi_user".into());
+        c.master_secret_arn =
+            k("arn:aws:secretsmanager:us-east-1:123456789012:secret:m-AbCdEf".into());
+        c.master_secret_kms_key_arn = k("arn:aws:kms:us-east-1:123456789012:alias/db".into());
+        c.kms_key_arn = k("arn:aws:kms:us-east-1:123456789012:alias/db".into());
+        assert_eq!(paths(&c), ["master_secret_kms_key_arn", "kms_key_arn"]);
+        c.master_secret_kms_key_arn = k("arn:aws:kms:us-east-1:123456789012:key/1234".into());
+        c.kms_key_arn = k("arn:aws:kms:us-east-1:123456789012:key/1234".into());
+        assert!(validate(&c).is_empty());
+    }
+
+    #[test]
+    fn the_account_scope_sets_its_own_statement_id() {
+        let mut c = base();
+        c.permission_scope = k("account".into());
+        assert!(validate(&c).is_empty());
+        c.permission_statement_id = k("mine".into());
+        assert_eq!(paths(&c), ["permission_statement_id"]);
+        c.permission_statement_id = Attr::Null;
+        c.permission_scope = k("everyone".into());
+        assert_eq!(paths(&c), ["permission_scope"]);
+    }
 }

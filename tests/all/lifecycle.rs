@@ -498,6 +498,125 @@ async fn drift_stack_deleted() {
 }
 
 #[tokio::test]
+async fn drift_stack_lambda_deleted() {
+    drift_is_detected_and_repaired(Drift::StackLambdaDeleted).await;
+}
+
+/// Item: an update that fails before its change set is deployed returns the
+/// state as it is (the old version), not as planned, and the next plan
+/// still shows the change.
+#[tokio::test]
+async fn a_failed_update_is_not_recorded_as_done() {
+    let em = emulator_or_skip!();
+    let p = provider_without_retries(&em);
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "update-fails", "postgres", None).await;
+    let cfg = |version: &str, endpoint: &str| {
+        config(&secret.arn, |c| {
+            c.rotation_type = Attr::Known("postgresql_single_user".into());
+            c.template_version = Attr::Known(version.into());
+            c.endpoint = Attr::Known(endpoint.into());
+        })
+    };
+    let old = cfg("1.1.367", "https://secretsmanager.us-east-1.amazonaws.com");
+    let new = cfg(
+        "1.1.671",
+        "https://vpce-1.secretsmanager.us-east-1.vpce.amazonaws.com",
+    );
+    let t = apply_ok(&p, &old, &none()).await;
+    em.set_faults(
+        1,
+        &[FaultRule::on(
+            "serverlessrepo",
+            "CreateCloudFormationChangeSet",
+            Fault::ServerError,
+        )],
+    );
+    let (failed, d) = apply(&p, &new, &t).await;
+    em.clear_faults();
+    assert!(d.has_errors());
+    let s = model(&failed);
+    assert_eq!(s.template_version, Attr::Known("1.1.367".into()));
+    assert_eq!(
+        s.endpoint,
+        Attr::Known("https://secretsmanager.us-east-1.amazonaws.com".into())
+    );
+    let fresh = provider(&em);
+    assert!(
+        !plan(&fresh, &new, &read(&fresh, &failed).await).await.1,
+        "the change is still to do"
+    );
+    let t = apply_ok(&fresh, &new, &read(&fresh, &failed).await).await;
+    assert!(plan(&fresh, &new, &read(&fresh, &t).await).await.1);
+    destroy(&fresh, &t).await;
+}
+
+/// Item: a `rotation_type` change that fails after the new stack was
+/// deployed but before rotation moved to its Lambda: a retry that fails at
+/// the same point still keeps the old stack, which the secret rotates with;
+/// the one that succeeds deletes it.
+#[tokio::test]
+async fn the_replaced_stack_stays_until_rotation_has_moved() {
+    let em = emulator_or_skip!();
+    let p = provider_without_retries(&em);
+    let master = master_secret(&em, "moving-master").await;
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "moving", "postgres", Some(&master))
+            .await;
+    let single = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_single_user".into());
+    });
+    let multi = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_multi_user".into());
+        c.master_secret_arn = Attr::Known(master.clone());
+    });
+    let t = apply_ok(&p, &single, &none()).await;
+    let old_stack = model(&t).stack_id.known().cloned().expect("a stack");
+    let old_lambda = model(&t)
+        .rotation_lambda_arn
+        .known()
+        .cloned()
+        .expect("a Lambda");
+    let mut t = t;
+    for attempt in 0..2 {
+        em.set_faults(
+            1,
+            &[FaultRule::on(
+                "secretsmanager",
+                "RotateSecret",
+                Fault::ServerError,
+            )],
+        );
+        let (failed, d) = apply(&p, &multi, &t).await;
+        em.clear_faults();
+        assert!(d.has_errors(), "attempt {attempt}");
+        let seen = look(&em, &secret.arn, None, None).await;
+        assert!(
+            seen.live_stacks.contains(&old_stack) && seen.live_stacks.len() == 2,
+            "attempt {attempt}: the old stack must stay: {seen:?}"
+        );
+        assert_eq!(seen.rotation_lambda.as_deref(), Some(old_lambda.as_str()));
+        t = failed;
+    }
+    let t = apply_ok(&p, &multi, &t).await;
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert_eq!(
+        seen.live_stacks,
+        model(&t)
+            .stack_id
+            .known()
+            .cloned()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    destroy(&p, &t).await;
+    assert!(look(&em, &secret.arn, None, None)
+        .await
+        .live_stacks
+        .is_empty());
+}
+
+#[tokio::test]
 async fn import_gives_a_state_whose_plan_is_empty() {
     let em = emulator_or_skip!();
     let p = provider(&em);

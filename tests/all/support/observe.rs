@@ -204,6 +204,8 @@ pub enum Drift {
     MasterPolicyBroadened,
     VpcMoved,
     StackDeleted,
+    /// The template's Lambda deleted, its stack left healthy.
+    StackLambdaDeleted,
 }
 
 impl Drift {
@@ -219,7 +221,7 @@ impl Drift {
             | Drift::MasterPolicyEdited
             | Drift::MasterPolicyBroadened => &["master_secret_arn"],
             Drift::VpcMoved => &["vpc_subnet_ids", "vpc_security_group_ids"],
-            Drift::StackDeleted => &["stack_id"],
+            Drift::StackDeleted | Drift::StackLambdaDeleted => &["stack_id"],
         }
     }
 
@@ -232,6 +234,7 @@ impl Drift {
                 | Drift::MasterPolicyBroadened
                 | Drift::VpcMoved
                 | Drift::StackDeleted
+                | Drift::StackLambdaDeleted
         )
     }
 
@@ -343,6 +346,14 @@ impl Drift {
                     .send()
                     .await
                     .expect("move the Lambda");
+            }
+            Drift::StackLambdaDeleted => {
+                lambda
+                    .delete_function()
+                    .function_name(&applied.lambda)
+                    .send()
+                    .await
+                    .expect("delete the stack's Lambda");
             }
             Drift::StackDeleted => {
                 aws_sdk_cloudformation::Client::new(aws)
