@@ -160,8 +160,18 @@ where
         SdkError::ServiceError(service) => {
             let e = service.err();
             let code = e.code().map(str::to_string);
-            let message = e.message().unwrap_or_default().to_string();
-            let server_fault = service.raw().status_code().is_some_and(|s| s >= 500);
+            let status = service.raw().status_code();
+            let server_fault = status.is_some_and(|s| s >= 500);
+            // An answer without code or message (an HTML error page, say)
+            // still says what came back.
+            let message = match e.message() {
+                Some(m) if !m.is_empty() => m.to_string(),
+                _ if code.is_none() => match status {
+                    Some(s) => format!("HTTP {s} without an AWS error code"),
+                    None => "an error without code or message".to_string(),
+                },
+                _ => String::new(),
+            };
             let kind = match code.as_deref() {
                 Some(c) if NOT_FOUND_CODES.contains(&c) => Kind::NotFound,
                 Some(c) if RETRYABLE_CODES.contains(&c) => Kind::Retryable,
@@ -274,6 +284,13 @@ mod tests {
             }
         ));
         assert_eq!(denied.to_string(), "AccessDeniedException: no");
+    }
+
+    #[test]
+    fn an_error_without_code_or_message_still_says_something() {
+        let e = DescribeSecretError::generic(ErrorMetadata::builder().build());
+        let classified = classify(SdkError::service_error(e, ()));
+        assert!(!classified.to_string().is_empty());
     }
 
     #[test]

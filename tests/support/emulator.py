@@ -70,6 +70,8 @@ def apply_corrections():
        dropping `ScheduleExpression` and `Duration`; a schedule-only rotation
        stays disabled; and a call without `RotationLambdaARN` forgets the
        configured function instead of reusing it.
+    3. CloudFormation: deleting a stack one of whose resources is already
+       gone fails, where AWS counts that resource as deleted.
     """
     from moto.cloudformation.models import CloudFormationBackend
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
@@ -144,6 +146,24 @@ def apply_corrections():
         return described
 
     FakeSecret.to_dict = to_dict_with_schedule
+
+    # 3. CloudFormation: deleting a stack whose resource is already gone
+    #    (its Lambda deleted by hand, say) fails the whole DeleteStack with
+    #    a 500; AWS counts a resource it cannot find as deleted.
+    from moto.cloudformation.parsing import ResourceMap
+
+    delete_resource = ResourceMap._delete_resource
+
+    def delete_resource_unless_gone(self, parsed_resource, resource_json):
+        try:
+            delete_resource(self, parsed_resource, resource_json)
+        except Exception as error:  # moto's not-found errors share no base class
+            text = f"{type(error).__name__} {error}".lower()
+            if not any(word in text for word in ("notfound", "not found", "unknownfunction", "does not exist", "nosuchentity")):
+                raise
+            LOG.info("cloudformation: %s was already gone (%s)", parsed_resource, type(error).__name__)
+
+    ResourceMap._delete_resource = delete_resource_unless_gone
 
 
 # --------------------------------------------------------------------------
