@@ -11,7 +11,7 @@ use std::sync::Arc;
 use base64::Engine;
 use tokio::net::TcpListener;
 
-use super::tls::TlsSetup;
+use super::tls::{self, TlsSetup};
 use crate::logging;
 use crate::tf::Provider;
 
@@ -250,7 +250,11 @@ async fn serve_managed<P: Provider>(provider: Arc<P>) -> Result<(), String> {
     // AutoMTLS is on unless Terraform was told otherwise
     // (TF_DISABLE_PLUGIN_TLS), in which case no certificate is passed.
     let tls = match env("PLUGIN_CLIENT_CERT").filter(|pem| !pem.trim().is_empty()) {
-        Some(pem) => Some(TlsSetup::new(&pem).map_err(|e| e.to_string())?),
+        Some(pem) => {
+            // First, so that its seeding runs while the rest of start-up does.
+            tls::warm_up_random_generator();
+            Some(TlsSetup::new(&pem).map_err(|e| e.to_string())?)
+        }
         None => None,
     };
     let listener = bind_in_range(ports).await.map_err(|e| e.to_string())?;
