@@ -250,11 +250,7 @@ async fn serve_managed<P: Provider>(provider: Arc<P>) -> Result<(), String> {
     // AutoMTLS is on unless Terraform was told otherwise
     // (TF_DISABLE_PLUGIN_TLS), in which case no certificate is passed.
     let tls = match env("PLUGIN_CLIENT_CERT").filter(|pem| !pem.trim().is_empty()) {
-        Some(pem) => {
-            // First, so that its seeding runs while the rest of start-up does.
-            tls::warm_up_random_generator();
-            Some(TlsSetup::new(&pem).map_err(|e| e.to_string())?)
-        }
+        Some(pem) => Some(TlsSetup::new(&pem).map_err(|e| e.to_string())?),
         None => None,
     };
     let listener = bind_in_range(ports).await.map_err(|e| e.to_string())?;
@@ -265,6 +261,12 @@ async fn serve_managed<P: Provider>(provider: Arc<P>) -> Result<(), String> {
     ignore_interrupts();
     let line = handshake_line(addr, tls.as_ref().map(|t| t.server_cert_der().as_ref()));
     announce(&line)?;
+    if tls.is_some() {
+        // After the line, not before: on a busy machine the seeding would
+        // take CPU from the line itself. It still runs while Terraform
+        // reads the line and dials, before the first TLS handshake.
+        tls::warm_up_random_generator();
+    }
     logging::log(
         logging::Level::Debug,
         "server",

@@ -12,9 +12,10 @@
 //! the first time anything asks it for random bytes, which takes tens of
 //! milliseconds of CPU. The handshake line must not wait for that, so the
 //! server key is Ed25519, made from a seed read from the operating system,
-//! and signs deterministically; and `warm_up_random_generator` runs aws-lc's
-//! seeding on its own thread while Terraform reads the line, so that it is
-//! done or nearly done when the first TLS handshake needs it.
+//! and signs deterministically; and `warm_up_random_generator`, started
+//! once the line is out, runs aws-lc's seeding on its own thread while
+//! Terraform reads the line and dials, so that it is done or nearly done
+//! when the first TLS handshake needs it.
 
 use std::sync::Arc;
 
@@ -95,8 +96,8 @@ impl TlsSetup {
 /// Starts aws-lc's random generator on a thread of its own and returns at
 /// once. Its first use seeds it from CPU jitter entropy, tens of
 /// milliseconds of work; every TLS handshake needs it (key exchange, server
-/// random), the handshake line does not. Started before the line is printed,
-/// that work overlaps with Terraform reading the line and dialling. A later
+/// random), the handshake line does not. Started as the line goes out, that
+/// work overlaps with Terraform reading the line and dialling. A later
 /// caller that arrives while the seeding runs waits for it rather than
 /// repeating it.
 pub fn warm_up_random_generator() {
