@@ -7,6 +7,15 @@
 //! the default ring backend has no P-521 at all), so the verifier here pins
 //! the exact certificate bytes instead and checks the handshake signature
 //! with aws-lc-rs, which does support P-521.
+//!
+//! Start-up cost: aws-lc seeds its random generator from CPU jitter entropy
+//! the first time anything asks it for random bytes, which takes tens of
+//! milliseconds of CPU. The handshake line must not wait for that, so the
+//! server key is Ed25519, made from a seed read from the operating system,
+//! and signs deterministically; and `warm_up_random_generator`, started
+//! once the line is out, runs aws-lc's seeding on its own thread while
+//! Terraform reads the line and dials, so that it is done or nearly done
+//! when the first TLS handshake needs it.
 
 use std::sync::Arc;
 
@@ -21,6 +30,8 @@ use rustls::{DigitallySignedStruct, DistinguishedName, ServerConfig, SignatureSc
 pub enum TlsError {
     #[error("PLUGIN_CLIENT_CERT holds no PEM certificate: {0}")]
     ClientCertPem(String),
+    #[error("reading random bytes for the server key from the operating system: {0}")]
+    Entropy(String),
     #[error("generating the server certificate: {0}")]
     ServerCert(#[from] rcgen::Error),
     #[error("building the TLS configuration: {0}")]
@@ -82,12 +93,57 @@ impl TlsSetup {
     }
 }
 
+/// Starts aws-lc's random generator on a thread of its own and returns at
+/// once. Its first use seeds it from CPU jitter entropy, tens of
+/// milliseconds of work; every TLS handshake needs it (key exchange, server
+/// random), the handshake line does not. Started as the line goes out, that
+/// work overlaps with Terraform reading the line and dialling. A later
+/// caller that arrives while the seeding runs waits for it rather than
+/// repeating it.
+pub fn warm_up_random_generator() {
+    let spawned = std::thread::Builder::new()
+        .name("rng-warm-up".to_string())
+        .spawn(|| {
+            // The bytes are thrown away: the call is for its side effect.
+            let _ = crypto_provider().secure_random.fill(&mut [0u8; 1]);
+        });
+    // Without the thread, the first handshake does the seeding itself.
+    drop(spawned);
+}
+
+/// The DER of a PKCS#8 v1 `OneAsymmetricKey` for an Ed25519 key, less the
+/// 32-byte seed that follows it (RFC 8410, section 7).
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, // SEQUENCE, 46 bytes
+    0x02, 0x01, 0x00, // INTEGER 0: version v1
+    0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, // AlgorithmIdentifier: id-Ed25519
+    0x04, 0x22, 0x04, 0x20, // privateKey: OCTET STRING holding the 32-byte seed
+];
+
+/// A fresh Ed25519 key, as PKCS#8. The seed comes straight from the
+/// operating system's generator (getrandom), as Go's own crypto/rand does
+/// for Terraform's key, and not from aws-lc's generator, which is not
+/// seeded yet at this point (see `warm_up_random_generator`).
+fn generate_server_key() -> Result<PrivatePkcs8KeyDer<'static>, TlsError> {
+    let mut pkcs8 = Vec::with_capacity(ED25519_PKCS8_PREFIX.len() + 32);
+    pkcs8.extend_from_slice(&ED25519_PKCS8_PREFIX);
+    pkcs8.resize(ED25519_PKCS8_PREFIX.len() + 32, 0);
+    getrandom::fill(&mut pkcs8[ED25519_PKCS8_PREFIX.len()..])
+        .map_err(|e| TlsError::Entropy(e.to_string()))?;
+    Ok(PrivatePkcs8KeyDer::from(pkcs8))
+}
+
 /// A self-signed certificate for `localhost` (Go checks the SAN, not the CN),
 /// valid from 30 seconds ago so a client clock a little behind ours, or
 /// rounding to whole seconds, does not see it as not yet valid.
+///
+/// Ed25519: Go's crypto/tls and crypto/x509 accept it since Go 1.13, older
+/// than any Terraform that speaks protocol 6, and its signatures, over this
+/// certificate and in every TLS handshake, need no random bytes.
 fn generate_server_certificate(
 ) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), TlsError> {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let key_der = generate_server_key()?;
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&key_der, &rcgen::PKCS_ED25519)?;
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()])?;
     params
         .distinguished_name
@@ -99,14 +155,11 @@ fn generate_server_certificate(
     params.not_before = now - time::Duration::seconds(30);
     // The certificate lives as long as the process; a year is plenty.
     params.not_after = now + time::Duration::days(365);
-    params.key_usages = vec![
-        rcgen::KeyUsagePurpose::DigitalSignature,
-        rcgen::KeyUsagePurpose::KeyAgreement,
-    ];
+    // An Ed25519 key only signs: no key agreement or encipherment.
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let cert = params.self_signed(&key)?;
-    let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok((cert.der().clone(), key_der))
+    Ok((cert.der().clone(), PrivateKeyDer::Pkcs8(key_der)))
 }
 
 /// Accepts exactly one client certificate, compared byte for byte, and
@@ -242,5 +295,24 @@ mod tests {
         let (der, _) = generate_server_certificate().expect("generated");
         // The SAN dNSName "localhost" appears verbatim in the DER.
         assert!(der.windows(9).any(|w| w == b"localhost"));
+    }
+
+    #[test]
+    fn server_key_is_ed25519_and_fresh_each_time() {
+        let (first_cert, first_key) = generate_server_certificate().expect("generated");
+        let (second_cert, second_key) = generate_server_certificate().expect("generated");
+        assert_ne!(first_key.secret_der(), second_key.secret_der());
+        assert_ne!(first_cert.as_ref(), second_cert.as_ref());
+        // The id-Ed25519 OID, 1.3.101.112, names the key and the signature.
+        let ed25519_oid = [0x06, 0x03, 0x2b, 0x65, 0x70];
+        assert!(first_cert.windows(5).any(|w| w == ed25519_oid));
+        // aws-lc parses the PKCS#8 we build, and the key fits the certificate.
+        let signer = crypto_provider()
+            .key_provider
+            .load_private_key(first_key)
+            .expect("an Ed25519 key aws-lc accepts");
+        assert_eq!(signer.algorithm(), rustls::SignatureAlgorithm::ED25519);
+        let certified = rustls::sign::CertifiedKey::new(vec![first_cert], signer);
+        assert!(certified.keys_match().is_ok());
     }
 }
