@@ -91,6 +91,8 @@ impl Provider for WidgetProvider {
         ProviderSchema {
             provider: provider_schema(),
             resources: vec![(WIDGET.to_string(), widget_schema())],
+            data_sources: vec![],
+            functions: vec![],
         }
     }
 
