@@ -73,7 +73,7 @@ cycle, and one day less with a single user. The result is between 1 and 1000."
         })?;
         days_for_max_credential_age(max_age, multi_user)
             .map(Value::int)
-            .map_err(|e| FunctionError::argument(0, format!("{e}.")))
+            .map_err(|e| FunctionError::argument(0, e))
     }
 }
 

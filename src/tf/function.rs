@@ -54,7 +54,8 @@ impl Parameter {
 }
 
 /// Why a call failed. Terraform shows `text` at the call, pointing at the
-/// argument when `argument` is set.
+/// argument when `argument` is set, and ends it with a full stop itself:
+/// the constructors drop the text's own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionError {
     pub text: String,
@@ -66,7 +67,7 @@ impl FunctionError {
     /// An error with the whole call.
     pub fn new(text: impl Into<String>) -> FunctionError {
         FunctionError {
-            text: text.into(),
+            text: without_full_stop(text.into()),
             argument: None,
         }
     }
@@ -74,8 +75,15 @@ impl FunctionError {
     /// An error with the argument at `index`.
     pub fn argument(index: usize, text: impl Into<String>) -> FunctionError {
         FunctionError {
-            text: text.into(),
+            text: without_full_stop(text.into()),
             argument: Some(index),
         }
     }
+}
+
+fn without_full_stop(mut text: String) -> String {
+    while text.ends_with('.') {
+        text.pop();
+    }
+    text
 }
