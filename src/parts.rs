@@ -357,6 +357,58 @@ mod tests {
         }
     }
 
+    /// A data source registered the way a real one would be: one line in
+    /// a `register_parts!` list, dispatched through `DataSourcePart`.
+    mod one_more_part {
+        use super::super::*;
+
+        #[derive(Default)]
+        pub struct Echo;
+
+        impl DataSource for Echo {
+            fn type_name(&self) -> &'static str {
+                "rdsrot_echo"
+            }
+            fn schema(&self) -> Schema {
+                Schema {
+                    version: 0,
+                    block: Block::default(),
+                }
+            }
+            fn validate(&self, _config: &Value) -> Diagnostics {
+                Diagnostic::warning("checked", "").into()
+            }
+            async fn read(
+                &self,
+                _provider: &RdsrotProvider,
+                config: Value,
+            ) -> ReadDataSourceResponse {
+                ReadDataSourceResponse {
+                    state: config,
+                    diagnostics: Diagnostics::new(),
+                }
+            }
+        }
+
+        register_parts! {
+            resources: [],
+            data_sources: [Echo => Echo],
+            functions: [],
+        }
+
+        #[tokio::test]
+        async fn a_registered_data_source_is_found_and_dispatched() {
+            assert!(ResourcePart::all().is_empty() && FunctionPart::all().is_empty());
+            assert!(ResourcePart::named("rdsrot_echo").is_none());
+            assert!(FunctionPart::named("rdsrot_echo").is_none());
+            let part = DataSourcePart::named("rdsrot_echo").expect("registered");
+            assert_eq!(part.validate(&Value::Null).iter().count(), 1);
+            let read = part.read(&RdsrotProvider::new(), Value::string("in")).await;
+            assert_eq!(read.state, Value::string("in"));
+            assert!(DataSourcePart::named("rdsrot_other").is_none());
+        }
+    }
+
     #[tokio::test]
     async fn names_no_part_has_are_clear_errors() {
         let p = RdsrotProvider::new();
