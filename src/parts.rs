@@ -103,6 +103,9 @@ macro_rules! register_parts {
 
         // With no part of a kind, its arms are empty and the arguments unused.
         #[allow(unused_variables)]
+        // Each part's future is boxed: held inline, the largest part's
+        // future (a whole rotation apply) would sit on the caller's stack,
+        // which in debug builds overflows a test thread's 2 MiB.
         impl Resource for ResourcePart {
             fn type_name(&self) -> &'static str {
                 match *self { $(ResourcePart::$resource(ref p) => p.type_name()),* }
@@ -117,16 +120,16 @@ macro_rules! register_parts {
                 match *self { $(ResourcePart::$resource(ref p) => p.upgrade(req)),* }
             }
             async fn read(&self, provider: &RdsrotProvider, req: ReadRequest) -> ReadResponse {
-                match *self { $(ResourcePart::$resource(ref p) => p.read(provider, req).await),* }
+                match *self { $(ResourcePart::$resource(ref p) => Box::pin(p.read(provider, req)).await),* }
             }
             async fn plan(&self, provider: &RdsrotProvider, req: PlanRequest) -> PlanResponse {
-                match *self { $(ResourcePart::$resource(ref p) => p.plan(provider, req).await),* }
+                match *self { $(ResourcePart::$resource(ref p) => Box::pin(p.plan(provider, req)).await),* }
             }
             async fn apply(&self, provider: &RdsrotProvider, req: ApplyRequest) -> ApplyResponse {
-                match *self { $(ResourcePart::$resource(ref p) => p.apply(provider, req).await),* }
+                match *self { $(ResourcePart::$resource(ref p) => Box::pin(p.apply(provider, req)).await),* }
             }
             async fn import(&self, provider: &RdsrotProvider, id: &str) -> ImportResponse {
-                match *self { $(ResourcePart::$resource(ref p) => p.import(provider, id).await),* }
+                match *self { $(ResourcePart::$resource(ref p) => Box::pin(p.import(provider, id)).await),* }
             }
         }
 
@@ -159,7 +162,7 @@ macro_rules! register_parts {
             }
             async fn read(&self, provider: &RdsrotProvider, config: Value) -> ReadDataSourceResponse {
                 match *self {
-                    $(DataSourcePart::$data_source(ref p) => p.read(provider, config).await),*
+                    $(DataSourcePart::$data_source(ref p) => Box::pin(p.read(provider, config)).await),*
                 }
             }
         }
