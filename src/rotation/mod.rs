@@ -9,7 +9,8 @@
 //!   template's stack), `permission` (the invoke permission),
 //!   `master_policy` (the master-secret policy) and `vpc` (the Lambda's VPC
 //!   placement);
-//! - `apply`: the order of the steps; `read`: drift detection and import.
+//! - `apply`: the order of the steps; `read`: drift detection and import;
+//! - `resource`: the resource as the provider serves it (the RPC glue).
 
 pub mod apply;
 pub mod master_policy;
@@ -19,6 +20,7 @@ pub mod plan;
 pub mod plan_checks;
 pub mod private;
 pub mod read;
+pub mod resource;
 pub mod schedule;
 pub mod schema;
 pub mod secret;

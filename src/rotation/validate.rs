@@ -397,7 +397,9 @@ pub fn check_arn(text: &str, service: &str, resource_prefixes: &[&str]) -> Resul
             .strip_prefix(p)
             .is_some_and(|rest| !rest.is_empty())
     });
-    if arn.region.is_empty() || arn.account.is_empty() || !resource_ok {
+    // IAM is global: its ARNs have no region.
+    let region_ok = !arn.region.is_empty() || service == "iam";
+    if !region_ok || arn.account.is_empty() || !resource_ok {
         return Err(format!(
             "{text:?} does not have the shape arn:partition:{service}:region:account:{}...",
             resource_prefixes.join("|")
@@ -414,7 +416,7 @@ pub fn is_lambda_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn check_url(url: &str) -> Result<(), String> {
+pub fn check_url(url: &str) -> Result<(), String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use super::proto::tfplugin6 as pb;
 use crate::tf::{
-    json, msgpack, AttributePath, Block, Diagnostic, Diagnostics, NestedBlock, Nesting, PathStep,
-    Schema, Severity, Type, Value,
+    json, msgpack, AttributePath, Block, Diagnostic, Diagnostics, Function, FunctionError,
+    NestedBlock, Nesting, Parameter, PathStep, Schema, Severity, Type, Value,
 };
 
 /// msgpack's nil: a null value of any type.
@@ -71,6 +71,40 @@ fn nested_block_to_proto(nested: &NestedBlock) -> pb::schema::NestedBlock {
         nesting: nesting as i32,
         min_items: nested.min_items,
         max_items: nested.max_items,
+    }
+}
+
+// --- Functions -------------------------------------------------------------
+
+pub fn function_to_proto(function: &Function) -> pb::Function {
+    pb::Function {
+        parameters: function.parameters.iter().map(parameter_to_proto).collect(),
+        variadic_parameter: function.variadic_parameter.as_ref().map(parameter_to_proto),
+        r#return: Some(pb::function::Return {
+            r#type: function.return_type.to_json_bytes(),
+        }),
+        summary: function.summary.clone(),
+        description: function.description.clone(),
+        description_kind: pb::StringKind::Markdown as i32,
+        deprecation_message: function.deprecation_message.clone(),
+    }
+}
+
+fn parameter_to_proto(parameter: &Parameter) -> pb::function::Parameter {
+    pb::function::Parameter {
+        name: parameter.name.clone(),
+        r#type: parameter.ty.to_json_bytes(),
+        allow_null_value: parameter.allow_null_value,
+        allow_unknown_values: parameter.allow_unknown_values,
+        description: parameter.description.clone(),
+        description_kind: pb::StringKind::Markdown as i32,
+    }
+}
+
+pub fn function_error_to_proto(error: &FunctionError) -> pb::FunctionError {
+    pb::FunctionError {
+        text: error.text.clone(),
+        function_argument: error.argument.map(|i| i64::try_from(i).unwrap_or(i64::MAX)),
     }
 }
 
@@ -214,6 +248,8 @@ pub fn decode_raw_state(raw: Option<&pb::RawState>, ty: &Type) -> Result<Value, 
 pub struct SchemaIndex {
     pub provider_type: Type,
     pub resources: HashMap<String, ResourceEntry>,
+    pub data_sources: HashMap<String, ResourceEntry>,
+    pub functions: HashMap<String, Function>,
 }
 
 pub struct ResourceEntry {
@@ -223,10 +259,8 @@ pub struct ResourceEntry {
 
 impl SchemaIndex {
     pub fn new(schema: &crate::tf::ProviderSchema) -> SchemaIndex {
-        SchemaIndex {
-            provider_type: schema.provider.block.value_type(),
-            resources: schema
-                .resources
+        let entries = |schemas: &[(String, Schema)]| {
+            schemas
                 .iter()
                 .map(|(name, s)| {
                     (
@@ -237,8 +271,30 @@ impl SchemaIndex {
                         },
                     )
                 })
-                .collect(),
+                .collect()
+        };
+        SchemaIndex {
+            provider_type: schema.provider.block.value_type(),
+            resources: entries(&schema.resources),
+            data_sources: entries(&schema.data_sources),
+            functions: schema.functions.iter().cloned().collect(),
         }
+    }
+
+    /// The entry for the data source `type_name`, or the diagnostic for a
+    /// type this provider does not have.
+    pub fn data_source(&self, type_name: &str) -> Result<&ResourceEntry, Diagnostic> {
+        self.data_sources
+            .get(type_name)
+            .ok_or_else(|| unknown_type("data source", type_name))
+    }
+
+    /// The signature of the function `name`, or the error for a function
+    /// this provider does not have.
+    pub fn function(&self, name: &str) -> Result<&Function, FunctionError> {
+        self.functions
+            .get(name)
+            .ok_or_else(|| FunctionError::new(format!("This provider has no function {name:?}.")))
     }
 
     /// The entry for `type_name`, or the diagnostic Terraform shows when a
@@ -310,6 +366,33 @@ mod tests {
     }
 
     #[test]
+    fn functions_carry_typed_parameters_and_return() {
+        let function = Function {
+            parameters: vec![Parameter::new("days", Type::Number, "Days.")],
+            variadic_parameter: None,
+            return_type: Type::list(Type::String),
+            summary: "Sum.".into(),
+            description: "Desc.".into(),
+            deprecation_message: String::new(),
+        };
+        let proto = function_to_proto(&function);
+        assert_eq!(proto.parameters[0].name, "days");
+        assert_eq!(proto.parameters[0].r#type, br#""number""#.to_vec());
+        assert!(!proto.parameters[0].allow_null_value && !proto.parameters[0].allow_unknown_values);
+        assert_eq!(
+            proto.r#return.expect("return").r#type,
+            br#"["list","string"]"#.to_vec()
+        );
+        assert_eq!(proto.description_kind, pb::StringKind::Markdown as i32);
+        let error = function_error_to_proto(&FunctionError::argument(1, "bad"));
+        assert_eq!(error.function_argument, Some(1));
+        assert_eq!(
+            function_error_to_proto(&FunctionError::new("x")).function_argument,
+            None
+        );
+    }
+
+    #[test]
     fn empty_schema_still_has_a_block() {
         let proto = schema_to_proto(&Schema {
             version: 0,
@@ -372,6 +455,8 @@ mod tests {
                 block: Block::default(),
             },
             resources: vec![("x_thing".into(), sample_schema())],
+            data_sources: vec![("x_info".into(), sample_schema())],
+            functions: vec![],
         };
         let index = SchemaIndex::new(&schema);
         let entry = index.resource("x_thing").expect("known");
@@ -380,6 +465,12 @@ mod tests {
         let err = index.resource("x_other").err().expect("unknown");
         assert!(err.detail.contains("x_other"));
         assert_eq!(index.provider_type, Type::Object(Default::default()));
+        assert!(index.data_source("x_info").is_ok());
+        assert!(
+            index.data_source("x_thing").is_err(),
+            "a resource is no data source"
+        );
+        assert!(index.function("nothing").is_err());
     }
 
     // Round trips through the codecs: these exercise tf::msgpack and

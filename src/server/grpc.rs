@@ -11,16 +11,16 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    decode_raw_state, decode_value, diagnostics_to_proto, encode_value, null_value, path_to_proto,
-    schema_to_proto, unknown_type, SchemaIndex,
+    decode_raw_state, decode_value, diagnostics_to_proto, encode_value, function_error_to_proto,
+    function_to_proto, null_value, path_to_proto, schema_to_proto, SchemaIndex,
 };
 use super::proto::tfplugin6 as pb;
 use super::proto::tfplugin6::provider_server::{Provider as ProviderRpc, ProviderServer};
 use super::MAX_MESSAGE_SIZE;
 use crate::logging;
 use crate::tf::{
-    ApplyRequest, Diagnostic, Diagnostics, PlanRequest, Provider, ProviderSchema, ReadRequest,
-    Type, UpgradeRequest, Value,
+    ApplyRequest, Diagnostic, Diagnostics, FunctionError, PlanRequest, Provider, ProviderSchema,
+    ReadDataSourceRequest, ReadRequest, Type, UpgradeRequest, Value,
 };
 
 /// The gRPC service for `provider`, with message limits raised to 256 MiB.
@@ -116,6 +116,57 @@ impl<P> ProviderService<P> {
         let entry = self.index.resource(type_name)?;
         Ok((&entry.ty, decode_all(&entry.ty, values)?))
     }
+
+    /// The same for the data source `type_name`.
+    fn decode_data_source_request<const N: usize>(
+        &self,
+        type_name: &str,
+        values: [(Option<&pb::DynamicValue>, &str); N],
+    ) -> Result<(&Type, [Value; N]), Diagnostics> {
+        let entry = self.index.data_source(type_name)?;
+        Ok((&entry.ty, decode_all(&entry.ty, values)?))
+    }
+
+    /// The arguments of a call to `name`, each decoded against its
+    /// parameter's type; a missing, extra or undecodable argument is an
+    /// error naming it.
+    fn decode_arguments(
+        &self,
+        name: &str,
+        arguments: &[pb::DynamicValue],
+    ) -> Result<(&Type, Vec<Value>), FunctionError> {
+        let function = self.index.function(name)?;
+        let required = function.parameters.len();
+        if arguments.len() < required
+            || (function.variadic_parameter.is_none() && arguments.len() > required)
+        {
+            return Err(FunctionError::new(format!(
+                "{name} takes {required} arguments; the call passed {}.",
+                arguments.len()
+            )));
+        }
+        let mut values = Vec::with_capacity(arguments.len());
+        for (index, argument) in arguments.iter().enumerate() {
+            let Some(parameter) = function.parameter_at(index) else {
+                break;
+            };
+            let what = format!("argument {}", parameter.name);
+            let value = decode_value(Some(argument), &parameter.ty, &what)
+                .map_err(|d| FunctionError::argument(index, d.detail))?;
+            values.push(value);
+        }
+        Ok((&function.return_type, values))
+    }
+}
+
+impl<P> ProviderService<P> {
+    fn functions_to_proto(&self) -> std::collections::HashMap<String, pb::Function> {
+        self.schema
+            .functions
+            .iter()
+            .map(|(name, function)| (name.clone(), function_to_proto(function)))
+            .collect()
+    }
 }
 
 #[tonic::async_trait]
@@ -135,6 +186,20 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
                     type_name: name.clone(),
                 })
                 .collect(),
+            data_sources: self
+                .schema
+                .data_sources
+                .iter()
+                .map(|(name, _)| pb::get_metadata::DataSourceMetadata {
+                    type_name: name.clone(),
+                })
+                .collect(),
+            functions: self
+                .schema
+                .functions
+                .iter()
+                .map(|(name, _)| pb::get_metadata::FunctionMetadata { name: name.clone() })
+                .collect(),
             ..Default::default()
         }))
     }
@@ -152,6 +217,13 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
                 .iter()
                 .map(|(name, schema)| (name.clone(), schema_to_proto(schema)))
                 .collect(),
+            data_source_schemas: self
+                .schema
+                .data_sources
+                .iter()
+                .map(|(name, schema)| (name.clone(), schema_to_proto(schema)))
+                .collect(),
+            functions: self.functions_to_proto(),
             server_capabilities: Some(server_capabilities()),
             ..Default::default()
         }))
@@ -200,8 +272,14 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
     ) -> Result<Response<pb::validate_data_resource_config::Response>, Status> {
         let req = request.into_inner();
         trace_rpc("ValidateDataResourceConfig", &req.type_name);
-        // This provider has no data sources.
-        let diagnostics: Diagnostics = unknown_type("data source", &req.type_name).into();
+        let diagnostics = match self
+            .decode_data_source_request(&req.type_name, [(req.config.as_ref(), "configuration")])
+        {
+            Ok((_, [config])) => self
+                .provider
+                .validate_data_resource_config(&req.type_name, &config),
+            Err(diagnostics) => diagnostics,
+        };
         Ok(Response::new(pb::validate_data_resource_config::Response {
             diagnostics: diagnostics_to_proto(&diagnostics),
         }))
@@ -479,10 +557,30 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
     ) -> Result<Response<pb::read_data_source::Response>, Status> {
         let req = request.into_inner();
         trace_rpc("ReadDataSource", &req.type_name);
-        let diagnostics: Diagnostics = unknown_type("data source", &req.type_name).into();
+        let decoded = self
+            .decode_data_source_request(&req.type_name, [(req.config.as_ref(), "configuration")]);
+        let (ty, [config]) = match decoded {
+            Ok(decoded) => decoded,
+            Err(diagnostics) => {
+                return Ok(Response::new(pb::read_data_source::Response {
+                    diagnostics: diagnostics_to_proto(&diagnostics),
+                    ..Default::default()
+                }))
+            }
+        };
+        let answer = self
+            .provider
+            .read_data_source(ReadDataSourceRequest {
+                type_name: req.type_name,
+                config,
+            })
+            .await;
+        let mut diagnostics = answer.diagnostics;
+        let state = encode_answer(&answer.state, ty, "data source state", &mut diagnostics);
         Ok(Response::new(pb::read_data_source::Response {
+            state,
             diagnostics: diagnostics_to_proto(&diagnostics),
-            ..Default::default()
+            deferred: None,
         }))
     }
 
@@ -491,7 +589,37 @@ impl<P: Provider> ProviderRpc for ProviderService<P> {
         _request: Request<pb::get_functions::Request>,
     ) -> Result<Response<pb::get_functions::Response>, Status> {
         trace_rpc("GetFunctions", "");
-        Ok(Response::new(pb::get_functions::Response::default()))
+        Ok(Response::new(pb::get_functions::Response {
+            functions: self.functions_to_proto(),
+            diagnostics: Vec::new(),
+        }))
+    }
+
+    async fn call_function(
+        &self,
+        request: Request<pb::call_function::Request>,
+    ) -> Result<Response<pb::call_function::Response>, Status> {
+        let req = request.into_inner();
+        trace_rpc("CallFunction", &req.name);
+        let answer = self.decode_arguments(&req.name, &req.arguments).and_then(
+            |(return_type, arguments)| {
+                let result = self.provider.call_function(&req.name, &arguments)?;
+                // A result that does not fit the declared type is a bug here,
+                // reported as an error of the call rather than a broken value.
+                encode_value(&result, return_type, "function result")
+                    .map_err(|d| FunctionError::new(d.detail))
+            },
+        );
+        Ok(Response::new(match answer {
+            Ok(result) => pb::call_function::Response {
+                result: Some(result),
+                error: None,
+            },
+            Err(error) => pb::call_function::Response {
+                result: None,
+                error: Some(function_error_to_proto(&error)),
+            },
+        }))
     }
 
     async fn stop_provider(

@@ -5,6 +5,7 @@
 
 mod codec;
 pub mod diag;
+pub mod function;
 pub mod json;
 pub mod msgpack;
 pub mod path;
@@ -16,6 +17,7 @@ pub mod types;
 pub mod value;
 
 pub use diag::{Diagnostic, Diagnostics, Severity};
+pub use function::{Function, FunctionError, Parameter};
 pub use path::{AttributePath, PathStep};
 pub use provider::*;
 pub use schema::{Attribute, Block, NestedBlock, Nesting, Schema};

@@ -6,7 +6,8 @@
 
 use std::future::Future;
 
-use super::diag::Diagnostics;
+use super::diag::{Diagnostic, Diagnostics};
+use super::function::{Function, FunctionError};
 use super::path::AttributePath;
 use super::schema::Schema;
 use super::value::Value;
@@ -17,6 +18,10 @@ pub struct ProviderSchema {
     pub provider: Schema,
     /// Resource type name -> schema.
     pub resources: Vec<(String, Schema)>,
+    /// Data source type name -> schema.
+    pub data_sources: Vec<(String, Schema)>,
+    /// Function name (without `provider::<name>::`) -> signature.
+    pub functions: Vec<(String, Function)>,
 }
 
 impl ProviderSchema {
@@ -25,6 +30,20 @@ impl ProviderSchema {
             .iter()
             .find(|(n, _)| n == type_name)
             .map(|(_, s)| s)
+    }
+
+    pub fn data_source(&self, type_name: &str) -> Option<&Schema> {
+        self.data_sources
+            .iter()
+            .find(|(n, _)| n == type_name)
+            .map(|(_, s)| s)
+    }
+
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.functions
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, f)| f)
     }
 }
 
@@ -106,6 +125,28 @@ pub struct ImportResponse {
     pub diagnostics: Diagnostics,
 }
 
+#[derive(Debug, Clone)]
+pub struct ReadDataSourceRequest {
+    pub type_name: String,
+    pub config: Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ReadDataSourceResponse {
+    /// The configuration with every computed attribute filled in.
+    pub state: Value,
+    pub diagnostics: Diagnostics,
+}
+
+/// The answer of a part the schema lists but the provider does not serve:
+/// a provider bug, so it says so rather than answering empty.
+fn not_served(kind: &str, name: &str) -> Diagnostic {
+    Diagnostic::error(
+        format!("{kind} not served"),
+        format!("The provider lists the {kind} {name:?} in its schema but does not serve it. This is a bug in the provider."),
+    )
+}
+
 /// A provider as the protocol server sees it. Every method that talks to a
 /// remote system is async; validation and schema are pure.
 pub trait Provider: Send + Sync + 'static {
@@ -139,6 +180,32 @@ pub trait Provider: Send + Sync + 'static {
         type_name: &str,
         id: &str,
     ) -> impl Future<Output = ImportResponse> + Send;
+
+    /// Called only for a data source type the schema lists.
+    fn validate_data_resource_config(&self, type_name: &str, _config: &Value) -> Diagnostics {
+        not_served("data source", type_name).into()
+    }
+
+    /// Called only for a data source type the schema lists.
+    fn read_data_source(
+        &self,
+        req: ReadDataSourceRequest,
+    ) -> impl Future<Output = ReadDataSourceResponse> + Send {
+        let diagnostics = not_served("data source", &req.type_name).into();
+        async move {
+            ReadDataSourceResponse {
+                state: Value::Null,
+                diagnostics,
+            }
+        }
+    }
+
+    /// Called only for a function the schema lists, with one argument per
+    /// parameter (and any number for a variadic one), each decoded against
+    /// its parameter's type. Functions are pure: no configuration, no I/O.
+    fn call_function(&self, name: &str, _arguments: &[Value]) -> Result<Value, FunctionError> {
+        Err(FunctionError::new(not_served("function", name).detail))
+    }
 
     /// Terraform's StopProvider: cancel in-flight work promptly. Must not block.
     fn stop(&self);

@@ -8,10 +8,12 @@
 //! - `configs`: configurations as users write them (for_each, nulls,
 //!   common mistakes), also through real Terraform.
 //! - `under_load`: the emulator's faults, quotas and limits as the AWS SDK sees them.
+//! - `functions`: the provider functions through Terraform 1.8 and later.
 
 mod chaos;
 mod configs;
 mod e2e;
+mod functions;
 mod lifecycle;
 mod protocol;
 mod support;

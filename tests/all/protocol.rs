@@ -91,6 +91,8 @@ impl Provider for WidgetProvider {
         ProviderSchema {
             provider: provider_schema(),
             resources: vec![(WIDGET.to_string(), widget_schema())],
+            data_sources: vec![],
+            functions: vec![],
         }
     }
 
@@ -1227,4 +1229,213 @@ async fn binary_debug_mode_prints_reattach_config_and_serves_plaintext() {
     plugin.interrupt();
     let status = plugin.exit_status("Ctrl-C").await;
     assert!(status.success(), "{status:?}");
+}
+
+// --- Provider functions ----------------------------------------------------
+
+/// The rdsrot provider itself over mTLS: its functions need no
+/// configuration and no AWS.
+async fn rdsrot_rpc() -> (InProcessServer, ProviderClient<Channel>) {
+    let client = ClientIdentity::terraform_like();
+    let server = InProcessServer::start(
+        Arc::new(rdsrot::provider::RdsrotProvider::new()),
+        Some(&client),
+    )
+    .await;
+    let rpc = provider_client(server.connect(Some(&client)).await.expect("connect"));
+    (server, rpc)
+}
+
+fn argument(value: &Value, ty: &Type) -> pb::DynamicValue {
+    pb::DynamicValue {
+        msgpack: msgpack::encode(value, ty).expect("argument encodes"),
+        json: Vec::new(),
+    }
+}
+
+async fn call(
+    rpc: &mut ProviderClient<Channel>,
+    name: &str,
+    arguments: Vec<pb::DynamicValue>,
+) -> pb::call_function::Response {
+    within(
+        "CallFunction",
+        rpc.call_function(pb::call_function::Request {
+            name: name.into(),
+            arguments,
+        }),
+    )
+    .await
+    .expect("CallFunction answers OK even for bad arguments")
+    .into_inner()
+}
+
+#[tokio::test]
+async fn functions_are_listed_with_cty_types_in_every_listing() {
+    let (_server, mut rpc) = rdsrot_rpc().await;
+    let functions = rpc
+        .get_functions(pb::get_functions::Request {})
+        .await
+        .expect("GetFunctions answers")
+        .into_inner()
+        .functions;
+    let mut names: Vec<&String> = functions.keys().collect();
+    names.sort();
+    assert_eq!(names, ["rotation_interval_days", "template_application_id"]);
+    let interval = &functions["rotation_interval_days"];
+    let parameters: Vec<(&str, &[u8])> = interval
+        .parameters
+        .iter()
+        .map(|p| (p.name.as_str(), p.r#type.as_slice()))
+        .collect();
+    assert_eq!(
+        parameters,
+        [
+            ("max_credential_age_days", br#""number""#.as_slice()),
+            ("strategy", br#""string""#.as_slice())
+        ]
+    );
+    assert_eq!(
+        interval.r#return.as_ref().expect("return").r#type,
+        br#""number""#.to_vec()
+    );
+    let template = &functions["template_application_id"];
+    assert_eq!(
+        template.r#return.as_ref().expect("return").r#type,
+        br#""string""#.to_vec()
+    );
+    assert!(functions
+        .values()
+        .all(|f| !f.summary.is_empty() && !f.description.is_empty()));
+
+    let schema = rpc
+        .get_provider_schema(pb::get_provider_schema::Request {})
+        .await
+        .expect("GetProviderSchema answers")
+        .into_inner();
+    assert_eq!(
+        schema.functions, functions,
+        "field 7 lists the same functions"
+    );
+    let meta = rpc
+        .get_metadata(pb::get_metadata::Request {})
+        .await
+        .expect("GetMetadata answers")
+        .into_inner();
+    let mut listed: Vec<&str> = meta.functions.iter().map(|f| f.name.as_str()).collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        ["rotation_interval_days", "template_application_id"]
+    );
+    assert_eq!(meta.resources[0].type_name, "rdsrot_rotation");
+}
+
+#[tokio::test]
+async fn call_function_answers_values_and_errors_naming_the_argument() {
+    let (_server, mut rpc) = rdsrot_rpc().await;
+
+    let answer = call(
+        &mut rpc,
+        "rotation_interval_days",
+        vec![
+            argument(&Value::int(90), &Type::Number),
+            argument(&Value::string("multi_user"), &Type::String),
+        ],
+    )
+    .await;
+    assert!(answer.error.is_none(), "{:?}", answer.error);
+    let result = answer.result.expect("a result");
+    assert_eq!(
+        msgpack::decode(&result.msgpack, &Type::Number).expect("a number"),
+        Value::int(45)
+    );
+
+    // Arguments in JSON decode too, as every DynamicValue may come.
+    let answer = call(
+        &mut rpc,
+        "template_application_id",
+        vec![
+            pb::DynamicValue {
+                msgpack: Vec::new(),
+                json: br#""postgresql_multi_user""#.to_vec(),
+            },
+            argument(&Value::string("eu-west-1"), &Type::String),
+        ],
+    )
+    .await;
+    let result = answer.result.expect("a result");
+    assert_eq!(
+        msgpack::decode(&result.msgpack, &Type::String).expect("a string"),
+        Value::string(
+            "arn:aws:serverlessrepo:us-east-1:297356227824:applications/\
+SecretsManagerRDSPostgreSQLRotationMultiUser"
+        )
+    );
+
+    for (name, arguments, at, mentions) in [
+        (
+            "rotation_interval_days",
+            vec![
+                argument(&Value::int(1), &Type::Number),
+                argument(&Value::string("multi_user"), &Type::String),
+            ],
+            Some(0),
+            "max_credential_age_days",
+        ),
+        (
+            "rotation_interval_days",
+            vec![
+                argument(&Value::int(30), &Type::Number),
+                argument(&Value::string("dual_user"), &Type::String),
+            ],
+            Some(1),
+            "dual_user",
+        ),
+        (
+            "template_application_id",
+            vec![
+                argument(&Value::string("generic"), &Type::String),
+                argument(&Value::string("Mars North"), &Type::String),
+            ],
+            Some(1),
+            "Mars North",
+        ),
+        (
+            "template_application_id",
+            vec![
+                argument(&Value::string("cobol_single_user"), &Type::String),
+                argument(&Value::string("eu-west-1"), &Type::String),
+            ],
+            Some(0),
+            "cobol_single_user",
+        ),
+        // A string where a number is declared: the decoding names it.
+        (
+            "rotation_interval_days",
+            vec![
+                argument(&Value::string("ninety"), &Type::String),
+                argument(&Value::string("multi_user"), &Type::String),
+            ],
+            Some(0),
+            "max_credential_age_days",
+        ),
+        (
+            "rotation_interval_days",
+            vec![argument(&Value::int(30), &Type::Number)],
+            None,
+            "takes 2 arguments",
+        ),
+        ("no_such_function", vec![], None, "no_such_function"),
+    ] {
+        let answer = call(&mut rpc, name, arguments).await;
+        assert!(answer.result.is_none(), "{name}: no result with an error");
+        let error = answer.error.expect("a function error");
+        assert_eq!(error.function_argument, at, "{name}: {}", error.text);
+        assert!(
+            error.text.contains(mentions),
+            "{name}: {:?} does not mention {mentions:?}",
+            error.text
+        );
+    }
 }

@@ -46,6 +46,36 @@ impl std::fmt::Display for Client {
     }
 }
 
+impl Client {
+    /// Whether this client is at least `major.minor`.
+    pub fn at_least(&self, major: u64, minor: u64) -> bool {
+        let mut parts = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u64>().unwrap_or(0));
+        let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+        found >= (major, minor)
+    }
+
+    /// Whether this client can parse the configuration in `dir`: calls of
+    /// provider functions (`provider::rdsrot::...`) are a syntax error
+    /// before Terraform 1.8.
+    pub fn can_parse(&self, dir: &Path) -> bool {
+        self.at_least(1, 8) || !calls_provider_functions(dir)
+    }
+}
+
+/// Whether a `.tf` file of `dir` calls a provider function.
+pub fn calls_provider_functions(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|text| text.contains("provider::"))
+}
+
 fn client_version(path: &Path) -> Option<String> {
     let output = Command::new(path)
         .arg("version")
