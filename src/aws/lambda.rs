@@ -375,6 +375,44 @@ pub async fn function_tags(
     Ok(out.and_then(|o| o.tags().cloned()).unwrap_or_default())
 }
 
+/// Tags the function (TagResource): setting the same tags twice is
+/// harmless.
+pub async fn tag_function(
+    c: &Clients,
+    d: &Deadline,
+    function_arn: &str,
+    tags: &[(String, String)],
+) -> Result<(), AwsError> {
+    c.call(d, &LAMBDA_CONFIG_CHANGE, Quota::LambdaControl, || async {
+        let mut req = c.lambda.tag_resource().resource(function_arn);
+        for (k, v) in tags {
+            req = req.tags(k, v);
+        }
+        req.send().await.map_err(classify)
+    })
+    .await?;
+    Ok(())
+}
+
+/// Removes tags from the function; a function already gone counts as done.
+pub async fn untag_function(
+    c: &Clients,
+    d: &Deadline,
+    function_arn: &str,
+    keys: &[&str],
+) -> Result<(), AwsError> {
+    c.call(d, &LAMBDA_CONFIG_CHANGE, Quota::LambdaControl, || async {
+        let mut req = c.lambda.untag_resource().resource(function_arn);
+        for k in keys {
+            req = req.tag_keys(*k);
+        }
+        req.send().await.map_err(classify)
+    })
+    .await
+    .or_not_found()?;
+    Ok(())
+}
+
 /// How long after a role change Lambda and Secrets Manager may still refuse
 /// (IAM is eventually consistent).
 pub const PROPAGATION: Duration = Duration::from_secs(120);

@@ -329,7 +329,7 @@ async fn converge_steps(
 
     let step = Step::PlaceInVpc;
     begin(step)?;
-    vpc::ensure(c, d, planned, &function, p)
+    vpc::ensure(c, d, planned, &found.arn, &function, p)
         .await
         .map_err(|e| fail(step, e))?;
     done(step, s);
@@ -390,7 +390,9 @@ async fn delete_steps(
             Step::RemoveMasterPolicy => {
                 master_policy::undo(c, d, prior, secret_arn.as_deref(), p).await
             }
-            Step::RestoreVpc => vpc::undo(c, d, lambda_arn.as_deref(), p).await,
+            Step::RestoreVpc => {
+                vpc::undo(c, d, lambda_arn.as_deref(), secret_arn.as_deref(), p).await
+            }
             Step::DeleteStack => stack::undo(c, d, prior, p).await,
             _ => Ok(()),
         };

@@ -2,9 +2,18 @@
 //! configuration says; an existing Lambda is moved only when the
 //! configuration asks, and its earlier placement is recorded so that
 //! destroy (or dropping the setting) puts it back.
+//!
+//! Many secrets may share one existing Lambda. The first rotation that
+//! moves it writes the placement it had into two tags on the Lambda, so that
+//! every rotation sharing it records the same original (not the placement
+//! the first one made); and the placement is put back only by the last
+//! rotation that uses the Lambda, which also removes the tags.
+
+use std::collections::HashMap;
 
 use crate::aws::error::AwsError;
 use crate::aws::lambda::{self, FunctionInfo};
+use crate::aws::secretsmanager as sm;
 use crate::aws::wait::Deadline;
 use crate::aws::Clients;
 use crate::logging;
@@ -13,6 +22,42 @@ use super::model::{Attr, Rotation};
 use super::private::{Private, VpcRecord};
 
 const LOG: &str = "rotation";
+
+/// The tags holding an existing Lambda's placement from before any rotation
+/// moved it (comma-separated ids; empty: not in a VPC).
+pub const ORIGINAL_SUBNETS_TAG: &str = "rdsrot:original-subnet-ids";
+pub const ORIGINAL_SECURITY_GROUPS_TAG: &str = "rdsrot:original-security-group-ids";
+
+fn split_ids(v: &str) -> Vec<String> {
+    let mut ids: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// The original placement the tags hold, when both are there.
+pub fn original_from_tags(tags: &HashMap<String, String>) -> Option<(Vec<String>, Vec<String>)> {
+    Some((
+        split_ids(tags.get(ORIGINAL_SUBNETS_TAG)?),
+        split_ids(tags.get(ORIGINAL_SECURITY_GROUPS_TAG)?),
+    ))
+}
+
+/// The tags for a placement, unless it is too long for a tag value (256
+/// characters): then only the private state records it.
+pub fn tags_for(subnets: &[String], groups: &[String]) -> Option<Vec<(String, String)>> {
+    let (s, g) = (subnets.join(","), groups.join(","));
+    (s.len() <= 256 && g.len() <= 256).then(|| {
+        vec![
+            (ORIGINAL_SUBNETS_TAG.to_string(), s),
+            (ORIGINAL_SECURITY_GROUPS_TAG.to_string(), g),
+        ]
+    })
+}
 
 fn sorted(a: &Attr<Vec<String>>) -> Vec<String> {
     let mut v = a.known().cloned().unwrap_or_default();
@@ -28,13 +73,15 @@ pub async fn ensure(
     c: &Clients,
     d: &Deadline,
     planned: &Rotation,
+    secret_arn: &str,
     function: &FunctionInfo,
     p: &mut Private,
 ) -> Result<(), AwsError> {
-    // The rotation moved to another Lambda: the one we moved goes back first.
+    // The rotation moved to another Lambda: the one we moved goes back first
+    // (unless other rotations still use it there).
     if let Some(orig) = p.original_vpc.clone() {
         if let Some(other) = orig.function.as_ref().filter(|f| **f != function.arn) {
-            restore(c, d, other, &orig).await?;
+            restore(c, d, other, &orig, secret_arn).await?;
             p.original_vpc = None;
         }
     }
@@ -45,49 +92,87 @@ pub async fn ensure(
             sorted(&planned.vpc_subnet_ids),
             sorted(&planned.vpc_security_group_ids),
         )
-    } else if let Some(orig) = &p.original_vpc {
-        // No longer configured: put back what the Lambda had.
-        (orig.subnet_ids.clone(), orig.security_group_ids.clone())
+    } else if let Some(orig) = p.original_vpc.clone() {
+        // No longer configured: put back what the Lambda had, unless other
+        // rotations still want it where it is.
+        restore(c, d, &function.arn, &orig, secret_arn).await?;
+        p.original_vpc = None;
+        return Ok(());
     } else {
         return Ok(());
     };
-    if function.subnet_ids == subnets && function.security_group_ids == groups {
-        if !configured && !template {
-            p.original_vpc = None;
-        }
-        return Ok(());
-    }
+    let in_place = function.subnet_ids == subnets && function.security_group_ids == groups;
     if !template && configured && p.original_vpc.is_none() {
+        // Another rotation may have moved this Lambda already: the original
+        // placement is then on its tags, not where the Lambda is now.
+        let tags = lambda::function_tags(c, d, &function.arn).await?;
+        let (orig_subnets, orig_groups, tagged) = match original_from_tags(&tags) {
+            Some((s, g)) => (s, g, true),
+            None => (
+                function.subnet_ids.clone(),
+                function.security_group_ids.clone(),
+                false,
+            ),
+        };
         p.original_vpc = Some(VpcRecord {
             function: Some(function.arn.clone()),
-            subnet_ids: function.subnet_ids.clone(),
-            security_group_ids: function.security_group_ids.clone(),
+            subnet_ids: orig_subnets.clone(),
+            security_group_ids: orig_groups.clone(),
         });
+        if !in_place && !tagged {
+            if let Some(tags) = tags_for(&orig_subnets, &orig_groups) {
+                d.check()?;
+                lambda::tag_function(c, d, &function.arn, &tags).await?;
+            }
+        }
+    }
+    if in_place {
+        return Ok(());
     }
     logging::debug(LOG, &format!("updating VPC placement of {}", function.arn));
     d.check()?;
-    lambda::update_vpc_config(c, &function.arn, &subnets, &groups, d).await?;
-    if !configured && !template {
-        p.original_vpc = None;
-    }
-    Ok(())
+    lambda::update_vpc_config(c, &function.arn, &subnets, &groups, d).await
 }
 
-/// Puts `function` back where `orig` says, when it still exists.
+/// Puts `function` back where `orig` says and removes the tags, when it
+/// still exists and no other secret rotates with it (the rotations that do
+/// still need it where it is; the last of them puts it back).
 async fn restore(
     c: &Clients,
     d: &Deadline,
     function: &str,
     orig: &VpcRecord,
+    secret_arn: &str,
 ) -> Result<(), AwsError> {
-    if lambda::find_function_configuration(c, d, function)
-        .await?
-        .is_none()
-    {
+    let Some(current) = lambda::find_function_configuration(c, d, function).await? else {
+        return Ok(());
+    };
+    let others = sm::secrets_rotating_with(c, d, &current.arn, secret_arn).await?;
+    if !others.is_empty() {
+        logging::debug(
+            LOG,
+            &format!(
+                "leaving the VPC placement of {function}: {} other secret(s) rotate with it",
+                others.len()
+            ),
+        );
         return Ok(());
     }
-    logging::debug(LOG, &format!("restoring VPC placement of {function}"));
-    lambda::update_vpc_config(c, function, &orig.subnet_ids, &orig.security_group_ids, d).await
+    if current.subnet_ids != orig.subnet_ids
+        || current.security_group_ids != orig.security_group_ids
+    {
+        logging::debug(LOG, &format!("restoring VPC placement of {function}"));
+        d.check()?;
+        lambda::update_vpc_config(c, function, &orig.subnet_ids, &orig.security_group_ids, d)
+            .await?;
+    }
+    lambda::untag_function(
+        c,
+        d,
+        &current.arn,
+        &[ORIGINAL_SUBNETS_TAG, ORIGINAL_SECURITY_GROUPS_TAG],
+    )
+    .await
 }
 
 /// A placement other than the state's is drift on the VPC attributes, for a
@@ -112,18 +197,20 @@ pub fn record(function: &FunctionInfo, state: &Rotation, s: &mut Rotation, p: &P
     }
 }
 
-/// Destroy: an existing Lambda this resource moved goes back.
+/// Destroy: an existing Lambda this resource moved goes back, when no
+/// other rotation still uses it. Runs after rotation was turned off.
 pub async fn undo(
     c: &Clients,
     d: &Deadline,
     lambda_arn: Option<&str>,
+    secret_arn: Option<&str>,
     p: &mut Private,
 ) -> Result<(), AwsError> {
     let Some(orig) = p.original_vpc.clone() else {
         return Ok(());
     };
     if let Some(function) = orig.function.as_deref().or(lambda_arn) {
-        restore(c, d, function, &orig).await?;
+        restore(c, d, function, &orig, secret_arn.unwrap_or_default()).await?;
     }
     p.original_vpc = None;
     Ok(())
@@ -132,6 +219,21 @@ pub async fn undo(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_original_placement_round_trips_through_tags() {
+        let subnets = vec!["subnet-1".to_string(), "subnet-2".to_string()];
+        let tags: HashMap<String, String> = tags_for(&subnets, &[])
+            .expect("short enough")
+            .into_iter()
+            .collect();
+        assert_eq!(original_from_tags(&tags), Some((subnets, vec![])));
+        assert_eq!(original_from_tags(&HashMap::new()), None);
+        let many: Vec<String> = (0..20)
+            .map(|i| format!("subnet-0123456789abcde{i:02}"))
+            .collect();
+        assert!(tags_for(&many, &[]).is_none(), "too long for a tag value");
+    }
 
     #[test]
     fn an_existing_lambda_is_tracked_only_when_its_placement_is_managed() {

@@ -1882,3 +1882,79 @@ async fn a_hundred_and_twenty_secrets_share_one_lambda() {
         destroy(&p, t).await;
     }
 }
+
+/// Item: two secrets share one existing Lambda and both place it in a VPC.
+/// Both record the placement it had before either moved it (from the
+/// Lambda's tags); destroying the first leaves the Lambda where the second
+/// needs it, and destroying the second puts it back and removes the tags.
+#[tokio::test]
+async fn secrets_sharing_one_lambda_share_its_original_placement() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (lambda, _) = existing_lambda(&em, "shared-vpc-rotator").await;
+    let placement = |c: &mut Rotation| {
+        c.rotation_lambda_arn = Attr::Known(lambda.clone());
+        c.vpc_subnet_ids = Attr::Known(vec!["subnet-0a1b2c3d4e5f60718".into()]);
+        c.vpc_security_group_ids = Attr::Known(vec!["sg-0123456789abcdef0".into()]);
+    };
+    let mut tracked = vec![];
+    for i in 0..2 {
+        let secret = moto::create_database_secret(
+            &em.secretsmanager(),
+            &format!("shared-vpc-{i}"),
+            "postgres",
+            None,
+        )
+        .await;
+        let cfg = config(&secret.arn, placement);
+        tracked.push((apply_ok(&p, &cfg, &none()).await, cfg));
+    }
+    let subnets = |em: &Emulator| {
+        let lambda = lambda.clone();
+        let client = em.lambda();
+        async move {
+            let f = client
+                .get_function_configuration()
+                .function_name(&lambda)
+                .send()
+                .await
+                .expect("the Lambda");
+            f.vpc_config()
+                .map(|v| v.subnet_ids().to_vec())
+                .unwrap_or_default()
+        }
+    };
+    assert_eq!(
+        subnets(&em).await,
+        vec!["subnet-0a1b2c3d4e5f60718".to_string()]
+    );
+
+    let (second, second_cfg) = tracked.pop().expect("two");
+    let (first, _) = tracked.pop().expect("two");
+    destroy(&provider(&em), &first).await;
+    assert_eq!(
+        subnets(&em).await,
+        vec!["subnet-0a1b2c3d4e5f60718".to_string()],
+        "the second rotation still needs the placement"
+    );
+    let fresh = provider(&em);
+    assert!(
+        plan(&fresh, &second_cfg, &read(&fresh, &second).await)
+            .await
+            .1
+    );
+    destroy(&fresh, &second).await;
+    assert!(subnets(&em).await.is_empty(), "the last one puts it back");
+    let tags = em
+        .lambda()
+        .list_tags()
+        .resource(&lambda)
+        .send()
+        .await
+        .expect("tags");
+    assert!(
+        tags.tags()
+            .is_none_or(|t| !t.keys().any(|k| k.starts_with("rdsrot:"))),
+        "{tags:?}"
+    );
+}
