@@ -657,19 +657,20 @@ def fmt(value, digits=1):
 
 def summary_table(results):
     lines = [
-        "| rotations | N | Lambdas | apply (s) | plan (s) | plan exit | quota floor (s) | plan / floor "
+        "| rotations | N | Lambdas | apply (s) | apply quota floor (s) | plan (s) | plan exit | quota floor (s) | plan / floor "
         "| null plan (s) | throttled | Lambda reads | peak RSS (MiB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rotations(results):
         kind = "existing Lambda" if r["kind"] == "existing" else "template"
         if "plan_seconds" not in r:
-            lines.append(f"| {kind} | {r['n']} | {r['lambdas']} | failed: see the run's output |" + " |" * 8)
+            lines.append(f"| {kind} | {r['n']} | {r['lambdas']} | failed: see the run's output |" + " |" * 9)
             continue
         floor = r.get("plan_floor_seconds")
         ratio = r["plan_seconds"] / floor if floor else None
         lines.append(
-            f"| {kind} | {r['n']} | {r['lambdas']} | {fmt(r.get('apply_seconds'))} | {fmt(r.get('plan_seconds'))} "
+            f"| {kind} | {r['n']} | {r['lambdas']} | {fmt(r.get('apply_seconds'))} | {fmt(r.get('apply_floor_seconds'), 2)} "
+            f"| {fmt(r.get('plan_seconds'))} "
             f"| {r.get('plan_exit', '—')} | {fmt(floor, 2)} | {fmt(ratio, 2)} | {fmt(null_plan(results, r['n']))} "
             f"| {sum(r.get('plan_throttled', {}).values())} | {lambda_reads(r.get('plan_calls', {}))} "
             f"| {fmt(mib(r.get('plan_peak_rss_kib')))} |"
@@ -759,7 +760,7 @@ def section(results, svg_name, lambda_read_constant):
         f"{results['lambdas']} Lambdas with `permission_scope = \"account\"`; template rotations use "
         "`rotation_type = \"postgresql_single_user\"`; every scenario is a `for_each` over secrets made "
         "beforehand. *plan* is `terraform plan -detailed-exitcode` right after the apply (nothing to "
-        "change); *quota floor* is the least time AWS's quotas allow for the requests that plan made "
+        "change); *quota floor* (and *apply quota floor*, the same for the apply's requests) is the least time AWS's quotas allow for the requests that plan made "
         "(per quota class, requests ÷ rate less the one-second burst; the slowest class); *null plan* is the "
         f"same plan over as many `null_resource` of hashicorp/null {', '.join(null_versions) or '—'}, the floor of "
         "Terraform's own walk; *throttled* counts the answers the emulator's quotas throttled during the plan "
