@@ -350,18 +350,20 @@ def _status_line(status):
     return f"{status} {HTTPStatus(status).phrase}"
 
 
-def error_answer(name, kind, code=None, message=None):
-    """(status line, headers, body) of an AWS error for `name`'s service.
+def fault_answer(name, kind):
+    """(status line, headers, body) of the fault `kind` for `name`'s service."""
+    answers = _ANSWERS.get(name.service) or _COMMON_ANSWERS[name.protocol]
+    return error_answer(name, *answers[kind])
+
+
+def error_answer(name, status, code, message):
+    """(status line, headers, body) of an AWS error in `name`'s wire shape.
 
     Each protocol puts the code where the AWS SDKs read it: awsJson1.1 in the
     body's `__type`, restJson1 in the `x-amzn-ErrorType` header (and Lambda's
     `Type`/`message` body, the repository's `errorCode`/`message`), awsQuery
     in `<ErrorResponse><Error><Code>`.
     """
-    answers = _ANSWERS.get(name.service) or _COMMON_ANSWERS[name.protocol]
-    status, default_code, default_message = answers[kind] if kind in answers else (400, code, message)
-    code = code or default_code
-    message = message or default_message
     request_id = str(uuid.uuid4())
     if name.protocol == "query":
         namespace = _QUERY_NAMESPACES.get(name.service, "")
@@ -510,8 +512,11 @@ class FaultPlan:
 # Request rates per account and Region, per API class: (service, class,
 # calls, requests per second). A call in no class of its service is not
 # limited. Sources: the project's /work/shared/docs/aws-limits.md, taken from
-# AWS's "Lambda quotas" and "AWS Secrets Manager quotas" pages; rows marked
-# (page) are on that Secrets Manager page but not copied into aws-limits.md.
+# AWS's "Lambda quotas" and "AWS Secrets Manager quotas" pages
+# (docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html);
+# rows marked (page) are on that Secrets Manager page but not in
+# aws-limits.md; rows marked (page, re-check) are that page's figures that
+# could not be confirmed against it when this table was written.
 # IAM, STS, CloudFormation and the Serverless Application Repository publish
 # no request rates, so they get no bucket here (their throttle shape can
 # still be injected as a fault).
@@ -549,10 +554,10 @@ QUOTA_TABLE = [
     ("secretsmanager", "RestoreSecret", {"RestoreSecret"}, 50),  # (page)
     ("secretsmanager", "TagResource+UntagResource", {"TagResource", "UntagResource"}, 50),  # (page)
     ("secretsmanager", "BatchGetSecretValue", {"BatchGetSecretValue"}, 100),  # (page)
-    ("secretsmanager", "CreateSecret", {"CreateSecret"}, 50),  # (page)
-    ("secretsmanager", "DeleteSecret", {"DeleteSecret"}, 50),  # (page)
-    ("secretsmanager", "ListSecretVersionIds", {"ListSecretVersionIds"}, 50),  # (page)
-    ("secretsmanager", "GetRandomPassword", {"GetRandomPassword"}, 50),  # (page)
+    ("secretsmanager", "CreateSecret", {"CreateSecret"}, 50),  # (page, re-check)
+    ("secretsmanager", "DeleteSecret", {"DeleteSecret"}, 50),  # (page, re-check)
+    ("secretsmanager", "ListSecretVersionIds", {"ListSecretVersionIds"}, 50),  # (page, re-check)
+    ("secretsmanager", "GetRandomPassword", {"GetRandomPassword"}, 50),  # (page, re-check)
 ]
 
 
@@ -764,7 +769,7 @@ class AwsUnderLoad:
         fault = self.faults.decide(name)
         if fault in ("throttle", "server_error", "unavailable"):
             LOG.info("fault %s on %s", fault, name.key)
-            return self._error(start_response, name, fault)
+            return self._answer(start_response, fault_answer(name, fault))
         if fault == "reset_before":
             LOG.info("fault reset_before on %s: the call does not happen", name.key)
             _reset_request(environ)
@@ -772,7 +777,7 @@ class AwsUnderLoad:
         account = _account_of(name.access_key)
         if not self.quotas.admit(name, account):
             LOG.info("quota: %s throttled", name.key)
-            return self._error(start_response, name, "throttle")
+            return self._answer(start_response, fault_answer(name, "throttle"))
 
         if name.service == "lambda" and name.call == "AddPermission":
             captured = self._add_permission(environ, name, account)
@@ -795,8 +800,9 @@ class AwsUnderLoad:
                 answer.close()
         return captured
 
-    def _error(self, start_response, name, kind, code=None, message=None):
-        status, headers, body = error_answer(name, kind, code, message)
+    @staticmethod
+    def _answer(start_response, answer):
+        status, headers, body = answer
         start_response(status, headers + [("Content-Length", str(len(body)))])
         return [body]
 
@@ -820,12 +826,14 @@ class AwsUnderLoad:
             policy.revision = revision_before
         LOG.info("lambda: AddPermission refused, the policy would be %d bytes", size)
         refused = _Captured()
-        refused.chunks = self._error(
+        refused.chunks = self._answer(
             refused.start_response,
-            name,
-            "policy_length",
-            "PolicyLengthExceededException",
-            f"The final policy size ({size}) is bigger than the limit ({LAMBDA_POLICY_LIMIT_BYTES}).",
+            error_answer(
+                name,
+                400,
+                "PolicyLengthExceededException",
+                f"The final policy size ({size}) is bigger than the limit ({LAMBDA_POLICY_LIMIT_BYTES}).",
+            ),
         )
         return refused
 
