@@ -511,12 +511,11 @@ class FaultPlan:
 
 # Request rates per account and Region, per API class: (service, class,
 # calls, requests per second). A call in no class of its service is not
-# limited. Sources: the project's /work/shared/docs/aws-limits.md, taken from
-# AWS's "Lambda quotas" and "AWS Secrets Manager quotas" pages
-# (docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html);
-# rows marked (page) are on that Secrets Manager page but not in
-# aws-limits.md; rows marked (page, re-check) are that page's figures that
-# could not be confirmed against it when this table was written.
+# limited. Sources: AWS's "Lambda quotas" and "AWS Secrets Manager quotas"
+# pages (docs.aws.amazon.com/secretsmanager/latest/userguide/reference_limits.html);
+# rows marked (page) are the less used Secrets Manager calls of that page;
+# rows marked (page, re-check) are figures that could not be confirmed
+# against it when this table was written.
 # IAM, STS, CloudFormation and the Serverless Application Repository publish
 # no request rates, so they get no bucket here (their throttle shape can
 # still be injected as a fault).
