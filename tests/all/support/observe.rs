@@ -11,43 +11,52 @@ use super::moto::{create_existing_rotation_lambda, create_secret, Emulator};
 /// Inline policy the rotation templates give their role (not ours).
 pub const TEMPLATE_ROLE_POLICY: &str = "SecretsManagerRotationPolicy";
 
-/// What the AWS API says about the secret's rotation: enabled, and with
-/// which Lambda. A deleted secret rotates no more.
-pub async fn rotation_status(emulator: &Emulator, secret_arn: &str) -> (bool, Option<String>) {
-    let Ok(described) = emulator
+type Described = aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+
+/// The secret as DescribeSecret gives it; `None` when it is gone.
+async fn describe(emulator: &Emulator, secret_arn: &str) -> Option<Described> {
+    emulator
         .secretsmanager()
         .describe_secret()
         .secret_id(secret_arn)
         .send()
         .await
-    else {
-        return (false, None);
-    };
+        .ok()
+}
+
+/// Enabled, and with which Lambda. A deleted secret rotates no more.
+fn rotation_of(described: Option<&Described>) -> (bool, Option<String>) {
     (
-        described.rotation_enabled().unwrap_or(false),
-        described.rotation_lambda_arn().map(str::to_owned),
+        described
+            .and_then(|d| d.rotation_enabled())
+            .unwrap_or(false),
+        described
+            .and_then(|d| d.rotation_lambda_arn())
+            .map(str::to_owned),
     )
 }
 
 /// Whether an AWSPENDING label sits on a version that is not AWSCURRENT:
 /// the next rotation would fail on it.
-pub async fn pending_label_blocks(emulator: &Emulator, secret_arn: &str) -> bool {
-    let Ok(described) = emulator
-        .secretsmanager()
-        .describe_secret()
-        .secret_id(secret_arn)
-        .send()
-        .await
-    else {
-        return false;
-    };
+fn pending_blocks(described: Option<&Described>) -> bool {
     described
-        .version_ids_to_stages()
+        .and_then(|d| d.version_ids_to_stages())
         .into_iter()
         .flat_map(|m| m.values())
         .any(|labels| {
             labels.iter().any(|l| l == "AWSPENDING") && !labels.iter().any(|l| l == "AWSCURRENT")
         })
+}
+
+/// What the AWS API says about the secret's rotation: enabled, and with
+/// which Lambda.
+pub async fn rotation_status(emulator: &Emulator, secret_arn: &str) -> (bool, Option<String>) {
+    rotation_of(describe(emulator, secret_arn).await.as_ref())
+}
+
+/// Whether the secret's AWSPENDING label blocks the next rotation.
+pub async fn pending_label_blocks(emulator: &Emulator, secret_arn: &str) -> bool {
+    pending_blocks(describe(emulator, secret_arn).await.as_ref())
 }
 
 /// The ids of the stacks that still exist.
@@ -148,7 +157,9 @@ pub async fn look(
     lambda: Option<&str>,
     role: Option<&str>,
 ) -> Seen {
-    let (rotation_enabled, rotation_lambda) = rotation_status(emulator, secret_arn).await;
+    // One look at the secret for both its rotation and its labels.
+    let described = describe(emulator, secret_arn).await;
+    let (rotation_enabled, rotation_lambda) = rotation_of(described.as_ref());
     let our_statements = match lambda {
         Some(f) => statements_for_secret(emulator, f, secret_arn)
             .await
@@ -174,7 +185,7 @@ pub async fn look(
         live_stacks: live_stacks(emulator).await,
         our_statements,
         master_policy,
-        pending_blocks: pending_label_blocks(emulator, secret_arn).await,
+        pending_blocks: pending_blocks(described.as_ref()),
     }
 }
 
