@@ -19,79 +19,69 @@ pub fn deployed_stack_name(stack_name: &str) -> String {
     format!("{STACK_NAME_PREFIX}{stack_name}")
 }
 
-/// The SAR application behind each `rotation_type`.
-pub fn application_name(rotation_type: &str) -> Option<&'static str> {
-    Some(match rotation_type {
-        "mysql_single_user" => "SecretsManagerRDSMySQLRotationSingleUser",
-        "mysql_multi_user" => "SecretsManagerRDSMySQLRotationMultiUser",
-        "postgresql_single_user" => "SecretsManagerRDSPostgreSQLRotationSingleUser",
-        "postgresql_multi_user" => "SecretsManagerRDSPostgreSQLRotationMultiUser",
-        "generic" => "SecretsManagerRotationTemplate",
-        _ => return None,
-    })
-}
-
-/// The `rotation_type` of an application ARN or name.
-pub fn rotation_type_of_application(application: &str) -> Option<&'static str> {
-    let name = application.rsplit('/').next()?;
-    [
-        "mysql_single_user",
-        "mysql_multi_user",
-        "postgresql_single_user",
-        "postgresql_multi_user",
-        "generic",
-    ]
-    .into_iter()
-    .find(|t| application_name(t) == Some(name))
-}
-
-/// The application ARN in the partition of `region`: AWS publishes the
-/// rotation applications from one account and region per partition.
-pub fn application_arn(rotation_type: &str, region: &str) -> Option<String> {
-    let name = application_name(rotation_type)?;
+/// The ARN of the application named `application` in the partition of
+/// `region`: AWS publishes the rotation applications from one account and
+/// region per partition.
+pub fn application_arn(application: &str, region: &str) -> String {
     let (partition, home, account) = match partition_of_region(region) {
         "aws-cn" => ("aws-cn", "cn-north-1", "193023089310"),
         "aws-us-gov" => ("aws-us-gov", "us-gov-west-1", "023102451235"),
         _ => ("aws", "us-east-1", "297356227824"),
     };
-    Some(format!(
-        "arn:{partition}:serverlessrepo:{home}:{account}:applications/{name}"
-    ))
+    format!("arn:{partition}:serverlessrepo:{home}:{account}:applications/{application}")
 }
 
-/// The parameters each template declares, for when the repository cannot
-/// tell us (GetApplication denied or unavailable).
-pub fn known_parameters(rotation_type: &str) -> &'static [&'static str] {
-    const SINGLE: &[&str] = &[
-        "endpoint",
-        "functionName",
-        "vpcSubnetIds",
-        "vpcSecurityGroupIds",
-        "excludeCharacters",
-        "kmsKeyArn",
-    ];
-    const MULTI: &[&str] = &[
-        "endpoint",
-        "functionName",
-        "vpcSubnetIds",
-        "vpcSecurityGroupIds",
-        "excludeCharacters",
-        "kmsKeyArn",
-        "masterSecretArn",
-        "masterSecretKmsKeyArn",
-    ];
-    const GENERIC: &[&str] = &[
-        "endpoint",
-        "functionName",
-        "vpcSubnetIds",
-        "vpcSecurityGroupIds",
-        "kmsKeyArn",
-    ];
-    match rotation_type {
-        "generic" => GENERIC,
-        t if t.ends_with("_multi_user") => MULTI,
-        _ => SINGLE,
-    }
+/// One version of an application, as the repository describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateVersion {
+    pub semantic_version: String,
+    /// The parameters the version's template declares, with their defaults.
+    pub parameters: Vec<(String, Option<String>)>,
+}
+
+/// The version `version` of the application (the newest one with `None`),
+/// from GetApplication. A version the application does not have is not
+/// found, as the repository answers.
+pub async fn template_version(
+    c: &Clients,
+    d: &Deadline,
+    application_arn: &str,
+    version: Option<&str>,
+) -> Result<TemplateVersion, AwsError> {
+    let out = c
+        .call(d, &READ, Quota::Unpublished, || async {
+            c.serverlessrepo
+                .get_application()
+                .application_id(application_arn)
+                .set_semantic_version(version.map(str::to_string))
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await?;
+    let described = out.version().ok_or_else(|| {
+        AwsError::Failed(format!(
+            "the repository described {application_arn} without a version"
+        ))
+    })?;
+    let semantic_version = described
+        .semantic_version()
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .or_else(|| version.map(str::to_string))
+        .ok_or_else(|| {
+            AwsError::Failed(format!(
+                "the repository described {application_arn} without its version number"
+            ))
+        })?;
+    Ok(TemplateVersion {
+        semantic_version,
+        parameters: described
+            .parameter_definitions()
+            .iter()
+            .filter_map(|p| Some((p.name()?.to_string(), p.default_value().map(str::to_string))))
+            .collect(),
+    })
 }
 
 /// The parameters the template version declares, with their defaults,
@@ -102,28 +92,9 @@ pub async fn template_parameters(
     application_arn: &str,
     version: &str,
 ) -> Result<Vec<(String, Option<String>)>, AwsError> {
-    let out = c
-        .call(d, &READ, Quota::Unpublished, || async {
-            c.serverlessrepo
-                .get_application()
-                .application_id(application_arn)
-                .semantic_version(version)
-                .send()
-                .await
-                .map_err(classify)
-        })
-        .await?;
-    Ok(out
-        .version()
-        .map(|v| {
-            v.parameter_definitions()
-                .iter()
-                .filter_map(|p| {
-                    Some((p.name()?.to_string(), p.default_value().map(str::to_string)))
-                })
-                .collect()
-        })
-        .unwrap_or_default())
+    Ok(template_version(c, d, application_arn, Some(version))
+        .await?
+        .parameters)
 }
 
 #[derive(Debug, Clone)]
@@ -191,33 +162,16 @@ mod tests {
     #[test]
     fn application_arns_per_partition() {
         assert_eq!(
-            application_arn("mysql_single_user", "eu-west-1").as_deref(),
-            Some("arn:aws:serverlessrepo:us-east-1:297356227824:applications/SecretsManagerRDSMySQLRotationSingleUser")
+            application_arn("SecretsManagerRDSMySQLRotationSingleUser", "eu-west-1"),
+            "arn:aws:serverlessrepo:us-east-1:297356227824:applications/SecretsManagerRDSMySQLRotationSingleUser"
         );
         assert_eq!(
-            application_arn("generic", "cn-northwest-1").as_deref(),
-            Some("arn:aws-cn:serverlessrepo:cn-north-1:193023089310:applications/SecretsManagerRotationTemplate")
+            application_arn("SecretsManagerRotationTemplate", "cn-northwest-1"),
+            "arn:aws-cn:serverlessrepo:cn-north-1:193023089310:applications/SecretsManagerRotationTemplate"
         );
-        assert!(
-            application_arn("postgresql_multi_user", "us-gov-east-1").is_some_and(
-                |a| a.starts_with("arn:aws-us-gov:serverlessrepo:us-gov-west-1:023102451235:")
-            )
+        assert_eq!(
+            application_arn("SecretsManagerMongoDBRotationMultiUser", "us-gov-east-1"),
+            "arn:aws-us-gov:serverlessrepo:us-gov-west-1:023102451235:applications/SecretsManagerMongoDBRotationMultiUser"
         );
-        assert_eq!(application_arn("oracle", "us-east-1"), None);
-    }
-
-    #[test]
-    fn rotation_type_from_application_arn() {
-        for t in [
-            "mysql_single_user",
-            "mysql_multi_user",
-            "postgresql_single_user",
-            "postgresql_multi_user",
-            "generic",
-        ] {
-            let arn = application_arn(t, "us-east-1").unwrap_or_default();
-            assert_eq!(rotation_type_of_application(&arn), Some(t));
-        }
-        assert_eq!(rotation_type_of_application("arn:x/Other"), None);
     }
 }

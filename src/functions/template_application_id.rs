@@ -3,9 +3,9 @@
 //! `rotation_type` in a region, from the repository of that region's
 //! partition.
 
-use crate::aws::serverlessrepo::application_arn;
 use crate::parts::ProviderFunction;
 use crate::provider::check_region;
+use crate::rotation::template;
 use crate::rotation::validate::ROTATION_TYPES;
 use crate::tf::{Function, FunctionError, Parameter, Type, Value};
 
@@ -49,8 +49,8 @@ names that home region, not `region` itself."
         let rotation_type = text(arguments, 0, "rotation_type")?;
         let region = text(arguments, 1, "region")?;
         check_region(region).map_err(|e| FunctionError::argument(1, e))?;
-        application_arn(rotation_type, region)
-            .map(Value::string)
+        template::find(rotation_type)
+            .map(|t| Value::string(t.application_arn(region)))
             .ok_or_else(|| {
                 FunctionError::argument(
                     0,
@@ -78,7 +78,9 @@ mod tests {
                 assert_eq!(
                     call(t, region),
                     Ok(Value::string(
-                        application_arn(t, region).expect("known type")
+                        template::find(t)
+                            .expect("known type")
+                            .application_arn(region)
                     )),
                     "{t} in {region}"
                 );

@@ -107,7 +107,11 @@ impl Step {
         match self {
             Step::DeployTemplate => {
                 to.rotation_type = from.rotation_type.clone();
-                to.template_version = from.template_version.clone();
+                // Unknown in a plan without a pinned version: the step itself
+                // records the version it deployed.
+                if computed || !from.template_version.is_unknown() {
+                    to.template_version = from.template_version.clone();
+                }
                 to.function_name = from.function_name.clone();
                 to.endpoint = from.endpoint.clone();
                 to.kms_key_arn = from.kms_key_arn.clone();

@@ -9,6 +9,7 @@
 //!   template's stack), `permission` (the invoke permission),
 //!   `master_policy` (the master-secret policy) and `vpc` (the Lambda's VPC
 //!   placement);
+//! - `template`: the rotation templates, one row per `rotation_type`;
 //! - `apply`: the order of the steps; `read`: drift detection and import;
 //! - `resource`: the resource as the provider serves it (the RPC glue).
 
@@ -25,5 +26,6 @@ pub mod schedule;
 pub mod schema;
 pub mod secret;
 pub mod stack;
+pub mod template;
 pub mod validate;
 pub mod vpc;

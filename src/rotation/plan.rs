@@ -14,11 +14,8 @@ use super::model::{Attr, Rotation, RotationRules};
 use super::permission;
 use super::private::Private;
 use super::schedule;
+use super::template;
 use super::validate;
-
-/// The SAR template version used when `template_version` is not set: the
-/// one AWS CDK pins for the `aws` partition.
-pub const DEFAULT_TEMPLATE_VERSION: &str = "1.1.671";
 
 pub struct PlanContext<'a> {
     /// The provider's region, for the default endpoint when `secret_id` is a
@@ -115,7 +112,12 @@ then needs the secret to exist. To only clean up, remove the resource from the c
             } else {
                 Attr::Null
             })
-            .or(Attr::Known(DEFAULT_TEMPLATE_VERSION.into()));
+            .or(match (c.rotation_type.known(), c.secret_id.known()) {
+                (Some(t), Some(id)) => default_template_version(t, id, ctx.region)
+                    .map(|v| Attr::Known(v.to_string()))
+                    .unwrap_or(Attr::Unknown),
+                _ => Attr::Unknown,
+            });
         out.function_name = c
             .function_name
             .clone()
@@ -257,6 +259,22 @@ pub fn default_function_name(secret_id: &str, rotation_type: &str) -> String {
     format!("rdsrot-{name}-{hash:08x}")
 }
 
+/// The template version deployed when `template_version` is not set: the
+/// one pinned for the application in the secret's partition. `None` when
+/// none is pinned (or the region is not known yet): the apply then deploys
+/// the newest version the repository publishes and records it.
+pub fn default_template_version(
+    rotation_type: &str,
+    secret_id: &str,
+    provider_region: Option<&str>,
+) -> Option<&'static str> {
+    let region = match Arn::parse(secret_id) {
+        Some(a) if !a.region.is_empty() => a.region,
+        _ => provider_region?,
+    };
+    template::find(rotation_type)?.default_version(region)
+}
+
 pub fn default_endpoint(secret_id: &str, provider_region: Option<&str>) -> Option<String> {
     let region = match Arn::parse(secret_id) {
         Some(a) if !a.region.is_empty() => a.region,
@@ -334,7 +352,8 @@ mod tests {
         assert_eq!(s.rotate_immediately, Attr::Known(true));
         assert_eq!(
             s.template_version.as_deref(),
-            Some(DEFAULT_TEMPLATE_VERSION)
+            Some("1.1.671"),
+            "the version pinned for PostgreSQL single user in the aws partition"
         );
         assert_eq!(
             s.endpoint.as_deref(),
@@ -505,5 +524,64 @@ mod tests {
         );
         assert!(s.stack_id.is_unknown());
         assert_ne!(s.function_name, applied().function_name);
+    }
+
+    fn planned_version(rotation_type: &str, secret_id: &str, region: Option<&str>) -> Attr<String> {
+        let mut c = config();
+        c.rotation_type = Attr::Known(rotation_type.into());
+        c.secret_id = Attr::Known(secret_id.into());
+        if template::find(rotation_type).is_some_and(|t| t.needs_master_secret) {
+            c.master_secret_arn =
+                Attr::Known("arn:aws:secretsmanager:eu-west-1:123456789012:secret:m-AbCdEf".into());
+        }
+        let planned = plan(
+            &c.to_value(),
+            &Value::Null,
+            &Private::new(),
+            &PlanContext { region },
+        );
+        Rotation::from_value(&planned.state).template_version
+    }
+
+    #[test]
+    fn the_default_version_is_the_applications_pin_in_the_secrets_partition() {
+        let cn = "arn:aws-cn:secretsmanager:cn-north-1:123456789012:secret:db-AbCdEf";
+        let gov = "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:db-AbCdEf";
+        assert_eq!(
+            planned_version("mariadb_single_user", SECRET, None),
+            Attr::Known("1.1.670".into())
+        );
+        assert_eq!(
+            planned_version("mariadb_single_user", cn, None),
+            Attr::Known("1.1.442".into())
+        );
+        assert_eq!(
+            planned_version("db2_multi_user", gov, None),
+            Attr::Known("1.1.223".into())
+        );
+        // A secret name: the provider's region picks the partition.
+        assert_eq!(
+            planned_version("db2_single_user", "app/db", Some("us-gov-east-1")),
+            Attr::Known("1.1.222".into())
+        );
+        // No region to pick a partition, or no pinned version: the apply
+        // deploys the newest version and records it.
+        assert_eq!(
+            planned_version("oracle_single_user", "app/db", None),
+            Attr::Unknown
+        );
+        assert_eq!(planned_version("generic", SECRET, None), Attr::Unknown);
+    }
+
+    #[test]
+    fn a_recorded_version_is_kept_while_the_type_stays() {
+        let mut c = config();
+        c.rotation_type = Attr::Known("generic".into());
+        let mut prior = applied();
+        prior.rotation_type = Attr::Known("generic".into());
+        prior.template_version = Attr::Known("1.1.5".into());
+        let s =
+            Rotation::from_value(&plan(&c.to_value(), &prior.to_value(), &private(), &ctx()).state);
+        assert_eq!(s.template_version, Attr::Known("1.1.5".into()));
     }
 }

@@ -14,7 +14,7 @@ use crate::aws::{cloudformation as cfn, iam, lambda, secretsmanager as sm, serve
 use super::model::{Attr, Rotation};
 use super::plan::default_statement_id;
 use super::private::{PermissionRecord, Private, RolePolicyRecord, StackRecord};
-use super::{master_policy, permission, secret, stack, vpc};
+use super::{master_policy, permission, secret, stack, template, vpc};
 
 /// The state as AWS has it. A deleted secret keeps the resource (see
 /// `secret::record_gone`): destroy must still remove what was made for it.
@@ -164,7 +164,7 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
     let app = found
         .as_ref()
         .and_then(|st| st.tags.get("serverlessrepo:applicationId"))
-        .and_then(|a| sar::rotation_type_of_application(a));
+        .and_then(|a| template::of_application(a).map(|t| t.rotation_type));
     if let (Some(st), Some(rotation_type)) = (&found, app) {
         // A parameter left at the template's default was not configured.
         let version = st.tags.get(stack::VERSION_TAG).cloned();

@@ -42,12 +42,12 @@ fn attributes() -> Vec<Attribute> {
         Attribute::optional(
             "rotation_type",
             s.clone(),
-            "Rotation template to deploy: `mysql_single_user`, `mysql_multi_user`, \
-`postgresql_single_user`, `postgresql_multi_user` or `generic` (the Serverless Application \
-Repository applications SecretsManagerRDSMySQLRotationSingleUser, \
-SecretsManagerRDSMySQLRotationMultiUser, SecretsManagerRDSPostgreSQLRotationSingleUser, \
-SecretsManagerRDSPostgreSQLRotationMultiUser and SecretsManagerRotationTemplate). Exactly one \
-of `rotation_type` and `rotation_lambda_arn` must be set.",
+            "Rotation template to deploy: `<engine>_single_user` or `<engine>_multi_user` for \
+the engines `mysql`, `postgresql`, `mariadb`, `oracle`, `sqlserver`, `db2`, `redshift` and \
+`mongodb` (DocumentDB), or `generic`; each deploys the matching Serverless Application \
+Repository application (e.g. `oracle_multi_user`: SecretsManagerRDSOracleRotationMultiUser). \
+Multi-user types and `db2_single_user` need `master_secret_arn`. Exactly one of \
+`rotation_type` and `rotation_lambda_arn` must be set.",
         ),
         Attribute::optional_computed(
             "rotation_lambda_arn",
@@ -71,7 +71,9 @@ Lambda).",
             "template_version",
             s.clone(),
             "Semantic version of the Serverless Application Repository template. Defaults to \
-the version this provider pins (`1.1.671`, the one AWS CDK pins in the `aws` partition; set it explicitly in other partitions).",
+the version this provider pins for the application in the secret's partition (the versions AWS \
+CDK pins); for `generic`, which has no pinned version, the newest one published when the stack \
+is first deployed.",
         ),
         Attribute::optional_computed(
             "function_name",

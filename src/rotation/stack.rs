@@ -15,8 +15,9 @@ use crate::aws::{cloudformation as cfn, lambda, serverlessrepo as sar};
 use crate::logging;
 
 use super::model::{Attr, Rotation};
-use super::plan::{stable_hash, DEFAULT_TEMPLATE_VERSION};
+use super::plan::stable_hash;
 use super::private::{Private, StackRecord};
+use super::template;
 
 const LOG: &str = "rotation";
 
@@ -223,21 +224,33 @@ async fn deploy(
     s: &mut Rotation,
     p: &mut Private,
 ) -> Result<String, AwsError> {
-    let app = sar::application_arn(rotation_type, target.region).ok_or_else(|| {
+    let tpl = template::find(rotation_type).ok_or_else(|| {
         AwsError::Failed(format!("no template for rotation_type {rotation_type:?}"))
     })?;
-    let version = planned
+    let app = tpl.application_arn(target.region);
+    // Configured, else the version pinned in this partition, else (nothing
+    // pinned) the newest the repository publishes.
+    let wanted = planned
         .template_version
         .known()
-        .cloned()
-        .unwrap_or_else(|| DEFAULT_TEMPLATE_VERSION.to_string());
-    let declared: Vec<String> = match sar::template_parameters(c, d, &app, &version).await {
-        Ok(defs) if !defs.is_empty() => defs.into_iter().map(|(name, _)| name).collect(),
-        Ok(_) | Err(_) => sar::known_parameters(rotation_type)
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    };
+        .map(String::as_str)
+        .or_else(|| tpl.default_version(target.region));
+    let found = describe_template(c, d, &app, wanted).await?;
+    let version = found.semantic_version;
+    let declared: Vec<String> = found.parameters.into_iter().map(|(name, _)| name).collect();
+    // The Lambda and the stack are named by `functionName`: a version
+    // without it is not one this provider can deploy.
+    if !declared.iter().any(|p| p == "functionName") {
+        return Err(AwsError::Failed(format!(
+            "version {version} of {app} declares no functionName parameter{}, so it is not a \
+rotation template this provider can deploy: set `template_version` to another version",
+            if declared.is_empty() {
+                " (it declares no parameters at all)"
+            } else {
+                ""
+            }
+        )));
+    }
     let params = template_parameters(planned, &declared);
 
     let full_name = sar::deployed_stack_name(stack_name);
@@ -363,7 +376,38 @@ continue-update-rollback --stack-name {}`), then apply again.",
         // The stack may have changed its Lambda: read it afresh.
         c.reads.forget_function(&arn);
     }
+    // Recorded only now: a failed update keeps the version deployed before.
+    s.template_version = Attr::Known(version);
     Ok(arn)
+}
+
+/// The version to deploy and the parameters it declares, from the
+/// repository. Its answer decides which parameters are sent: when it
+/// cannot be had (after the retries of transient errors), the deployment
+/// stops here, before anything is made, rather than guess them.
+async fn describe_template(
+    c: &Clients,
+    d: &Deadline,
+    app: &str,
+    version: Option<&str>,
+) -> Result<sar::TemplateVersion, AwsError> {
+    sar::template_version(c, d, app, version)
+        .await
+        .map_err(|e| match (&e, version) {
+            (AwsError::Api { .. }, Some(v)) if e.is_not_found() => AwsError::Failed(format!(
+                "the Serverless Application Repository has no version {v} of {app} ({e}): set \
+`template_version` to a version it publishes (`aws serverlessrepo list-application-versions \
+--application-id {app}`)"
+            )),
+            (AwsError::Api { .. }, _) if !e.is_no_credentials() => AwsError::Failed(format!(
+                "could not read the parameters of the template {app} {} from the Serverless \
+Application Repository (GetApplication: {e}); they decide which parameters the change set may \
+carry, so nothing was deployed. Allow `serverlessrepo:GetApplication` on the application, or \
+apply again once the repository answers",
+                version.unwrap_or("(newest version)")
+            )),
+            _ => e,
+        })
 }
 
 async fn lambda_is_missing(

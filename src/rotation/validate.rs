@@ -6,14 +6,10 @@ use crate::tf::{AttributePath, Diagnostic, Diagnostics};
 
 use super::model::{Attr, Rotation};
 use super::schedule;
+use super::template;
 
-pub const ROTATION_TYPES: [&str; 5] = [
-    "mysql_single_user",
-    "mysql_multi_user",
-    "postgresql_single_user",
-    "postgresql_multi_user",
-    "generic",
-];
+/// Every `rotation_type`: one per row of the template table.
+pub const ROTATION_TYPES: [&str; template::TEMPLATES.len()] = template::ROTATION_TYPES;
 
 fn root(name: &str) -> AttributePath {
     AttributePath::root(name)
@@ -53,30 +49,46 @@ an existing Lambda).",
         _ => {}
     }
     if let Some(t) = c.rotation_type.as_deref() {
-        if !ROTATION_TYPES.contains(&t) {
-            d.push(invalid(
+        match template::find(t) {
+            None => d.push(invalid(
                 root("rotation_type"),
                 "Unknown rotation_type",
                 format!("{t:?} is not one of {}.", ROTATION_TYPES.join(", ")),
-            ));
-        }
-        let multi = t.ends_with("_multi_user");
-        if multi && c.master_secret_arn.is_null() {
-            d.push(invalid(
-                root("master_secret_arn"),
-                "Missing master_secret_arn",
-                format!("The {t} strategy signs in with a master secret: set `master_secret_arn`."),
-            ));
-        }
-        if t.ends_with("_single_user") && c.master_secret_arn.known().is_some() {
-            d.push(invalid(
-                root("master_secret_arn"),
-                "master_secret_arn with a single-user rotation",
-                format!(
-                    "The {t} strategy changes the user's own password and uses no master \
+            )),
+            Some(tpl) if tpl.needs_master_secret && c.master_secret_arn.is_null() => {
+                let why = if tpl.is_multi_user() {
+                    "signs in with a master secret"
+                } else {
+                    // Db2: a user cannot change its own password.
+                    "changes the user's password signed in as the master secret's user, as Db2 \
+users cannot change their own"
+                };
+                d.push(invalid(
+                    root("master_secret_arn"),
+                    "Missing master_secret_arn",
+                    format!(
+                        "The {t} strategy {why}: set `master_secret_arn` (and the `masterarn` \
+key of the secret's JSON) to its ARN."
+                    ),
+                ));
+            }
+            // The generic template's code is yours: it may use a master
+            // secret or not.
+            Some(tpl)
+                if tpl.strategy == template::Strategy::SingleUser
+                    && !tpl.needs_master_secret
+                    && c.master_secret_arn.known().is_some() =>
+            {
+                d.push(invalid(
+                    root("master_secret_arn"),
+                    "master_secret_arn with a single-user rotation",
+                    format!(
+                        "The {t} strategy changes the user's own password and uses no master \
 secret: remove `master_secret_arn` or choose a multi-user type."
-                ),
-            ));
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
     }
     if c.rotation_lambda_arn.known().is_some() {
@@ -488,9 +500,65 @@ mod tests {
 
     #[test]
     fn unknown_rotation_type() {
+        for bad in [
+            "oracle",
+            "Oracle_single_user",
+            "mssql_single_user",
+            "generic_multi_user",
+            "",
+        ] {
+            let mut c = base();
+            c.rotation_type = k(bad.into());
+            assert_eq!(paths(&c), ["rotation_type"], "{bad:?}");
+            let d = validate(&c);
+            let detail = &d.iter().next().expect("one diagnostic").detail;
+            assert!(
+                detail.contains(&format!("{bad:?}")) && detail.contains("mongodb_multi_user"),
+                "{detail}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_rotation_type_of_the_table_is_accepted() {
+        for t in &template::TEMPLATES {
+            let mut c = base();
+            c.rotation_type = k(t.rotation_type.into());
+            if t.needs_master_secret {
+                c.master_secret_arn = k(MASTER.into());
+            }
+            assert!(
+                validate(&c).is_empty(),
+                "{}: {:?}",
+                t.rotation_type,
+                paths(&c)
+            );
+        }
+        assert_eq!(ROTATION_TYPES.len(), 17);
+    }
+
+    #[test]
+    fn db2_single_user_needs_the_master_secret_too() {
         let mut c = base();
-        c.rotation_type = k("oracle_single_user".into());
-        assert_eq!(paths(&c), ["rotation_type"]);
+        c.rotation_type = k("db2_single_user".into());
+        assert_eq!(paths(&c), ["master_secret_arn"]);
+        let d = validate(&c);
+        let detail = &d.iter().next().expect("one diagnostic").detail;
+        assert!(
+            detail.contains("Db2") && detail.contains("masterarn"),
+            "{detail}"
+        );
+        c.master_secret_arn = k(MASTER.into());
+        assert!(validate(&c).is_empty());
+    }
+
+    #[test]
+    fn the_generic_template_takes_a_master_secret_or_not() {
+        let mut c = base();
+        c.rotation_type = k("generic".into());
+        assert!(validate(&c).is_empty());
+        c.master_secret_arn = k(MASTER.into());
+        assert!(validate(&c).is_empty());
     }
 
     #[test]
@@ -511,6 +579,27 @@ mod tests {
         let mut single = base();
         single.master_secret_arn = k(MASTER.into());
         assert_eq!(paths(&single), ["master_secret_arn"]);
+        for t in [
+            "mariadb",
+            "oracle",
+            "sqlserver",
+            "db2",
+            "redshift",
+            "mongodb",
+        ] {
+            let mut multi = base();
+            multi.rotation_type = k(format!("{t}_multi_user"));
+            assert_eq!(paths(&multi), ["master_secret_arn"], "{t}");
+            let mut single = base();
+            single.rotation_type = k(format!("{t}_single_user"));
+            single.master_secret_arn = k(MASTER.into());
+            let want: &[&str] = if t == "db2" {
+                &[]
+            } else {
+                &["master_secret_arn"]
+            };
+            assert_eq!(paths(&single), want, "{t}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::support::engines::{self, NEW_ROTATION_TYPES};
 use crate::support::moto::{
     create_database_secret, create_existing_rotation_lambda, loud, repo_root, DatabaseSecret,
     Emulator, ACCOUNT_ID,
@@ -973,5 +974,90 @@ fn release_script_writes_a_zip_sums_and_manifest_that_check() {
             );
         }
         _ => loud("=== zip listing skipped: no venv python ==="),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Every engine's templates in one configuration
+// ---------------------------------------------------------------------------
+
+/// One resource per rotation type of the engines beyond MySQL and
+/// PostgreSQL (MariaDB, Oracle, SQL Server, Db2, Redshift, DocumentDB; single
+/// user and alternating users), in one configuration: apply, an empty plan,
+/// destroy, and nothing of ours left, with each Terraform client.
+#[test]
+fn every_engine_template_in_one_configuration_applies_plans_empty_and_destroys() {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let sm = emulator.secretsmanager();
+        let fixtures: Vec<_> = block_on(async {
+            let mut made = Vec::new();
+            for rotation_type in NEW_ROTATION_TYPES {
+                let (secret, master) =
+                    engines::create_secrets(&sm, &format!("e2e/{rotation_type}"), rotation_type)
+                        .await;
+                made.push((rotation_type, secret, master));
+            }
+            made
+        });
+        let mut body = format!("{}\nprovider \"rdsrot\" {{}}\n", required_providers_block());
+        for (rotation_type, secret, master) in &fixtures {
+            let master_line = master
+                .as_ref()
+                .map(|m| format!("  master_secret_arn = \"{}\"\n", m.arn))
+                .unwrap_or_default();
+            body.push_str(&format!(
+                "\nresource \"rdsrot_rotation\" \"{rotation_type}\" {{\n  secret_id     = \"{}\"\n  rotation_type = \"{rotation_type}\"\n{master_line}\n  rotation_rules {{\n    automatically_after_days = 30\n  }}\n}}\n",
+                secret.arn
+            ));
+        }
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        ws.write("main.tf", &body);
+        for (_, secret, master) in &fixtures {
+            ws.forbid(&secret.password);
+            if let Some(m) = master {
+                ws.forbid(&m.password);
+            }
+        }
+
+        ws.apply(&[]);
+        ws.plan(&[]).assert_code(0);
+
+        let mut made = Vec::new();
+        for (rotation_type, secret, _) in &fixtures {
+            let values = ws.resource_values(&format!("rdsrot_rotation.{rotation_type}"));
+            let tpl = engines::template_of(rotation_type);
+            assert_eq!(
+                values["template_version"].as_str(),
+                tpl.default_version("us-east-1"),
+                "{client}: {rotation_type}: {values:#}"
+            );
+            let lambda = text(&values, "rotation_lambda_arn");
+            let role = text(&values, "rotation_lambda_role_arn");
+            let (enabled, used) = block_on(rotation_status(&emulator, &secret.arn));
+            assert!(
+                enabled && used.as_deref() == Some(lambda.as_str()),
+                "{client}: {rotation_type} rotates with {used:?}, not {lambda}"
+            );
+            assert_eq!(
+                block_on(our_role_policies(&emulator.sdk_config(), &role)).len(),
+                usize::from(tpl.needs_master_secret),
+                "{client}: {rotation_type}: the master-secret policy"
+            );
+            made.push((secret.arn.clone(), lambda, role));
+        }
+        assert_eq!(
+            block_on(live_stacks(&emulator)).len(),
+            NEW_ROTATION_TYPES.len(),
+            "{client}: one stack per resource"
+        );
+
+        ws.destroy(&[]);
+        for (secret_arn, lambda, role) in &made {
+            assert_nothing_left(&emulator, &client, secret_arn, lambda, role);
+        }
+        ws.assert_no_leaks();
     }
 }

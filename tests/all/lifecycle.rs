@@ -10,6 +10,7 @@ use rdsrot::rotation::model::{Attr, Rotation, RotationRules};
 use rdsrot::tf::{ApplyRequest, Diagnostics, PlanRequest, Provider, ReadRequest, Value};
 
 use crate::emulator_or_skip;
+use crate::support::engines::{self, NEW_ROTATION_TYPES};
 use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{self, Emulator};
 use crate::support::observe::{look, Applied, Drift};
@@ -1359,7 +1360,10 @@ async fn probe_configure_from_environment() {
         Some(moto::REGION),
         "region from AWS_REGION"
     );
-    let app = rdsrot::aws::serverlessrepo::application_arn("generic", moto::REGION).expect("arn");
+    let app = rdsrot::aws::serverlessrepo::application_arn(
+        "SecretsManagerRotationTemplate",
+        moto::REGION,
+    );
     c.serverlessrepo
         .get_application()
         .application_id(app)
@@ -1957,4 +1961,218 @@ async fn secrets_sharing_one_lambda_share_its_original_placement() {
             .is_none_or(|t| !t.keys().any(|k| k.starts_with("rdsrot:"))),
         "{tags:?}"
     );
+}
+
+/// The stack's tags: application and version as the repository set them.
+async fn stack_tags(em: &Emulator, stack: &str) -> std::collections::BTreeMap<String, String> {
+    let described = em
+        .cloudformation()
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("describe the stack");
+    described
+        .stacks()
+        .first()
+        .map(|st| {
+            st.tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Item: every engine the templates cover, single user and alternating
+/// users: each deploys its own application at the version pinned for it,
+/// rotates with its Lambda, plans empty and destroys clean.
+#[tokio::test]
+async fn every_engine_template_creates_plans_empty_and_destroys_clean() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    for rotation_type in NEW_ROTATION_TYPES {
+        let tpl = engines::template_of(rotation_type);
+        let (secret, master) = engines::create_secrets(
+            &em.secretsmanager(),
+            &format!("db-{rotation_type}"),
+            rotation_type,
+        )
+        .await;
+        let cfg = config(&secret.arn, |c| {
+            c.rotation_type = Attr::Known(rotation_type.into());
+            c.master_secret_arn = Attr::from_option(master.as_ref().map(|m| m.arn.clone()));
+        });
+        let t = apply_ok(&p, &cfg, &none()).await;
+        let s = model(&t);
+        let pinned = tpl.default_version(moto::REGION).expect("a pinned version");
+        assert_eq!(
+            s.template_version.as_deref(),
+            Some(pinned),
+            "{rotation_type}"
+        );
+        let stack = s.stack_id.known().cloned().expect("stack id");
+        let tags = stack_tags(&em, &stack).await;
+        assert_eq!(
+            tags.get("serverlessrepo:applicationId"),
+            Some(&tpl.application_arn(moto::REGION)),
+            "{rotation_type}"
+        );
+        assert_eq!(
+            tags.get("serverlessrepo:semanticVersion")
+                .map(String::as_str),
+            Some(pinned),
+            "{rotation_type}"
+        );
+        let lambda = s.rotation_lambda_arn.known().cloned().expect("lambda");
+        let role = s.rotation_lambda_role_arn.known().cloned().expect("role");
+        let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+        assert!(seen.rotation_enabled, "{rotation_type}: {seen:?}");
+        assert_eq!(seen.rotation_lambda.as_deref(), Some(lambda.as_str()));
+        assert!(seen.live_stacks.contains(&stack), "{rotation_type}");
+        assert_eq!(seen.our_statements.len(), 1, "{rotation_type}: {seen:?}");
+        // Db2's single-user Lambda signs in as the master user too.
+        assert_eq!(
+            seen.master_policy, tpl.needs_master_secret,
+            "{rotation_type}"
+        );
+        assert!(!leaked(&t, &secret.password), "{rotation_type}");
+        if let Some(m) = &master {
+            assert!(!leaked(&t, &m.password), "{rotation_type}");
+        }
+
+        let t = read(&p, &t).await;
+        assert_eq!(model(&t).rotation_type.as_deref(), Some(rotation_type));
+        let (_, empty) = plan(&p, &cfg, &t).await;
+        assert!(empty, "{rotation_type}: plan after apply must be empty");
+
+        destroy(&p, &t).await;
+        let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+        assert!(!seen.rotation_enabled, "{rotation_type}: {seen:?}");
+        assert!(seen.live_stacks.is_empty(), "{rotation_type}: {seen:?}");
+        assert!(seen.our_statements.is_empty(), "{rotation_type}");
+        assert!(!seen.master_policy, "{rotation_type}");
+    }
+}
+
+/// Item: the generic template has no pinned version: the plan leaves it to
+/// the apply, which deploys the newest published one and records it, and
+/// the next plan keeps it.
+#[tokio::test]
+async fn the_generic_template_records_the_newest_version_it_deployed() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (secret, _) = engines::create_secrets(&em.secretsmanager(), "generic-db", "generic").await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("generic".into());
+    });
+    let (planned, _) = plan(&p, &cfg, &none()).await;
+    assert!(Rotation::from_value(&planned).template_version.is_unknown());
+    let newest = em
+        .serverlessrepo()
+        .get_application()
+        .application_id(engines::template_of("generic").application_arn(moto::REGION))
+        .send()
+        .await
+        .expect("get application")
+        .version()
+        .and_then(|v| v.semantic_version().map(str::to_string))
+        .expect("the newest version");
+    let t = apply_ok(&p, &cfg, &none()).await;
+    assert_eq!(model(&t).template_version.as_deref(), Some(newest.as_str()));
+    let t = read(&p, &t).await;
+    assert!(plan(&p, &cfg, &t).await.1, "plan after apply must be empty");
+    destroy(&p, &t).await;
+}
+
+/// Item: a `template_version` the application does not publish fails the
+/// apply with the reason, before any stack or rotation exists.
+#[tokio::test]
+async fn a_version_the_repository_does_not_publish_fails_before_anything_is_made() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (secret, _) =
+        engines::create_secrets(&em.secretsmanager(), "unpublished", "mariadb_single_user").await;
+    // 1.1.399 was pinned once for aws-us-gov, where it was never published;
+    // nor is it in the aws partition.
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("mariadb_single_user".into());
+        c.template_version = Attr::Known("1.1.399".into());
+    });
+    let (failed, d) = apply(&p, &cfg, &none()).await;
+    let text = errors(&d).join("\n");
+    assert!(d.has_errors());
+    assert!(
+        text.contains("no version 1.1.399")
+            && text.contains("SecretsManagerRDSMariaDBRotationSingleUser")
+            && text.contains("template_version"),
+        "{text}"
+    );
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert!(
+        seen.live_stacks.is_empty() && !seen.rotation_enabled,
+        "{seen:?}"
+    );
+    assert!(model(&failed).stack_id.is_null());
+}
+
+/// Item: when GetApplication keeps failing, the deploy stops with an error
+/// saying so after the read's retries, and sends no change set with a
+/// guessed list of parameters; once the repository answers, apply works.
+#[tokio::test]
+async fn a_failing_get_application_stops_the_deploy_without_a_fallback() {
+    let em = emulator_or_skip!();
+    let p = RdsrotProvider::with_clients(
+        Clients::new(&em.sdk_config(), &Endpoints::default()).with_max_attempts(3),
+    );
+    let (secret, master) =
+        engines::create_secrets(&em.secretsmanager(), "no-definitions", "oracle_multi_user").await;
+    let master = master.expect("a master secret").arn;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("oracle_multi_user".into());
+        c.master_secret_arn = Attr::Known(master.clone());
+    });
+    em.set_faults(
+        1,
+        &[FaultRule::on(
+            "serverlessrepo",
+            "GetApplication",
+            Fault::ServerError,
+        )],
+    );
+    let (failed, d) = apply(&p, &cfg, &none()).await;
+    let counts = em.fault_counts();
+    em.clear_faults();
+    let text = errors(&d).join("\n");
+    assert!(d.has_errors());
+    assert!(
+        text.contains("GetApplication")
+            && text.contains("InternalServerErrorException")
+            && text.contains("nothing was deployed"),
+        "{text}"
+    );
+    let calls = &counts["calls"];
+    assert_eq!(
+        calls["serverlessrepo:GetApplication"]["seen"], 3,
+        "retried as a read, then given up: {counts:#}"
+    );
+    assert!(
+        calls["serverlessrepo:CreateCloudFormationChangeSet"]["seen"]
+            .as_u64()
+            .unwrap_or(0)
+            == 0,
+        "no change set without the template's parameters: {counts:#}"
+    );
+    let seen = look(&em, &secret.arn, None, None).await;
+    assert!(
+        seen.live_stacks.is_empty() && !seen.rotation_enabled,
+        "{seen:?}"
+    );
+
+    assert!(model(&failed).stack_id.is_null());
+
+    // Terraform replaces the failed create; nothing was made to remove.
+    let t = apply_ok(&p, &cfg, &none()).await;
+    assert!(look(&em, &secret.arn, None, None).await.rotation_enabled);
+    destroy(&p, &t).await;
 }

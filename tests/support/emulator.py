@@ -210,11 +210,23 @@ def _application_name(application_id):
     return name
 
 
-def _check_version(version):
+def _partition(application_id):
+    return _APPLICATION_ARN.match(application_id).group("partition")
+
+
+def _check_version(application_id, name, version):
+    """The version asked for (the newest without one), if it is published."""
+    partition = _partition(application_id)
     if version is None:
-        return templates.LATEST_VERSION
-    if not _SEMANTIC_VERSION.match(version):
+        version = templates.latest_version(name, partition)
+    elif not _SEMANTIC_VERSION.match(version):
         raise RepositoryError(400, "BadRequestException", f"Invalid semantic version: {version}")
+    if version not in templates.versions(name, partition):
+        raise RepositoryError(
+            404,
+            "NotFoundException",
+            f"Application {application_id} does not have a version {version}.",
+        )
     return version
 
 
@@ -233,7 +245,7 @@ def _application_version(application_id, name, version):
 
 def get_application(application_id, query):
     name = _application_name(application_id)
-    version = _check_version(query.get("semanticVersion"))
+    version = _check_version(application_id, name, query.get("semanticVersion"))
     return 200, {
         "applicationId": application_id,
         "author": "AWS",
@@ -247,14 +259,15 @@ def get_application(application_id, query):
 
 
 def list_application_versions(application_id):
-    _application_name(application_id)
+    name = _application_name(application_id)
     return 200, {
         "versions": [
             {
                 "applicationId": application_id,
                 "creationTime": "2024-01-01T00:00:00.000Z",
-                "semanticVersion": templates.LATEST_VERSION,
+                "semanticVersion": version,
             }
+            for version in templates.versions(name, _partition(application_id))
         ]
     }
 
@@ -264,7 +277,7 @@ def create_change_set(application_id, request, region):
     from moto.cloudformation.models import cloudformation_backends
 
     name = _application_name(application_id)
-    version = _check_version(request.get("semanticVersion"))
+    version = _check_version(application_id, name, request.get("semanticVersion"))
     stack_name = request.get("stackName")
     if not stack_name or not re.fullmatch(r"[A-Za-z][A-Za-z0-9-]*", stack_name):
         raise RepositoryError(400, "BadRequestException", f"Invalid stackName: {stack_name!r}")

@@ -1,5 +1,6 @@
-"""Stand-in CloudFormation templates for the five Secrets Manager rotation
-applications of the Serverless Application Repository.
+"""Stand-in CloudFormation templates for the Secrets Manager rotation
+applications of the Serverless Application Repository, and the versions the
+stand-in repository publishes of each.
 
 The real applications are SAM templates (`AWS::Serverless::Function`), which
 the emulator cannot expand. These stand-ins build the same three things from
@@ -14,19 +15,73 @@ import json
 # Account that publishes the rotation applications in the aws partition.
 PUBLISHER_ACCOUNT = "297356227824"
 
-# Version the stand-in repository reports as the newest of every application.
-LATEST_VERSION = "1.1.671"
-
 SINGLE_USER = {
     "SecretsManagerRDSMySQLRotationSingleUser": "Rotates a MySQL user password (single user)",
     "SecretsManagerRDSPostgreSQLRotationSingleUser": "Rotates a PostgreSQL user password (single user)",
+    "SecretsManagerRDSMariaDBRotationSingleUser": "Rotates a MariaDB user password (single user)",
+    "SecretsManagerRDSOracleRotationSingleUser": "Rotates an Oracle user password (single user)",
+    "SecretsManagerRDSSQLServerRotationSingleUser": "Rotates a SQL Server user password (single user)",
+    "SecretsManagerRDSDb2RotationSingleUser": "Rotates a Db2 user password (single user, set by the master user)",
+    "SecretsManagerRedshiftRotationSingleUser": "Rotates a Redshift user password (single user)",
+    "SecretsManagerMongoDBRotationSingleUser": "Rotates a DocumentDB user password (single user)",
     "SecretsManagerRotationTemplate": "A template for a custom rotation function",
 }
 MULTI_USER = {
     "SecretsManagerRDSMySQLRotationMultiUser": "Rotates a MySQL user password (alternating users)",
     "SecretsManagerRDSPostgreSQLRotationMultiUser": "Rotates a PostgreSQL user password (alternating users)",
+    "SecretsManagerRDSMariaDBRotationMultiUser": "Rotates a MariaDB user password (alternating users)",
+    "SecretsManagerRDSOracleRotationMultiUser": "Rotates an Oracle user password (alternating users)",
+    "SecretsManagerRDSSQLServerRotationMultiUser": "Rotates a SQL Server user password (alternating users)",
+    "SecretsManagerRDSDb2RotationMultiUser": "Rotates a Db2 user password (alternating users)",
+    "SecretsManagerRedshiftRotationMultiUser": "Rotates a Redshift user password (alternating users)",
+    "SecretsManagerMongoDBRotationMultiUser": "Rotates a DocumentDB user password (alternating users)",
 }
 APPLICATIONS = {**SINGLE_USER, **MULTI_USER}
+
+
+def _published(aws, aws_cn, aws_us_gov):
+    return {"aws": aws, "aws-cn": aws_cn, "aws-us-gov": aws_us_gov}
+
+
+# The versions published per partition, oldest first. Each list holds the
+# version AWS CDK pins today (secret-rotation.ts, with the aws-us-gov pins of
+# aws/aws-cdk#38462), and in the aws partition the ones CDK pinned before
+# (1.1.367 until 2025, then 1.1.618; Db2 1.1.15 and 1.1.17), so that a test can
+# move a stack from one real version to another. A version not listed is not
+# published: GetApplication and CreateCloudFormationChangeSet answer 404, as
+# the repository does (for example the aws-us-gov versions CDK pinned before
+# #38462, which were never published there). No public source pins a version
+# of the generic template: its numbers here only stand in for real ones.
+VERSIONS = {
+    "SecretsManagerRDSMySQLRotationSingleUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.440"], ["1.1.384"]),
+    "SecretsManagerRDSMySQLRotationMultiUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.440"], ["1.1.383"]),
+    "SecretsManagerRDSPostgreSQLRotationSingleUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.440"], ["1.1.383"]),
+    "SecretsManagerRDSPostgreSQLRotationMultiUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.440"], ["1.1.383"]),
+    "SecretsManagerRDSMariaDBRotationSingleUser": _published(["1.1.367", "1.1.618", "1.1.670"], ["1.1.442"], ["1.1.383"]),
+    "SecretsManagerRDSMariaDBRotationMultiUser": _published(["1.1.367", "1.1.618", "1.1.670"], ["1.1.441"], ["1.1.383"]),
+    "SecretsManagerRDSOracleRotationSingleUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.441"], ["1.1.382"]),
+    "SecretsManagerRDSOracleRotationMultiUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.441"], ["1.1.383"]),
+    "SecretsManagerRDSSQLServerRotationSingleUser": _published(["1.1.367", "1.1.618", "1.1.670"], ["1.1.441"], ["1.1.383"]),
+    "SecretsManagerRDSSQLServerRotationMultiUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.441"], ["1.1.384"]),
+    "SecretsManagerRDSDb2RotationSingleUser": _published(["1.1.15", "1.1.271"], ["1.1.242"], ["1.1.222"]),
+    "SecretsManagerRDSDb2RotationMultiUser": _published(["1.1.17", "1.1.272"], ["1.1.240"], ["1.1.223"]),
+    "SecretsManagerRedshiftRotationSingleUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.441"], ["1.1.383"]),
+    "SecretsManagerRedshiftRotationMultiUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.440"], ["1.1.383"]),
+    "SecretsManagerMongoDBRotationSingleUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.440"], ["1.1.384"]),
+    "SecretsManagerMongoDBRotationMultiUser": _published(["1.1.367", "1.1.618", "1.1.671"], ["1.1.441"], ["1.1.384"]),
+    "SecretsManagerRotationTemplate": _published(["1.1.618", "1.1.671"], ["1.1.440"], ["1.1.383"]),
+}
+
+
+def versions(application, partition):
+    """The versions of an application published in a partition, oldest first."""
+    return VERSIONS[application].get(partition, [])
+
+
+def latest_version(application, partition):
+    published = versions(application, partition)
+    return published[-1] if published else None
+
 
 REQUIRED_CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_RESOURCE_POLICY"]
 

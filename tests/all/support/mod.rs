@@ -1,4 +1,5 @@
 //! Shared test helpers.
+//! - `engines`: database secrets in the format of each rotation template.
 //! - `faults`: fault rules and quota scale of the emulator's under-load layer.
 //! - `grpc`: a client that dials the in-process server as Terraform does.
 //! - `moto`: the local AWS emulator (one per test) and AWS fixtures.
@@ -6,6 +7,7 @@
 //!   suite inflicts the same way.
 //! - `terraform`: the Terraform clients, their CLI configuration and runs.
 
+pub mod engines;
 pub mod faults;
 pub mod grpc;
 pub mod moto;
