@@ -1,8 +1,9 @@
-# A helper for emulator.tftest.hcl, not a module to use: it takes the
-# emulator's address as a variable of its own, so that `terraform test -var
-# emulator_endpoint=...` can set it (a test file's provider block cannot
-# read such a variable directly), and refuses any address that is not on
-# this machine, so that the test never applies to a real AWS account.
+# A helper for emulator.tftest.hcl, not a module to use. It declares the
+# emulator's address as a variable, so that `terraform test -var
+# emulator_endpoint=...` can set it: with Terraform 1.11, a test file's
+# provider block sees a -var value that no module declares as unknown. It
+# also refuses any address that is not on this machine, so that the test
+# never applies to a real AWS account.
 terraform {
   required_providers {
     rdsrot = {
