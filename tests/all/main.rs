@@ -9,6 +9,7 @@
 //!   common mistakes), also through real Terraform.
 //! - `under_load`: the emulator's faults, quotas and limits as the AWS SDK sees them.
 //! - `functions`: the provider functions through Terraform 1.8 and later.
+//! - `terraform_test`: `terraform test` on the example module, mocked and against the emulator.
 
 mod chaos;
 mod configs;
@@ -17,4 +18,5 @@ mod functions;
 mod lifecycle;
 mod protocol;
 mod support;
+mod terraform_test;
 mod under_load;
