@@ -4,21 +4,18 @@ variable "secret_id" {
 }
 
 variable "rotation_type" {
-  description = "Rotation template to deploy: mysql_single_user, mysql_multi_user, postgresql_single_user, postgresql_multi_user or generic. Leave null to use rotation_lambda_arn."
+  description = "Rotation template to deploy: <engine>_single_user or <engine>_multi_user for mysql, postgresql, mariadb, oracle, sqlserver, db2, redshift or mongodb, or generic. Leave null to use rotation_lambda_arn."
   type        = string
   default     = null
 
   validation {
     # A conditional rather than `||`: Terraform evaluates both sides of
-    # `||`, and contains() refuses a null value.
-    condition = var.rotation_type == null ? true : contains([
-      "mysql_single_user",
-      "mysql_multi_user",
-      "postgresql_single_user",
-      "postgresql_multi_user",
-      "generic",
-    ], var.rotation_type)
-    error_message = "The rotation_type must be one of mysql_single_user, mysql_multi_user, postgresql_single_user, postgresql_multi_user and generic, or null with rotation_lambda_arn."
+    # `||`, and regex() refuses a null value.
+    condition = var.rotation_type == null ? true : can(regex(
+      "^(generic|(mysql|postgresql|mariadb|oracle|sqlserver|db2|redshift|mongodb)_(single|multi)_user)$",
+      var.rotation_type,
+    ))
+    error_message = "The rotation_type must be <engine>_single_user or <engine>_multi_user for one of mysql, postgresql, mariadb, oracle, sqlserver, db2, redshift and mongodb, or generic; or null with rotation_lambda_arn."
   }
 }
 
@@ -29,7 +26,7 @@ variable "rotation_lambda_arn" {
 }
 
 variable "master_secret_arn" {
-  description = "ARN of the master secret; required with the multi-user rotation types, rejected with the others."
+  description = "ARN of the master secret; required with the multi-user rotation types and db2_single_user."
   type        = string
   default     = null
 }

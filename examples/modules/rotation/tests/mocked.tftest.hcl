@@ -134,7 +134,7 @@ run "rejects_an_unknown_rotation_type" {
   command = plan
 
   variables {
-    rotation_type = "oracle_single_user"
+    rotation_type = "cassandra_single_user"
   }
 
   expect_failures = [var.rotation_type]
