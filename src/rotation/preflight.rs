@@ -201,17 +201,24 @@ object with `engine`, `host`, `username` and `password` keys."
             ),
         )),
         Some(Json::String(e)) if engine.accepts(e) => {}
-        // The engine names a database, not a credential: saying which one
-        // is what makes the mistake plain.
-        Some(Json::String(e)) => found.push(format_error(
-            "The secret's \"engine\" is not the template's",
-            format!(
-                "The secret's \"engine\" key is {e:?}, but `rotation_type` {t} rotates with a \
+        Some(Json::String(e)) => {
+            // Saying which database the secret is for makes the mistake
+            // plain, but only a known engine name is quoted: whatever else
+            // is there may be a credential put under the wrong key.
+            let is = match known_engine_name(e) {
+                Some(name) => format!("is {name:?}"),
+                None => "is not an engine name of any rotation template".to_string(),
+            };
+            found.push(format_error(
+                "The secret's \"engine\" is not the template's",
+                format!(
+                    "The secret's \"engine\" key {is}, but `rotation_type` {t} rotates with a \
 template that takes only {}. Choose the `rotation_type` of the secret's database, or correct \
 \"engine\".",
-                engine.accepted_list()
-            ),
-        )),
+                    engine.accepted_list()
+                ),
+            ))
+        }
         Some(_) => found.push(format_error(
             "The secret's \"engine\" is not a string",
             format!(
@@ -248,6 +255,16 @@ the cluster (writer) endpoint."
         }
     }
     found
+}
+
+/// `value` when it is an `engine` value some template takes, as a
+/// `'static` name that holds nothing of the secret.
+fn known_engine_name(value: &str) -> Option<&'static str> {
+    ENGINES
+        .iter()
+        .flat_map(|e| e.accepted.iter())
+        .find(|a| **a == value)
+        .copied()
 }
 
 fn missing_string(map: &Map<String, Json>, key: &str, t: &str) -> Option<Diagnostic> {
@@ -298,12 +315,17 @@ user cannot change its own password"
     if same_secret(written, master) {
         return vec![];
     }
-    // A masterarn names a secret, not a credential: quoting it is safe and
-    // says which secret the Lambda would use instead.
+    // A Secrets Manager ARN names a secret, not a credential: quoting it
+    // says which secret the Lambda would use instead. Anything else is not
+    // quoted, in case a credential was put under the wrong key.
+    let is = match Arn::parse(written) {
+        Some(arn) if arn.service == "secretsmanager" => format!("is {written:?}"),
+        _ => "names another secret".to_string(),
+    };
     vec![Diagnostic::error(
         "The secret's \"masterarn\" names another secret",
         format!(
-            "The secret's \"masterarn\" key is {written:?}, but `master_secret_arn` is {master:?}. \
+            "The secret's \"masterarn\" key {is}, but `master_secret_arn` is {master:?}. \
 The template's Lambda signs in with the secret in \"masterarn\", while the provider grants the \
 Lambda access only to `master_secret_arn`. Make the two name the same secret. Nothing was \
 changed in AWS."
@@ -504,6 +526,15 @@ mod tests {
         found
     }
 
+    /// `value`, a JSON object, without `key`.
+    fn without(value: &str, key: &str) -> String {
+        let mut v: Json = serde_json::from_str(value).expect("test JSON");
+        if let Some(m) = v.as_object_mut() {
+            m.remove(key);
+        }
+        v.to_string()
+    }
+
     fn only(found: &[Diagnostic]) -> &Diagnostic {
         assert_eq!(found.len(), 1, "{found:#?}");
         &found[0]
@@ -607,22 +638,16 @@ mod tests {
     #[test]
     fn missing_host_username_password_and_oracle_dbname_are_each_named() {
         for key in ["host", "username", "password"] {
-            let mut v: Json = serde_json::from_str(&secret(Some("postgres"), None)).unwrap();
-            v.as_object_mut().unwrap().remove(key);
-            let d = only(&check("postgresql_single_user", &v.to_string())).clone();
+            let v = without(&secret(Some("postgres"), None), key);
+            let d = only(&check("postgresql_single_user", &v)).clone();
             assert_eq!(d.summary, format!("The secret's JSON has no \"{key}\" key"));
             assert_eq!(path(&d).as_deref(), Some("secret_id"));
         }
-        let mut v: Json = serde_json::from_str(&secret(Some("oracle"), None)).unwrap();
-        v.as_object_mut().unwrap().remove("dbname");
-        let d = only(&check("oracle_single_user", &v.to_string())).clone();
+        let v = without(&secret(Some("oracle"), None), "dbname");
+        let d = only(&check("oracle_single_user", &v)).clone();
         assert_eq!(d.summary, "The secret's JSON has no \"dbname\" key");
         // Other templates do not need dbname.
-        assert!(check(
-            "postgresql_single_user",
-            &v.to_string().replace("oracle", "postgres")
-        )
-        .is_empty());
+        assert!(check("postgresql_single_user", &v.replace("oracle", "postgres")).is_empty());
         let d = only(&check(
             "postgresql_single_user",
             r#"{"engine":"postgres","host":"h","username":"u","password":7}"#,
@@ -668,6 +693,28 @@ mod tests {
         assert_eq!(d.summary, "The secret's \"masterarn\" names another secret");
         assert_eq!(path(&d).as_deref(), Some("master_secret_arn"));
         assert!(d.detail.contains(other) && d.detail.contains(MASTER));
+    }
+
+    #[test]
+    fn only_engine_names_and_secret_arns_are_quoted_back() {
+        let d = only(&check(
+            "postgresql_single_user",
+            &secret(Some(PASSWORD), None),
+        ))
+        .clone();
+        assert!(d.detail.contains("is not an engine name"), "{}", d.detail);
+        let d = only(&check(
+            "postgresql_multi_user",
+            &secret(Some("postgres"), Some(PASSWORD)),
+        ))
+        .clone();
+        assert_eq!(path(&d).as_deref(), Some("master_secret_arn"));
+        assert!(
+            d.detail.contains("key names another secret"),
+            "{}",
+            d.detail
+        );
+        // `check` itself asserts that no finding contains the password.
     }
 
     #[test]
