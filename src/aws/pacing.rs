@@ -33,6 +33,9 @@ pub enum Quota {
     LambdaControl,
     /// Secrets Manager `DescribeSecret`: 40,000 per second (not paced).
     SecretsDescribe,
+    /// Secrets Manager `GetSecretValue`: 10,000 per second (not paced; the
+    /// pre-flight check makes one call per planned or applied rotation).
+    SecretsGetValue,
     /// `RotateSecret` and `CancelRotateSecret` together: 50 per second.
     SecretsRotation,
     /// `PutSecretValue`, `UpdateSecret`, `UpdateSecretVersionStage`
@@ -44,11 +47,12 @@ pub enum Quota {
     Unpublished,
 }
 
-const CLASSES: [Quota; 8] = [
+const CLASSES: [Quota; 9] = [
     Quota::LambdaGetFunction,
     Quota::LambdaGetPolicy,
     Quota::LambdaControl,
     Quota::SecretsDescribe,
+    Quota::SecretsGetValue,
     Quota::SecretsRotation,
     Quota::SecretsWrite,
     Quota::SecretsList,
@@ -63,7 +67,7 @@ impl Quota {
             Quota::LambdaGetFunction | Quota::SecretsList => Some(100.0),
             Quota::LambdaGetPolicy | Quota::LambdaControl => Some(15.0),
             Quota::SecretsRotation | Quota::SecretsWrite => Some(50.0),
-            Quota::SecretsDescribe | Quota::Unpublished => None,
+            Quota::SecretsDescribe | Quota::SecretsGetValue | Quota::Unpublished => None,
         }
     }
 

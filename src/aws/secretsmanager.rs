@@ -1,9 +1,13 @@
 //! Secrets Manager: describe the secret, turn rotation on and off, clean up
-//! a leftover AWSPENDING label. Never reads a secret value.
+//! a leftover AWSPENDING label, and read the current value for the
+//! pre-flight check. That read is the only one: its value stays in memory,
+//! wiped on drop, and is never logged (the SDK output's `Debug` redacts it,
+//! and nothing here prints the output).
 
 use std::collections::HashMap;
 
 use aws_sdk_secretsmanager::types::RotationRulesType;
+use zeroize::Zeroizing;
 
 use super::error::{classify, AwsError, OptionalExt};
 use super::pacing::Quota;
@@ -221,4 +225,42 @@ pub async fn secrets_rotating_with(
             return Ok(found);
         }
     }
+}
+
+/// A secret's AWSCURRENT value, as the pre-flight check sees it.
+pub enum SecretValue {
+    /// `SecretString`, wiped from memory when dropped.
+    Text(Zeroizing<String>),
+    /// `SecretBinary`: the check needs only to know it is there, so the
+    /// bytes are wiped at once.
+    Binary,
+}
+
+/// Reads the AWSCURRENT value of `secret_id` (the READ policy: an access
+/// denial is not retried, it is the caller's to report).
+pub async fn get_secret_value(
+    c: &Clients,
+    d: &Deadline,
+    secret_id: &str,
+) -> Result<SecretValue, AwsError> {
+    let mut out = c
+        .call(d, &READ, Quota::SecretsGetValue, || async {
+            c.secretsmanager
+                .get_secret_value()
+                .secret_id(secret_id)
+                .version_stage("AWSCURRENT")
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await?;
+    // Moved out, not copied, so that the one copy is the one wiped.
+    if let Some(text) = out.secret_string.take() {
+        return Ok(SecretValue::Text(Zeroizing::new(text)));
+    }
+    if let Some(blob) = out.secret_binary.take() {
+        drop(Zeroizing::new(blob.into_inner()));
+        return Ok(SecretValue::Binary);
+    }
+    Ok(SecretValue::Text(Zeroizing::new(String::new())))
 }

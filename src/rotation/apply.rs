@@ -15,13 +15,13 @@ use crate::aws::error::AwsError;
 use crate::aws::lambda;
 use crate::aws::wait::Deadline;
 use crate::aws::Clients;
-use crate::tf::AttributePath;
+use crate::tf::{AttributePath, Diagnostics};
 
 use super::model::{Attr, Rotation};
 use super::private::Private;
 use super::secret::{self, Refusal, SecretPlace};
 use super::stack::{self, StackTarget};
-use super::{master_policy, permission, vpc};
+use super::{master_policy, permission, preflight, vpc};
 
 /// One step of an apply or destroy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +204,21 @@ pub struct Outcome {
     pub state: Rotation,
     pub private: Private,
     pub error: Option<StepError>,
+}
+
+/// The pre-flight check of the secret, run before the first step of a
+/// create or of an update that changes what it checks; errors in its
+/// answer mean nothing may start. `Err` as for `preflight::run`.
+pub async fn preflight(
+    c: &Clients,
+    planned: &Rotation,
+    prior: Option<&Rotation>,
+    d: &Deadline,
+) -> Result<Diagnostics, AwsError> {
+    if !preflight::applies(planned) || !preflight::inputs_changed(planned, prior) {
+        return Ok(Diagnostics::new());
+    }
+    preflight::run(c, d, planned).await
 }
 
 /// Create (`prior` is `None`) or update in place.

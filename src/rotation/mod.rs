@@ -2,7 +2,8 @@
 //!
 //! - `schema` and `model`: the typed value;
 //! - `validate` and `schedule`: pure plan-time checks; `plan`: pure planning;
-//!   `plan_checks`: read-only look-ups at plan time;
+//!   `plan_checks`: read-only look-ups at plan time; `preflight`: the check of
+//!   the secret's JSON, at plan and before apply's first step;
 //! - `private`: what the provider made, for undoing it;
 //! - one module per AWS part, each with what apply, read and destroy do to
 //!   it: `secret` (the secret and its rotation schedule), `stack` (the
@@ -19,6 +20,7 @@ pub mod model;
 pub mod permission;
 pub mod plan;
 pub mod plan_checks;
+pub mod preflight;
 pub mod private;
 pub mod read;
 pub mod resource;

@@ -160,6 +160,7 @@ pub struct Rotation {
     pub vpc_subnet_ids: Attr<Vec<String>>,
     pub vpc_security_group_ids: Attr<Vec<String>>,
     pub rotate_immediately: Attr<bool>,
+    pub preflight_check: Attr<bool>,
     pub enabled: Attr<bool>,
     pub permission_scope: Attr<String>,
     pub permission_statement_id: Attr<String>,
@@ -216,6 +217,7 @@ impl Rotation {
             vpc_subnet_ids: string_set(v.get("vpc_subnet_ids")),
             vpc_security_group_ids: string_set(v.get("vpc_security_group_ids")),
             rotate_immediately: boolean(v.get("rotate_immediately")),
+            preflight_check: boolean(v.get("preflight_check")),
             enabled: boolean(v.get("enabled")),
             permission_scope: string(v.get("permission_scope")),
             permission_statement_id: string(v.get("permission_statement_id")),
@@ -254,6 +256,7 @@ impl Rotation {
             "rotate_immediately".into(),
             enc_bool(&self.rotate_immediately),
         );
+        m.insert("preflight_check".into(), enc_bool(&self.preflight_check));
         m.insert("enabled".into(), enc_bool(&self.enabled));
         let rules = match &self.rotation_rules {
             Attr::Null => Value::List(vec![]),
@@ -327,6 +330,7 @@ mod tests {
             id: Attr::Unknown,
             vpc_subnet_ids: Attr::Known(vec!["subnet-1".into(), "subnet-2".into()]),
             rotate_immediately: Attr::Known(false),
+            preflight_check: Attr::Known(true),
             rotation_rules: Attr::Known(vec![RotationRules {
                 automatically_after_days: Attr::Known(7),
                 duration: Attr::Known("2h".into()),

@@ -79,6 +79,13 @@ then needs the secret to exist. To only clean up, remove the resource from the c
     out.id = p.id.clone().or(Attr::Unknown);
     out.secret_arn = p.secret_arn.clone().or(Attr::Unknown);
     out.rotate_immediately = c.rotate_immediately.clone().or(Attr::Known(true));
+    // A state written before the attribute existed holds null, which means
+    // on: keeping it avoids a diff that would change nothing.
+    out.preflight_check = match &c.preflight_check {
+        Attr::Null if prior_exists && !replacing => p.preflight_check.clone(),
+        Attr::Null => Attr::Known(true),
+        v => v.clone(),
+    };
     out.enabled = c.enabled.clone().or(Attr::Known(true));
     out.permission_scope = c
         .permission_scope

@@ -147,6 +147,7 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
         rotation_lambda_arn: Attr::Known(function.arn.clone()),
         rotation_lambda_role_arn: Attr::Known(function.role_arn.clone()),
         rotate_immediately: Attr::Known(true),
+        preflight_check: Attr::Known(true),
         enabled: Attr::Known(secret.rotation_enabled),
         rotation_rules: Attr::Known(vec![secret::rules_from_aws(
             &secret.rules.clone().unwrap_or_default(),

@@ -254,12 +254,36 @@ impl Resource for RotationResource {
             budget,
             provider.cancellation(),
         );
+        // Before the first step: a secret the template cannot use stops the
+        // apply with nothing made.
+        let checked = match apply::preflight(&clients, &planned, prior.as_ref(), &deadline).await {
+            Ok(d) => d,
+            Err(e) => {
+                let diagnostics = if e.is_no_credentials() {
+                    no_credentials_diagnostic().into()
+                } else {
+                    Diagnostic::error(format!("{verb} rotation stopped"), e.to_string()).into()
+                };
+                return ApplyResponse {
+                    new_state: req.prior_state,
+                    private: req.planned_private,
+                    diagnostics,
+                };
+            }
+        };
+        if checked.has_errors() {
+            return ApplyResponse {
+                new_state: req.prior_state,
+                private: req.planned_private,
+                diagnostics: checked,
+            };
+        }
         let outcome = apply::converge(&clients, &planned, prior.as_ref(), private, &deadline).await;
         let Some(err) = outcome.error else {
             return ApplyResponse {
                 new_state: outcome.state.to_value(),
                 private: outcome.private.encode(),
-                diagnostics: Diagnostics::new(),
+                diagnostics: checked,
             };
         };
         let secret = outcome
@@ -286,7 +310,11 @@ impl Resource for RotationResource {
                 state.to_value()
             },
             private: outcome.private.encode(),
-            diagnostics: step_diagnostic(verb, &secret, &err).into(),
+            diagnostics: {
+                let mut d = checked;
+                d.push(step_diagnostic(verb, &secret, &err));
+                d
+            },
         }
     }
 
@@ -380,7 +408,11 @@ mod tests {
         });
         assert!(d.is_empty());
         assert_eq!(state.get("secret_id").as_str(), Some("db"));
-        assert_eq!(state.as_object().map(|o| o.len()), Some(22));
+        let block = super::super::schema::schema().block;
+        assert_eq!(
+            state.as_object().map(|o| o.len()),
+            Some(block.attributes.len() + block.block_types.len())
+        );
         let (_, d) = p.upgrade_resource_state(UpgradeRequest {
             type_name: "rdsrot_rotation".into(),
             version: 7,

@@ -128,6 +128,15 @@ for `*_multi_user` types, rejected for `*_single_user`. The Lambda's role is gra
 schedule or the Lambda. `false` runs only the `testSecret` step. Defaults to `true`.",
         ),
         Attribute::optional_computed(
+            "preflight_check",
+            Type::Bool,
+            "Whether plan and apply first read the secret's current value (in memory only, never \
+stored or logged) and check that it is the JSON the rotation template needs: `engine` for the \
+template's database, `host`, `username`, `password`, and `masterarn` naming `master_secret_arn` \
+for multi-user. Only for template rotations other than `generic`. Changing it changes nothing \
+in AWS. Defaults to `true`.",
+        ),
+        Attribute::optional_computed(
             "enabled",
             Type::Bool,
             "`false` keeps everything in place but cancels rotation (on create: sets everything up without turning rotation on). Defaults to `true`.",

@@ -48,10 +48,8 @@ pub struct Template {
     /// The application's name in the repository.
     pub application: &'static str,
     pub strategy: Strategy,
-    /// The `engine` values the template's Lambda accepts in the secret's
-    /// JSON (empty for the generic template, whose code is yours). Db2's
-    /// Lambda accepts any value that starts with `db2`.
-    pub engines: &'static [&'static str],
+    /// What the template's Lambda needs in the secret's JSON.
+    pub secret: SecretFormat,
     /// Whether the Lambda signs in with a master secret, named by the
     /// secret's `masterarn` key: every multi-user template, and Db2's
     /// single-user one too, since a Db2 user cannot change its own password.
@@ -63,14 +61,14 @@ const fn row(
     rotation_type: &'static str,
     application: &'static str,
     strategy: Strategy,
-    engines: &'static [&'static str],
+    secret: SecretFormat,
     default_versions: Versions,
 ) -> Template {
     Template {
         rotation_type,
         application,
         strategy,
-        engines,
+        secret,
         needs_master_secret: matches!(strategy, Strategy::MultiUser),
         default_versions,
     }
@@ -78,8 +76,68 @@ const fn row(
 
 use Strategy::{Custom, MultiUser, SingleUser};
 
-const MYSQL: &[&str] = &["mysql", "aurora-mysql"];
-const POSTGRES: &[&str] = &["postgres", "aurora-postgresql"];
+/// What a template's Lambda reads from the secret's JSON besides `host`,
+/// `username` and `password`, which every one of them needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretFormat {
+    /// The `engine` values the Lambda accepts; empty for the generic
+    /// template, whose code is yours.
+    pub engines: &'static [&'static str],
+    /// The Lambda takes any `engine` that starts with one of `engines`
+    /// (Db2's compares with `startswith`).
+    pub engine_by_prefix: bool,
+    /// The Lambda also needs `dbname` (Oracle's connects to a named
+    /// service).
+    pub needs_dbname: bool,
+}
+
+const fn engines(engines: &'static [&'static str]) -> SecretFormat {
+    SecretFormat {
+        engines,
+        engine_by_prefix: false,
+        needs_dbname: false,
+    }
+}
+
+const MYSQL: SecretFormat = engines(&["mysql", "aurora-mysql"]);
+const POSTGRES: SecretFormat = engines(&["postgres", "aurora-postgresql"]);
+const MARIADB: SecretFormat = engines(&["mariadb"]);
+const ORACLE: SecretFormat = SecretFormat {
+    needs_dbname: true,
+    ..engines(&["oracle"])
+};
+const SQLSERVER: SecretFormat = engines(&["sqlserver"]);
+const DB2: SecretFormat = SecretFormat {
+    engine_by_prefix: true,
+    ..engines(&["db2"])
+};
+const REDSHIFT: SecretFormat = engines(&["redshift"]);
+const MONGO: SecretFormat = engines(&["mongo"]);
+const ANY: SecretFormat = engines(&[]);
+
+impl SecretFormat {
+    /// Whether the Lambda takes `value` as the secret's `engine`.
+    pub fn accepts(&self, value: &str) -> bool {
+        self.engines.iter().any(|e| {
+            if self.engine_by_prefix {
+                value.starts_with(e)
+            } else {
+                value == *e
+            }
+        })
+    }
+
+    /// The accepted values, as a diagnostic says them.
+    pub fn accepted_list(&self) -> String {
+        let quoted: Vec<String> = self.engines.iter().map(|e| format!("{e:?}")).collect();
+        let list = quoted.join(" or ");
+        if self.engine_by_prefix {
+            format!("a value starting with {list}")
+        } else {
+            list
+        }
+    }
+}
 
 /// Every template, one row per `rotation_type`.
 pub const TEMPLATES: [Template; 17] = [
@@ -115,42 +173,42 @@ pub const TEMPLATES: [Template; 17] = [
         "mariadb_single_user",
         "SecretsManagerRDSMariaDBRotationSingleUser",
         SingleUser,
-        &["mariadb"],
+        MARIADB,
         pinned("1.1.670", "1.1.442", "1.1.383"),
     ),
     row(
         "mariadb_multi_user",
         "SecretsManagerRDSMariaDBRotationMultiUser",
         MultiUser,
-        &["mariadb"],
+        MARIADB,
         pinned("1.1.670", "1.1.441", "1.1.383"),
     ),
     row(
         "oracle_single_user",
         "SecretsManagerRDSOracleRotationSingleUser",
         SingleUser,
-        &["oracle"],
+        ORACLE,
         pinned("1.1.671", "1.1.441", "1.1.382"),
     ),
     row(
         "oracle_multi_user",
         "SecretsManagerRDSOracleRotationMultiUser",
         MultiUser,
-        &["oracle"],
+        ORACLE,
         pinned("1.1.671", "1.1.441", "1.1.383"),
     ),
     row(
         "sqlserver_single_user",
         "SecretsManagerRDSSQLServerRotationSingleUser",
         SingleUser,
-        &["sqlserver"],
+        SQLSERVER,
         pinned("1.1.670", "1.1.441", "1.1.383"),
     ),
     row(
         "sqlserver_multi_user",
         "SecretsManagerRDSSQLServerRotationMultiUser",
         MultiUser,
-        &["sqlserver"],
+        SQLSERVER,
         pinned("1.1.671", "1.1.441", "1.1.384"),
     ),
     Template {
@@ -159,7 +217,7 @@ pub const TEMPLATES: [Template; 17] = [
             "db2_single_user",
             "SecretsManagerRDSDb2RotationSingleUser",
             SingleUser,
-            &["db2"],
+            DB2,
             pinned("1.1.271", "1.1.242", "1.1.222"),
         )
     },
@@ -167,35 +225,35 @@ pub const TEMPLATES: [Template; 17] = [
         "db2_multi_user",
         "SecretsManagerRDSDb2RotationMultiUser",
         MultiUser,
-        &["db2"],
+        DB2,
         pinned("1.1.272", "1.1.240", "1.1.223"),
     ),
     row(
         "redshift_single_user",
         "SecretsManagerRedshiftRotationSingleUser",
         SingleUser,
-        &["redshift"],
+        REDSHIFT,
         pinned("1.1.671", "1.1.441", "1.1.383"),
     ),
     row(
         "redshift_multi_user",
         "SecretsManagerRedshiftRotationMultiUser",
         MultiUser,
-        &["redshift"],
+        REDSHIFT,
         pinned("1.1.671", "1.1.440", "1.1.383"),
     ),
     row(
         "mongodb_single_user",
         "SecretsManagerMongoDBRotationSingleUser",
         SingleUser,
-        &["mongo"],
+        MONGO,
         pinned("1.1.671", "1.1.440", "1.1.384"),
     ),
     row(
         "mongodb_multi_user",
         "SecretsManagerMongoDBRotationMultiUser",
         MultiUser,
-        &["mongo"],
+        MONGO,
         pinned("1.1.671", "1.1.441", "1.1.384"),
     ),
     // No public source pins a version of the generic template.
@@ -203,7 +261,7 @@ pub const TEMPLATES: [Template; 17] = [
         "generic",
         "SecretsManagerRotationTemplate",
         Custom,
-        &[],
+        ANY,
         Versions {
             aws: None,
             aws_cn: None,
@@ -290,7 +348,7 @@ mod tests {
             };
             assert!(t.rotation_type.ends_with(suffix), "{t:?}");
             assert!(t.application.ends_with(app_suffix), "{t:?}");
-            assert_eq!(t.engines.is_empty(), t.strategy == Strategy::Custom);
+            assert_eq!(t.secret.engines.is_empty(), t.strategy == Strategy::Custom);
             if t.is_multi_user() {
                 assert!(t.needs_master_secret, "{t:?}");
             }

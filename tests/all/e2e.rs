@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::support::engines::{self, NEW_ROTATION_TYPES};
 use crate::support::moto::{
-    create_database_secret, create_existing_rotation_lambda, loud, repo_root, DatabaseSecret,
-    Emulator, ACCOUNT_ID,
+    create_database_secret, create_existing_rotation_lambda, loud, rds_secret_json, repo_root,
+    DatabaseSecret, Emulator, ACCOUNT_ID,
 };
 use crate::support::observe::{
     live_stacks, our_role_policies, pending_label_blocks, rotation_status, statements_for_secret,
@@ -1058,6 +1058,65 @@ fn every_engine_template_in_one_configuration_applies_plans_empty_and_destroys()
         for (secret_arn, lambda, role) in &made {
             assert_nothing_left(&emulator, &client, secret_arn, lambda, role);
         }
+        ws.assert_no_leaks();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Pre-flight check of the secret
+// ---------------------------------------------------------------------------
+
+/// A multi-user secret without `masterarn` fails `terraform plan` naming the
+/// key, with nothing made; once the secret is fixed, a full apply under
+/// `TF_LOG=trace` reads it and leaves its password in no output, log or
+/// state (the workspace forbids both passwords in every run).
+#[test]
+fn preflight_refuses_a_bad_secret_at_plan_and_leaks_no_value_of_a_good_one() {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let sm = emulator.secretsmanager();
+        let (master, secret) = block_on(async {
+            let master = create_database_secret(&sm, "app-db-master", "postgres", None).await;
+            let secret = create_database_secret(&sm, "app-db", "postgres", None).await;
+            (master, secret)
+        });
+        let fixture = Fixture {
+            secret,
+            master: Some(master),
+            existing_lambda: None,
+        };
+        let ws = workspace(&client, &emulator, Variant::MultiUserInVpc, &fixture);
+        let vars = fixture.vars();
+        let vars = vars_ref(&vars);
+
+        ws.plan(&vars)
+            .assert_code(1)
+            .assert_mentions("Error: The secret's JSON has no \"masterarn\" key");
+        assert!(
+            block_on(live_stacks(&emulator)).is_empty(),
+            "{client}: a refused plan made a stack"
+        );
+        assert!(!block_on(rotation_status(&emulator, &fixture.secret.arn)).0);
+
+        let master_arn = fixture.master.as_ref().map(|m| m.arn.clone());
+        block_on(
+            sm.put_secret_value()
+                .secret_id(&fixture.secret.arn)
+                .secret_string(rds_secret_json(
+                    "postgres",
+                    "app-db_user",
+                    &fixture.secret.password,
+                    master_arn.as_deref(),
+                ))
+                .send(),
+        )
+        .expect("put the fixed value");
+        ws.apply(&vars);
+        assert!(block_on(rotation_status(&emulator, &fixture.secret.arn)).0);
+        ws.plan(&vars).assert_code(0);
+        ws.destroy(&vars);
         ws.assert_no_leaks();
     }
 }

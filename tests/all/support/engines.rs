@@ -7,7 +7,7 @@
 
 use rdsrot::rotation::template::{self, Template};
 
-use super::moto::{create_secret, distinctive_password, DatabaseSecret};
+use super::moto::{self, create_secret, distinctive_password, DatabaseSecret};
 
 /// The rotation types added beside MySQL and PostgreSQL.
 pub const NEW_ROTATION_TYPES: [&str; 12] = [
@@ -31,44 +31,16 @@ pub fn template_of(rotation_type: &str) -> &'static Template {
         .unwrap_or_else(|| panic!("{rotation_type} is a rotation_type of the table"))
 }
 
-/// The `engine` value and default port a template's Lambda expects. The
-/// generic template reads what its author's code reads: a PostgreSQL
-/// secret stands in.
-fn engine_and_port(t: &Template) -> (&'static str, u16) {
-    let engine = t.engines.first().copied().unwrap_or("postgres");
-    let port = match engine {
-        "mysql" | "aurora-mysql" | "mariadb" => 3306,
-        "oracle" => 1521,
-        "sqlserver" => 1433,
-        "db2" => 50000,
-        "redshift" => 5439,
-        "mongo" => 27017,
-        _ => 5432,
-    };
-    (engine, port)
-}
-
-/// The secret JSON for `t`'s engine. Oracle's Lambda requires `dbname` (the
-/// SID); the others default it, and get one here anyway.
+/// The secret JSON for `t`'s engine. The generic template reads what its
+/// author's code reads: a PostgreSQL secret stands in.
 pub fn secret_json(
     t: &Template,
     username: &str,
     password: &str,
     master_arn: Option<&str>,
 ) -> String {
-    let (engine, port) = engine_and_port(t);
-    let mut value = serde_json::json!({
-        "engine": engine,
-        "host": format!("{}.abc123.us-east-1.rds.amazonaws.com", engine),
-        "username": username,
-        "password": password,
-        "dbname": if engine == "oracle" { "ORCL" } else { "app" },
-        "port": port,
-    });
-    if let Some(master) = master_arn {
-        value["masterarn"] = serde_json::Value::String(master.to_owned());
-    }
-    value.to_string()
+    let engine = t.secret.engines.first().copied().unwrap_or("postgres");
+    moto::rds_secret_json(engine, username, password, master_arn)
 }
 
 /// A database secret for `rotation_type` and, when its template signs in

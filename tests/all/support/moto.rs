@@ -329,13 +329,23 @@ pub fn rds_secret_json(
     password: &str,
     master_arn: Option<&str>,
 ) -> String {
-    let port = if engine == "mysql" { 3306 } else { 5432 };
+    // The engine's default port; Oracle's Lambda requires `dbname` (the
+    // SID), the others default it and get one anyway.
+    let port = match engine {
+        "mysql" | "aurora-mysql" | "mariadb" => 3306,
+        "oracle" => 1521,
+        "sqlserver" => 1433,
+        "db2" => 50000,
+        "redshift" => 5439,
+        "mongo" => 27017,
+        _ => 5432,
+    };
     let mut value = serde_json::json!({
         "engine": engine,
-        "host": "db.cluster-abc.us-east-1.rds.amazonaws.com",
+        "host": format!("{engine}.cluster-abc.us-east-1.rds.amazonaws.com"),
         "username": username,
         "password": password,
-        "dbname": "app",
+        "dbname": if engine == "oracle" { "ORCL" } else { "app" },
         "port": port,
     });
     if let Some(master) = master_arn {
