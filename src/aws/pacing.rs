@@ -40,11 +40,14 @@ pub enum Quota {
     SecretsWrite,
     /// `ListSecrets`: 100 per second.
     SecretsList,
+    /// `ListSecretVersionIds`: 50 per second, its own class on AWS's
+    /// Secrets Manager quotas page.
+    SecretsListVersions,
     /// IAM, CloudFormation, the repository: no published rate.
     Unpublished,
 }
 
-const CLASSES: [Quota; 8] = [
+const CLASSES: [Quota; 9] = [
     Quota::LambdaGetFunction,
     Quota::LambdaGetPolicy,
     Quota::LambdaControl,
@@ -52,6 +55,7 @@ const CLASSES: [Quota; 8] = [
     Quota::SecretsRotation,
     Quota::SecretsWrite,
     Quota::SecretsList,
+    Quota::SecretsListVersions,
     Quota::Unpublished,
 ];
 
@@ -62,7 +66,7 @@ impl Quota {
         match self {
             Quota::LambdaGetFunction | Quota::SecretsList => Some(100.0),
             Quota::LambdaGetPolicy | Quota::LambdaControl => Some(15.0),
-            Quota::SecretsRotation | Quota::SecretsWrite => Some(50.0),
+            Quota::SecretsRotation | Quota::SecretsWrite | Quota::SecretsListVersions => Some(50.0),
             Quota::SecretsDescribe | Quota::Unpublished => None,
         }
     }
