@@ -9,6 +9,8 @@
 //!   common mistakes), also through real Terraform.
 //! - `under_load`: the emulator's faults, quotas and limits as the AWS SDK sees them.
 //! - `functions`: the provider functions through Terraform 1.8 and later.
+//! - `status`: the `rdsrot_rotation_status` data source, in process and
+//!   through Terraform with the CI drift-detection script.
 
 mod chaos;
 mod configs;
@@ -16,5 +18,6 @@ mod e2e;
 mod functions;
 mod lifecycle;
 mod protocol;
+mod status;
 mod support;
 mod under_load;

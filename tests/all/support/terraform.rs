@@ -330,6 +330,20 @@ impl Workspace {
         run
     }
 
+    /// `program` set up to run in this workspace with its environment (for
+    /// scripts that call Terraform themselves).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command.current_dir(self.path()).stdin(Stdio::null());
+        for key in &self.env_remove {
+            command.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
+    }
+
     /// Runs `terraform ARGS` without any check (for runs meant to fail oddly).
     pub fn run_unchecked<S: AsRef<str>>(&self, args: &[S]) -> Run {
         self.run_interrupted(args, None)
