@@ -319,3 +319,41 @@ fn terraform_lists_the_data_source_schema() {
         }
     }
 }
+
+#[test]
+fn every_attribute_is_documented_on_the_data_source_page() {
+    let schema = Provider::schema(&RdsrotProvider::new());
+    let (_, status) = schema
+        .data_sources
+        .iter()
+        .find(|(name, _)| name == DATA)
+        .expect("the data source is registered");
+    let page = std::fs::read_to_string(repo_root().join("docs/data-sources/rotation_status.md"))
+        .expect("docs/data-sources/rotation_status.md");
+    let missing: Vec<&str> = status
+        .block
+        .attributes
+        .iter()
+        .map(|a| a.name.as_str())
+        .filter(|name| !page.contains(&format!("`{name}`")))
+        .collect();
+    assert!(missing.is_empty(), "undocumented: {missing:?}");
+}
+
+#[test]
+fn the_workflow_and_the_guide_run_the_same_check_script() {
+    let workflow = std::fs::read_to_string(repo_root().join("examples/ci/drift-detection.yml"))
+        .expect("the workflow");
+    let guide = std::fs::read_to_string(repo_root().join("docs/guides/ci-drift-detection.md"))
+        .expect("the guide");
+    for (name, text) in [("workflow", &workflow), ("guide", &guide)] {
+        assert!(
+            text.contains("-detailed-exitcode") && text.contains("-out=drift.tfplan"),
+            "{name} saves the plan"
+        );
+        assert!(
+            text.contains("ci/fail-on-checks.sh drift.tfplan"),
+            "{name} runs the check script on the saved plan"
+        );
+    }
+}

@@ -59,10 +59,22 @@ impl Client {
 
     /// Whether this client can parse the configuration in `dir`: calls of
     /// provider functions (`provider::rdsrot::...`) are a syntax error
-    /// before Terraform 1.8.
+    /// before Terraform 1.8, and `check` blocks before 1.5.
     pub fn can_parse(&self, dir: &Path) -> bool {
-        self.at_least(1, 8) || !calls_provider_functions(dir)
+        (self.at_least(1, 8) || !calls_provider_functions(dir))
+            && (self.at_least(1, 5) || !has_check_blocks(dir))
     }
+}
+
+/// Whether a `.tf` file of `dir` has a top-level `check` block.
+pub fn has_check_blocks(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|text| text.lines().any(|l| l.starts_with("check ")))
 }
 
 /// Whether a `.tf` file of `dir` calls a provider function.
