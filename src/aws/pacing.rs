@@ -40,8 +40,10 @@ pub enum Quota {
     SecretsWrite,
     /// `ListSecrets`: 100 per second.
     SecretsList,
-    /// `ListSecretVersionIds`: 50 per second, its own class on AWS's
-    /// Secrets Manager quotas page.
+    /// `ListSecretVersionIds`: 50 per second, the figure the emulator's
+    /// quota table (`tests/support/aws_under_load.py`) gives it, marked there
+    /// as still to be confirmed on AWS's Secrets Manager quotas page. Paced
+    /// on its own so that status reads never take DescribeSecret's share.
     SecretsListVersions,
     /// IAM, CloudFormation, the repository: no published rate.
     Unpublished,

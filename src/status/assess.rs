@@ -22,6 +22,10 @@ pub fn parse_stuck_after(text: &str) -> Result<Duration, String> {
     crate::rotation::schedule::parse_timeout(text)
 }
 
+/// The Lambda calls whose refusal is reported, not failed.
+pub const GET_FUNCTION: &str = "lambda:GetFunction";
+pub const GET_POLICY: &str = "lambda:GetPolicy";
+
 /// What could be learned about one of the rotation Lambda's parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checked<T> {
@@ -126,9 +130,13 @@ pub fn problems(o: &Observed) -> Vec<String> {
         (Some(arn), Some(Checked::Missing)) => {
             out.push(format!("The rotation Lambda {arn} does not exist."))
         }
+        (Some(arn), Some(Checked::Denied(call))) if call == GET_FUNCTION => out.push(format!(
+            "Could not check the rotation Lambda {arn}: {call} was denied, so whether it exists is \
+not known."
+        )),
         (Some(arn), Some(Checked::Denied(call))) => out.push(format!(
-            "Could not check the rotation Lambda {arn}: {call} was denied, so whether it exists and \
-whether Secrets Manager may invoke it is not known."
+            "Could not check whether Secrets Manager may invoke the rotation Lambda {arn}: {call} \
+was denied."
         )),
         (Some(arn), Some(Checked::Found(statements)))
             if !statements
@@ -254,15 +262,23 @@ mod tests {
     }
 
     #[test]
-    fn a_denied_check_says_it_could_not_check() {
+    fn a_denied_check_says_what_could_not_be_checked() {
         let mut o = healthy();
-        o.lambda = Some(Checked::Denied("lambda:GetPolicy".into()));
-        let p = problems(&o);
-        assert_eq!(p.len(), 1);
-        assert!(
-            p[0].starts_with(&format!("Could not check the rotation Lambda {LAMBDA}"))
-                && p[0].contains("lambda:GetPolicy was denied"),
-            "{p:?}"
+        o.lambda = Some(Checked::Denied(GET_FUNCTION.into()));
+        assert_eq!(
+            problems(&o),
+            [format!(
+                "Could not check the rotation Lambda {LAMBDA}: lambda:GetFunction was denied, so \
+whether it exists is not known."
+            )]
+        );
+        o.lambda = Some(Checked::Denied(GET_POLICY.into()));
+        assert_eq!(
+            problems(&o),
+            [format!(
+                "Could not check whether Secrets Manager may invoke the rotation Lambda {LAMBDA}: \
+lambda:GetPolicy was denied."
+            )]
         );
     }
 
@@ -340,7 +356,7 @@ mod tests {
         // Within the default window of a day.
         assert!(problems(&o).is_empty());
         o.next_rotation_date = Some(NOW - 25 * 3600);
-        let due = rfc3339(NOW - 25 * 3600).unwrap();
+        let due = rfc3339(NOW - 25 * 3600).expect("a date");
         assert_eq!(
             problems(&o),
             [format!(

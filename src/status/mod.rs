@@ -21,7 +21,9 @@ use crate::parts::DataSource;
 use crate::provider::RdsrotProvider;
 use crate::tf::*;
 
-use assess::{parse_stuck_after, rfc3339, Checked, Observed, DEFAULT_STUCK_AFTER};
+use assess::{
+    parse_stuck_after, rfc3339, Checked, Observed, DEFAULT_STUCK_AFTER, GET_FUNCTION, GET_POLICY,
+};
 
 pub const TYPE_NAME: &str = "rdsrot_rotation_status";
 
@@ -164,12 +166,12 @@ async fn check_lambda(
     match find_function_configuration(c, d, arn).await {
         Ok(None) => return Ok(Checked::Missing),
         Ok(Some(_)) => {}
-        Err(e) if is_denied(&e) => return Ok(Checked::Denied("lambda:GetFunction".into())),
+        Err(e) if is_denied(&e) => return Ok(Checked::Denied(GET_FUNCTION.into())),
         Err(e) => return Err(e),
     }
     match find_policy(c, d, arn).await {
         Ok(p) => Ok(Checked::Found(p.statements)),
-        Err(e) if is_denied(&e) => Ok(Checked::Denied("lambda:GetPolicy".into())),
+        Err(e) if is_denied(&e) => Ok(Checked::Denied(GET_POLICY.into())),
         Err(e) => Err(e),
     }
 }
@@ -381,6 +383,18 @@ mod tests {
             .is_empty());
         assert!(RotationStatus.validate(&config(Value::Null)).is_empty());
         assert!(RotationStatus.validate(&config(Value::Unknown)).is_empty());
+    }
+
+    #[test]
+    fn only_access_denied_becomes_a_could_not_check_problem() {
+        let err = |code: &str| AwsError::Api {
+            kind: crate::aws::error::Kind::Other,
+            code: Some(code.into()),
+            message: "no".into(),
+        };
+        assert!(is_denied(&err("AccessDeniedException")));
+        assert!(!is_denied(&err("InvalidParameterValueException")));
+        assert!(!is_denied(&AwsError::Timeout("read".into())));
     }
 
     #[test]

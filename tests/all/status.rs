@@ -179,6 +179,50 @@ async fn a_stuck_pending_version_is_a_problem_and_in_progress() {
 }
 
 #[tokio::test]
+async fn a_lost_invoke_permission_and_a_deleted_lambda_are_problems() {
+    let em = emulator_or_skip!();
+    let arn = healthy_rotation(&em, &provider(&em), "status/lambda").await;
+    let lambda = em.lambda();
+    let function = "status-lambda-fn";
+    let policy = lambda
+        .get_policy()
+        .function_name(function)
+        .send()
+        .await
+        .expect("the rotation made an invoke permission");
+    let doc: serde_json::Value =
+        serde_json::from_str(policy.policy().unwrap_or_default()).expect("policy JSON");
+    for st in doc["Statement"].as_array().into_iter().flatten() {
+        lambda
+            .remove_permission()
+            .function_name(function)
+            .statement_id(st["Sid"].as_str().unwrap_or_default())
+            .send()
+            .await
+            .expect("remove the permission out of band");
+    }
+    // A new provider process: Lambda answers are shared within one.
+    let found = problems(&status(&provider(&em), &arn, None).await);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains("has no resource-policy statement"),
+        "{found:?}"
+    );
+    lambda
+        .delete_function()
+        .function_name(function)
+        .send()
+        .await
+        .expect("delete the Lambda out of band");
+    let found = problems(&status(&provider(&em), &arn, None).await);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("The rotation Lambda ") && found[0].ends_with(" does not exist."),
+        "{found:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_missing_secret_is_an_error_on_secret_id() {
     let em = emulator_or_skip!();
     let r = provider(&em)
