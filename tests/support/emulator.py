@@ -155,6 +155,24 @@ def apply_corrections():
 
     FakeSecret.to_dict = to_dict_with_schedule
 
+    # 3. CloudFormation: deleting a stack whose resource is already gone
+    #    (its Lambda deleted by hand, say) fails the whole DeleteStack with
+    #    a 500; AWS counts a resource it cannot find as deleted.
+    from moto.cloudformation.parsing import ResourceMap
+
+    delete_resource = ResourceMap._delete_resource
+
+    def delete_resource_unless_gone(self, parsed_resource, resource_json):
+        try:
+            delete_resource(self, parsed_resource, resource_json)
+        except Exception as error:  # moto's not-found errors share no base class
+            text = f"{type(error).__name__} {error}".lower()
+            if not any(word in text for word in ("notfound", "not found", "unknownfunction", "does not exist", "nosuchentity")):
+                raise
+            LOG.info("cloudformation: %s was already gone (%s)", parsed_resource, type(error).__name__)
+
+    ResourceMap._delete_resource = delete_resource_unless_gone
+
     # 4. ListSecretVersionIds: each version's own creation date, no empty
     #    token. moto keeps `createdate` per version (as GetSecretValue reports
     #    it) but does not use it here.
@@ -176,24 +194,6 @@ def apply_corrections():
         return json.dumps(listed)
 
     SecretsManagerBackend.list_secret_version_ids = list_secret_version_ids_as_aws
-
-    # 3. CloudFormation: deleting a stack whose resource is already gone
-    #    (its Lambda deleted by hand, say) fails the whole DeleteStack with
-    #    a 500; AWS counts a resource it cannot find as deleted.
-    from moto.cloudformation.parsing import ResourceMap
-
-    delete_resource = ResourceMap._delete_resource
-
-    def delete_resource_unless_gone(self, parsed_resource, resource_json):
-        try:
-            delete_resource(self, parsed_resource, resource_json)
-        except Exception as error:  # moto's not-found errors share no base class
-            text = f"{type(error).__name__} {error}".lower()
-            if not any(word in text for word in ("notfound", "not found", "unknownfunction", "does not exist", "nosuchentity")):
-                raise
-            LOG.info("cloudformation: %s was already gone (%s)", parsed_resource, type(error).__name__)
-
-    ResourceMap._delete_resource = delete_resource_unless_gone
 
 
 # --------------------------------------------------------------------------
