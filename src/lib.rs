@@ -26,4 +26,5 @@ pub mod parts;
 pub mod provider;
 pub mod rotation;
 pub mod server;
+pub mod status;
 pub mod tf;

@@ -203,7 +203,9 @@ register_parts! {
     resources: [
         Rotation => crate::rotation::resource::RotationResource,
     ],
-    data_sources: [],
+    data_sources: [
+        RotationStatus => crate::status::RotationStatus,
+    ],
     functions: [
         RotationIntervalDays => crate::functions::RotationIntervalDays,
         TemplateApplicationId => crate::functions::TemplateApplicationId,
@@ -347,6 +349,12 @@ mod tests {
         let schema = RdsrotProvider::new().schema();
         let resources: Vec<&str> = schema.resources.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(resources, ["rdsrot_rotation"]);
+        let data_sources: Vec<&str> = schema
+            .data_sources
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(data_sources, ["rdsrot_rotation_status"]);
         let functions: Vec<&str> = schema.functions.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             functions,
@@ -354,6 +362,9 @@ mod tests {
         );
         for (name, _) in &schema.resources {
             assert!(ResourcePart::named(name).is_some());
+        }
+        for (name, _) in &schema.data_sources {
+            assert!(DataSourcePart::named(name).is_some());
         }
         for (name, _) in &schema.functions {
             assert!(FunctionPart::named(name).is_some());

@@ -35,6 +35,10 @@ pub struct SecretInfo {
     pub rules: Option<Rules>,
     /// Version id -> staging labels.
     pub version_stages: HashMap<String, Vec<String>>,
+    /// When the last rotation finished (Unix seconds), if it ever did.
+    pub last_rotated_date: Option<i64>,
+    /// When Secrets Manager plans the next rotation (Unix seconds).
+    pub next_rotation_date: Option<i64>,
 }
 
 impl SecretInfo {
@@ -85,6 +89,8 @@ pub async fn find_secret(
             duration: r.duration().filter(|s| !s.is_empty()).map(str::to_string),
         }),
         version_stages: out.version_ids_to_stages().cloned().unwrap_or_default(),
+        last_rotated_date: out.last_rotated_date().map(|t| t.secs()),
+        next_rotation_date: out.next_rotation_date().map(|t| t.secs()),
     }))
 }
 
@@ -263,4 +269,57 @@ pub async fn get_secret_value(
         return Ok(SecretValue::Binary);
     }
     Ok(SecretValue::Text(Zeroizing::new(String::new())))
+}
+
+/// One version of a secret as `ListSecretVersionIds` reports it: no value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionInfo {
+    pub version_id: String,
+    pub stages: Vec<String>,
+    /// When the version was created (Unix seconds).
+    pub created_date: Option<i64>,
+}
+
+/// Every version of the secret that holds a staging label (deprecated
+/// versions, which hold none, are left out), or `None` when the secret does
+/// not exist. Reads no secret value.
+pub async fn list_versions(
+    c: &Clients,
+    d: &Deadline,
+    secret_id: &str,
+) -> Result<Option<Vec<VersionInfo>>, AwsError> {
+    let mut found = vec![];
+    let mut next: Option<String> = None;
+    loop {
+        let token = next.clone();
+        let page = c
+            .call(d, &READ, Quota::SecretsListVersions, || async {
+                c.secretsmanager
+                    .list_secret_version_ids()
+                    .secret_id(secret_id)
+                    .include_deprecated(false)
+                    .set_next_token(token.clone())
+                    .max_results(100)
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await
+            .or_not_found()?;
+        let Some(page) = page else { return Ok(None) };
+        found.extend(page.versions().iter().map(|v| VersionInfo {
+            version_id: v.version_id().unwrap_or_default().to_string(),
+            stages: v.version_stages().to_vec(),
+            created_date: v.created_date().map(|t| t.secs()),
+        }));
+        // An empty token means the same as none: a service that sent one
+        // back would otherwise be asked for the same first page forever.
+        next = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if next.is_none() {
+            return Ok(Some(found));
+        }
+    }
 }

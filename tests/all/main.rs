@@ -10,6 +10,8 @@
 //! - `under_load`: the emulator's faults, quotas and limits as the AWS SDK sees them.
 //! - `functions`: the provider functions through Terraform 1.8 and later.
 //! - `terraform_test`: `terraform test` on the example module, mocked and against the emulator.
+//! - `status`: the `rdsrot_rotation_status` data source, in process and
+//!   through Terraform with the CI drift-detection script.
 
 mod chaos;
 mod configs;
@@ -17,6 +19,7 @@ mod e2e;
 mod functions;
 mod lifecycle;
 mod protocol;
+mod status;
 mod support;
 mod terraform_test;
 mod under_load;

@@ -23,6 +23,7 @@ import os
 import re
 import sys
 import threading
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -72,6 +73,11 @@ def apply_corrections():
        configured function instead of reusing it.
     3. CloudFormation: deleting a stack one of whose resources is already
        gone fails, where AWS counts that resource as deleted.
+    4. Secrets Manager: `ListSecretVersionIds` reports every version as
+       created now (AWS reports when each was created) and ends with an empty
+       `NextToken` (AWS leaves it out); and a `rate(N days)` schedule gets no
+       `NextRotationDate` (AWS reports one; `cron()` schedules still get
+       none here).
     """
     from moto.cloudformation.models import CloudFormationBackend
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
@@ -122,6 +128,8 @@ def apply_corrections():
             secret.rdsrot_duration = rotation_rules.get("Duration")
             if "AutomaticallyAfterDays" not in rotation_rules:
                 secret.auto_rotate_after_days = _days_of_rate(expression)
+                if secret.auto_rotate_after_days:
+                    secret.next_rotation_date = int(time.time()) + secret.auto_rotate_after_days * 86400
         if secret.rotation_lambda_arn:
             secret.rotation_enabled = True
         return result
@@ -164,6 +172,28 @@ def apply_corrections():
             LOG.info("cloudformation: %s was already gone (%s)", parsed_resource, type(error).__name__)
 
     ResourceMap._delete_resource = delete_resource_unless_gone
+
+    # 4. ListSecretVersionIds: each version's own creation date, no empty
+    #    token. moto keeps `createdate` per version (as GetSecretValue reports
+    #    it) but does not use it here.
+    list_secret_version_ids = SecretsManagerBackend.list_secret_version_ids
+
+    def list_secret_version_ids_as_aws(self, secret_id, *args, **kwargs):
+        if not self._is_valid_identifier(secret_id):
+            from moto.secretsmanager.exceptions import SecretNotFoundException
+
+            raise SecretNotFoundException()
+        listed = json.loads(list_secret_version_ids(self, secret_id, *args, **kwargs))
+        versions = self.secrets[secret_id].versions
+        for entry in listed.get("Versions", []):
+            created = versions.get(entry.get("VersionId"), {}).get("createdate")
+            if created is not None:
+                entry["CreatedDate"] = created
+        if not listed.get("NextToken"):
+            listed.pop("NextToken", None)
+        return json.dumps(listed)
+
+    SecretsManagerBackend.list_secret_version_ids = list_secret_version_ids_as_aws
 
 
 # --------------------------------------------------------------------------

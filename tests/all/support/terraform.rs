@@ -59,10 +59,22 @@ impl Client {
 
     /// Whether this client can parse the configuration in `dir`: calls of
     /// provider functions (`provider::rdsrot::...`) are a syntax error
-    /// before Terraform 1.8.
+    /// before Terraform 1.8, and `check` blocks before 1.5.
     pub fn can_parse(&self, dir: &Path) -> bool {
-        self.at_least(1, 8) || !calls_provider_functions(dir)
+        (self.at_least(1, 8) || !calls_provider_functions(dir))
+            && (self.at_least(1, 5) || !has_check_blocks(dir))
     }
+}
+
+/// Whether a `.tf` file of `dir` has a top-level `check` block.
+pub fn has_check_blocks(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|text| text.lines().any(|l| l.starts_with("check ")))
 }
 
 /// Whether a `.tf` file of `dir` calls a provider function.
@@ -328,6 +340,20 @@ impl Workspace {
             );
         }
         run
+    }
+
+    /// `program` set up to run in this workspace with its environment (for
+    /// scripts that call Terraform themselves).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command.current_dir(self.path()).stdin(Stdio::null());
+        for key in &self.env_remove {
+            command.env_remove(key);
+        }
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        command
     }
 
     /// Runs `terraform ARGS` without any check (for runs meant to fail oddly).
