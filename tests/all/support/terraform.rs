@@ -68,24 +68,22 @@ impl Client {
 
 /// Whether a `.tf` file of `dir` has a top-level `check` block.
 pub fn has_check_blocks(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .any(|text| text.lines().any(|l| l.starts_with("check ")))
+    any_tf_file(dir, |text| text.lines().any(|l| l.starts_with("check ")))
 }
 
 /// Whether a `.tf` file of `dir` calls a provider function.
 pub fn calls_provider_functions(dir: &Path) -> bool {
+    any_tf_file(dir, |text| text.contains("provider::"))
+}
+
+fn any_tf_file(dir: &Path, matches: impl Fn(&str) -> bool) -> bool {
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .filter(|e| e.path().extension().is_some_and(|x| x == "tf"))
         .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .any(|text| text.contains("provider::"))
+        .any(|text| matches(&text))
 }
 
 fn client_version(path: &Path) -> Option<String> {
