@@ -82,8 +82,15 @@ fn a_for_each_fleet_with_null_settings_validates_plans_applies_and_plans_empty()
             return;
         };
         let sm = emulator.secretsmanager();
-        let [a, b, c, d] = ["fleet-a", "fleet-b", "fleet-c", "fleet-d"]
-            .map(|name| block_on(create_database_secret(&sm, name, "postgres", None)));
+        // Each secret's engine is its template's: the pre-flight check
+        // refuses a MySQL template on a PostgreSQL secret.
+        let [a, b, c, d] = [
+            ("fleet-a", "postgres"),
+            ("fleet-b", "mysql"),
+            ("fleet-c", "postgres"),
+            ("fleet-d", "postgres"),
+        ]
+        .map(|(name, engine)| block_on(create_database_secret(&sm, name, engine, None)));
         let lambda = block_on(create_existing_rotation_lambda(
             &emulator.sdk_config(),
             "fleet-rotator",
