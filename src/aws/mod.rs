@@ -12,6 +12,7 @@ pub mod pacing;
 pub mod retry;
 pub mod secretsmanager;
 pub mod serverlessrepo;
+pub mod sharing;
 pub mod sts;
 pub mod wait;
 
@@ -42,6 +43,8 @@ pub struct Clients {
     pub reads: Arc<cache::ReadCache>,
     /// Calls paced per quota class, for this process.
     pub pacer: Arc<pacing::Pacer>,
+    /// Which secrets rotate with a shared Lambda, for this process.
+    pub sharing: Arc<sharing::Sharing>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -95,6 +98,7 @@ impl Clients {
             max_attempts: retry::DEFAULT_MAX_ATTEMPTS,
             reads: Arc::default(),
             pacer: Arc::default(),
+            sharing: Arc::default(),
         }
     }
 

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use aws_sdk_secretsmanager::types::RotationRulesType;
 use zeroize::Zeroizing;
 
+use super::cache::function_key;
 use super::error::{classify, AwsError, OptionalExt};
 use super::pacing::Quota;
 use super::retry::{READ, SECRET_CHANGE};
@@ -194,14 +195,15 @@ unfinished rotation (the version itself is kept)"
     Ok(())
 }
 
-/// The secrets, other than `except`, whose rotation is on and uses
-/// `lambda_arn`: to know whether a statement shared by them may go.
+/// The secrets whose rotation is on and uses `function` (by name or ARN),
+/// as `ListSecrets` shows them: it may lag behind by minutes, see
+/// `sharing` for how the answer is used.
 pub async fn secrets_rotating_with(
     c: &Clients,
     d: &Deadline,
-    lambda_arn: &str,
-    except: &str,
+    function: &str,
 ) -> Result<Vec<String>, AwsError> {
+    let key = function_key(function);
     let mut found = vec![];
     let mut next: Option<String> = None;
     loop {
@@ -218,15 +220,16 @@ pub async fn secrets_rotating_with(
             })
             .await?;
         for s in page.secret_list() {
-            let arn = s.arn().unwrap_or_default();
-            if arn != except
-                && s.rotation_enabled().unwrap_or(false)
-                && s.rotation_lambda_arn() == Some(lambda_arn)
+            if s.rotation_enabled().unwrap_or(false)
+                && s.rotation_lambda_arn().map(function_key).as_deref() == Some(key.as_str())
             {
-                found.push(arn.to_string());
+                found.extend(s.arn().map(str::to_string));
             }
         }
-        next = page.next_token().map(str::to_string);
+        next = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
         if next.is_none() {
             return Ok(found);
         }

@@ -333,6 +333,9 @@ async fn converge_steps(
 
     let step = Step::AddPermission;
     begin(step)?;
+    // Before the statement is looked at: a rotation of this run that is
+    // giving up a shared statement on the same function now keeps it.
+    c.sharing.join(&function.arn, &found.arn).await;
     permission::ensure(c, d, &lambda_arn, &wanted, &found.arn, p)
         .await
         .map_err(|e| fail(step, e))?;
@@ -400,7 +403,13 @@ async fn delete_steps(
         d.check().map_err(|e| StepError::aws(step, e))?;
         let result = match step {
             Step::TurnOffRotation => match &secret_id {
-                Some(id) => secret::undo(c, d, id).await,
+                Some(id) => {
+                    let off = secret::undo(c, d, id).await;
+                    if let (Ok(()), Some(function), Some(arn)) = (&off, &lambda_arn, &secret_arn) {
+                        c.sharing.leave(function, arn).await;
+                    }
+                    off
+                }
                 None => Ok(()),
             },
             Step::RemovePermission => {

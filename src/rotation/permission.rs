@@ -15,7 +15,6 @@
 use crate::aws::arn::Arn;
 use crate::aws::error::AwsError;
 use crate::aws::lambda::{self, PermissionStatement, POLICY_SIZE_LIMIT, SECRETS_MANAGER_PRINCIPAL};
-use crate::aws::secretsmanager as sm;
 use crate::aws::wait::Deadline;
 use crate::aws::Clients;
 use crate::logging;
@@ -177,38 +176,44 @@ pub async fn ensure(
 
 /// Removes a statement this resource recorded: at once when it is the
 /// secret's own; a shared one only when no other secret still rotates with
-/// the function.
+/// the function (see `sharing`).
 async fn remove(
     c: &Clients,
     d: &Deadline,
     rec: &PermissionRecord,
     secret_arn: &str,
 ) -> Result<(), AwsError> {
-    if rec.shared {
-        let arn = match lambda::find_function_configuration(c, d, &rec.function).await? {
-            Some(f) => f.arn,
-            // The function is gone, and its policy with it.
-            None => return Ok(()),
-        };
-        let others = sm::secrets_rotating_with(c, d, &arn, secret_arn).await?;
-        if !others.is_empty() {
-            logging::debug(
-                LOG,
-                &format!(
-                    "keeping shared statement {} on {}: {} other secret(s) rotate with it",
-                    rec.sid,
-                    rec.function,
-                    others.len()
-                ),
-            );
-            return Ok(());
-        }
+    let remove_it = || async {
+        logging::debug(
+            LOG,
+            &format!("removing statement {} from {}", rec.sid, rec.function),
+        );
+        lambda::remove_permission(c, d, &rec.function, &rec.sid).await
+    };
+    if !rec.shared {
+        return remove_it().await;
     }
-    logging::debug(
-        LOG,
-        &format!("removing statement {} from {}", rec.sid, rec.function),
-    );
-    lambda::remove_permission(c, d, &rec.function, &rec.sid).await
+    if lambda::find_function_configuration(c, d, &rec.function)
+        .await?
+        .is_none()
+    {
+        // The function is gone, and its policy with it.
+        return Ok(());
+    }
+    let used = c
+        .sharing
+        .undo_unless_used(c, d, &rec.function, secret_arn, remove_it)
+        .await?;
+    if let Some(used) = used {
+        logging::debug(
+            LOG,
+            &format!(
+                "keeping shared statement {} on {}: {used}",
+                rec.sid, rec.function
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// What a read found on the Lambda's policy.

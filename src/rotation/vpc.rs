@@ -13,7 +13,6 @@ use std::collections::HashMap;
 
 use crate::aws::error::AwsError;
 use crate::aws::lambda::{self, FunctionInfo};
-use crate::aws::secretsmanager as sm;
 use crate::aws::wait::Deadline;
 use crate::aws::Clients;
 use crate::logging;
@@ -147,32 +146,34 @@ async fn restore(
     let Some(current) = lambda::find_function_configuration(c, d, function).await? else {
         return Ok(());
     };
-    let others = sm::secrets_rotating_with(c, d, &current.arn, secret_arn).await?;
-    if !others.is_empty() {
+    let put_back = || async {
+        if current.subnet_ids != orig.subnet_ids
+            || current.security_group_ids != orig.security_group_ids
+        {
+            logging::debug(LOG, &format!("restoring VPC placement of {function}"));
+            d.check()?;
+            lambda::update_vpc_config(c, function, &orig.subnet_ids, &orig.security_group_ids, d)
+                .await?;
+        }
+        lambda::untag_function(
+            c,
+            d,
+            &current.arn,
+            &[ORIGINAL_SUBNETS_TAG, ORIGINAL_SECURITY_GROUPS_TAG],
+        )
+        .await
+    };
+    let used = c
+        .sharing
+        .undo_unless_used(c, d, &current.arn, secret_arn, put_back)
+        .await?;
+    if let Some(used) = used {
         logging::debug(
             LOG,
-            &format!(
-                "leaving the VPC placement of {function}: {} other secret(s) rotate with it",
-                others.len()
-            ),
+            &format!("leaving the VPC placement of {function}: {used}"),
         );
-        return Ok(());
     }
-    if current.subnet_ids != orig.subnet_ids
-        || current.security_group_ids != orig.security_group_ids
-    {
-        logging::debug(LOG, &format!("restoring VPC placement of {function}"));
-        d.check()?;
-        lambda::update_vpc_config(c, function, &orig.subnet_ids, &orig.security_group_ids, d)
-            .await?;
-    }
-    lambda::untag_function(
-        c,
-        d,
-        &current.arn,
-        &[ORIGINAL_SUBNETS_TAG, ORIGINAL_SECURITY_GROUPS_TAG],
-    )
-    .await
+    Ok(())
 }
 
 /// A placement other than the state's is drift on the VPC attributes, for a

@@ -1825,7 +1825,9 @@ async fn a_hundred_and_twenty_secrets_share_one_lambda() {
     for (t, cfg) in &tracked[..10] {
         assert!(plan(&fresh, cfg, &read(&fresh, t).await).await.1);
     }
-    // Destroying all but one keeps the statement; the last one removes it.
+    // Destroying all but one keeps the statement; the last one removes it,
+    // with ListSecrets lagging as AWS says it may.
+    em.set_list_secrets_lag(300.0);
     let (last, _) = tracked.pop().expect("one");
     for (t, _) in &tracked {
         destroy(&fresh, t).await;
@@ -1939,6 +1941,9 @@ async fn secrets_sharing_one_lambda_share_its_original_placement() {
 
     let (second, second_cfg) = tracked.pop().expect("two");
     let (first, _) = tracked.pop().expect("two");
+    // Each destroy below is its own process; the second is given the list
+    // the first one saw.
+    em.set_list_secrets_lag(300.0);
     destroy(&provider(&em), &first).await;
     assert_eq!(
         subnets(&em).await,
@@ -1965,6 +1970,174 @@ async fn secrets_sharing_one_lambda_share_its_original_placement() {
             .is_none_or(|t| !t.keys().any(|k| k.starts_with("rdsrot:"))),
         "{tags:?}"
     );
+}
+
+/// Whether `lambda`'s policy holds a statement of this provider, and its
+/// `rdsrot:` tags are gone.
+async fn shared_lambda_left(em: &Emulator, lambda: &str) -> (bool, Vec<String>, Vec<String>) {
+    let statement = em
+        .lambda()
+        .get_policy()
+        .function_name(lambda)
+        .send()
+        .await
+        .ok()
+        .and_then(|p| p.policy().map(str::to_string))
+        .is_some_and(|p| p.contains("rdsrot-"));
+    let subnets = em
+        .lambda()
+        .get_function_configuration()
+        .function_name(lambda)
+        .send()
+        .await
+        .expect("the Lambda")
+        .vpc_config()
+        .map(|v| v.subnet_ids().to_vec())
+        .unwrap_or_default();
+    let tags = em
+        .lambda()
+        .list_tags()
+        .resource(lambda)
+        .send()
+        .await
+        .expect("tags")
+        .tags()
+        .map(|t| {
+            t.keys()
+                .filter(|k| k.starts_with("rdsrot:"))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    (statement, subnets, tags)
+}
+
+fn shared_with_placement(lambda: &str) -> impl Fn(&mut Rotation) + '_ {
+    move |c: &mut Rotation| {
+        c.rotation_lambda_arn = Attr::Known(lambda.to_string());
+        c.permission_scope = Attr::Known("account".into());
+        c.vpc_subnet_ids = Attr::Known(vec!["subnet-0a1b2c3d4e5f60718".into()]);
+        c.vpc_security_group_ids = Attr::Known(vec!["sg-0123456789abcdef0".into()]);
+    }
+}
+
+/// ListSecrets lags, as AWS documents it may: while twelve rotations that
+/// share one Lambda (its account-wide statement and its VPC placement) are
+/// destroyed ten at a time, every listing still shows all twelve rotating.
+/// The last destroy still removes the statement, puts the Lambda back and
+/// removes its tags; the whole destroy lists the secrets once.
+#[tokio::test]
+async fn a_lagging_list_of_secrets_does_not_keep_what_shared_rotations_did() {
+    let em = emulator_or_skip!();
+    let (lambda, _) = existing_lambda(&em, "lagging-rotator").await;
+    let mut configs = vec![];
+    for i in 0..12 {
+        let secret = moto::create_database_secret(
+            &em.secretsmanager(),
+            &format!("lagging-{i}"),
+            "postgres",
+            None,
+        )
+        .await;
+        configs.push(config(&secret.arn, shared_with_placement(&lambda)));
+    }
+    let applied = apply_all(&provider(&em), &configs).await;
+    let mut tracked = vec![];
+    for (t, d) in applied {
+        assert!(d.is_empty(), "{:?}", errors(&d));
+        tracked.push(t);
+    }
+    assert_eq!(
+        shared_lambda_left(&em, &lambda).await.1,
+        vec!["subnet-0a1b2c3d4e5f60718".to_string()]
+    );
+
+    em.set_list_secrets_lag(300.0);
+    // The answer the lagging list keeps: all twelve rotating.
+    let listed = em
+        .secretsmanager()
+        .list_secrets()
+        .max_results(100)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(
+        listed
+            .secret_list()
+            .iter()
+            .filter(|s| s.rotation_enabled() == Some(true))
+            .count(),
+        12
+    );
+    em.set_faults(0, &[]);
+
+    use futures::stream::{self, StreamExt};
+    let fresh = provider(&em);
+    stream::iter(tracked.iter().map(|t| destroy(&fresh, t)))
+        .buffer_unordered(10)
+        .collect::<Vec<()>>()
+        .await;
+
+    assert!(
+        em.list_secrets_replayed() >= 1,
+        "the provider was given the lagging list"
+    );
+    let (statement, subnets, tags) = shared_lambda_left(&em, &lambda).await;
+    assert!(!statement, "the shared statement is left behind");
+    assert!(subnets.is_empty(), "the Lambda is still in {subnets:?}");
+    assert!(tags.is_empty(), "tags left: {tags:?}");
+    let listings = em.fault_counts()["calls"]["secretsmanager:ListSecrets"]["seen"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(listings, 1, "ListSecrets calls for twelve destroys");
+}
+
+/// One apply adds a rotation on a shared Lambda while it destroys the last
+/// other rotation using it: whichever decides first, the new rotation ends
+/// with the statement it needs, and its next plan is empty.
+#[tokio::test]
+async fn a_rotation_added_while_the_last_user_of_its_lambda_goes_keeps_the_statement() {
+    let em = emulator_or_skip!();
+    let (lambda, _) = existing_lambda(&em, "handover-rotator").await;
+    let shared = |c: &mut Rotation| {
+        c.rotation_lambda_arn = Attr::Known(lambda.clone());
+        c.permission_scope = Attr::Known("account".into());
+    };
+    for round in 0..4 {
+        let leaving = moto::create_database_secret(
+            &em.secretsmanager(),
+            &format!("handover-old-{round}"),
+            "postgres",
+            None,
+        )
+        .await;
+        let arriving = moto::create_database_secret(
+            &em.secretsmanager(),
+            &format!("handover-new-{round}"),
+            "postgres",
+            None,
+        )
+        .await;
+        let old = apply_ok(&provider(&em), &config(&leaving.arn, shared), &none()).await;
+        let p = provider(&em);
+        let new_cfg = config(&arriving.arn, shared);
+        let nothing = none();
+        let (new, ()) = tokio::join!(apply_ok(&p, &new_cfg, &nothing), destroy(&p, &old));
+        assert!(
+            shared_lambda_left(&em, &lambda).await.0,
+            "round {round}: the arriving rotation lost its statement"
+        );
+        let fresh = provider(&em);
+        assert!(
+            plan(&fresh, &new_cfg, &read(&fresh, &new).await).await.1,
+            "round {round}: drift after the handover"
+        );
+        destroy(&fresh, &new).await;
+        assert!(
+            !shared_lambda_left(&em, &lambda).await.0,
+            "round {round}: the last one removes the statement"
+        );
+    }
 }
 
 /// The stack's tags: application and version as the repository set them.

@@ -15,7 +15,11 @@ stand-in, so that tests can see how the provider and the AWS SDK cope:
   and API class (on by default, at AWS's real rates; `--quota-scale` scales
   them);
 - Lambda's AddPermission is refused with `PolicyLengthExceededException` when
-  the resulting policy would pass 20,480 bytes.
+  the resulting policy would pass 20,480 bytes;
+- Secrets Manager's ListSecrets can lag, as AWS documents it may ("might not
+  reflect changes from the last five minutes"): with a lag set, an answer is
+  kept and given again to the same request until it is that old (off by
+  default).
 
 Control endpoints on the same port (never faulted, never throttled):
 
@@ -25,6 +29,8 @@ Control endpoints on the same port (never faulted, never throttled):
     GET    /_rdsrot/faults  the rules and, per "service:call", requests seen and faults injected
     POST   /_rdsrot/quotas  {"scale": 0.1}  (0 turns quotas off)
     GET    /_rdsrot/quotas  the scale and, per API class, the rate and the requests admitted and throttled
+    POST   /_rdsrot/consistency  {"list_secrets_lag_seconds": 300}  (0 turns the lag off and forgets the answers kept)
+    GET    /_rdsrot/consistency  the lag and how many ListSecrets answers were given again
 """
 
 import copy
@@ -746,13 +752,59 @@ class _Captured:
         return int(self.status.split(" ", 1)[0])
 
 
+class LaggingList:
+    """ListSecrets answers as of up to `lag` seconds ago.
+
+    The first answer to a request (same account, Region and body, so the same
+    page) is kept; the same request gets that answer again until it is `lag`
+    seconds old. A secret turned off, on or created meanwhile shows in the
+    list as it was, while DescribeSecret, forwarded as always, is current.
+    """
+
+    def __init__(self):
+        self.lag = 0.0
+        self.replayed = 0
+        self._kept = {}
+        self._lock = threading.Lock()
+
+    def set_lag(self, seconds):
+        with self._lock:
+            self.lag = seconds
+            self._kept.clear()
+            self.replayed = 0
+
+    def applies(self, name):
+        return self.lag > 0 and name.service == "secretsmanager" and name.call == "ListSecrets"
+
+    def answer(self, environ, name, account, forward):
+        key = (account, name.region, _take_body(environ))
+        now = time.monotonic()
+        with self._lock:
+            kept = self._kept.get(key)
+            if kept is not None and now - kept[0] < self.lag:
+                self.replayed += 1
+                return kept[1]
+        captured = forward(environ)
+        if 200 <= captured.status_code < 300:
+            captured.chunks = [b"".join(captured.chunks)]
+            with self._lock:
+                self._kept[key] = (now, captured)
+        return captured
+
+    def report(self):
+        with self._lock:
+            return {"list_secrets_lag_seconds": self.lag, "list_secrets_replayed": self.replayed}
+
+
 class AwsUnderLoad:
-    """WSGI middleware: control endpoints, faults, quotas, the policy limit."""
+    """WSGI middleware: control endpoints, faults, quotas, the policy limit,
+    a lagging ListSecrets."""
 
     def __init__(self, app, quota_scale=1.0):
         self.app = app
         self.faults = FaultPlan()
         self.quotas = Quotas(quota_scale)
+        self.lists = LaggingList()
         # AddPermission is measured and rolled back under one lock, so that
         # two grants to the same function cannot interleave with the check.
         self._policy_lock = threading.Lock()
@@ -780,6 +832,8 @@ class AwsUnderLoad:
 
         if name.service == "lambda" and name.call == "AddPermission":
             captured = self._add_permission(environ, name, account)
+        elif self.lists.applies(name):
+            captured = self.lists.answer(environ, name, account, self._forward)
         else:
             captured = self._forward(environ)
 
@@ -864,6 +918,15 @@ class AwsUnderLoad:
                 self.quotas.set_scale(float(scale))
                 LOG.info("quota scale %s", scale)
                 return _json_answer(start_response, 200, self.quotas.report())
+            if resource == "consistency" and method == "GET":
+                return _json_answer(start_response, 200, self.lists.report())
+            if resource == "consistency" and method == "POST":
+                lag = self._json_body(environ).get("list_secrets_lag_seconds")
+                if isinstance(lag, bool) or not isinstance(lag, (int, float)) or lag < 0:
+                    raise RuleError(f"list_secrets_lag_seconds is a number >= 0, not {lag!r}")
+                self.lists.set_lag(float(lag))
+                LOG.info("ListSecrets lag %s s", lag)
+                return _json_answer(start_response, 200, self.lists.report())
         except RuleError as error:
             return _json_answer(start_response, 400, {"message": str(error)})
         return _json_answer(start_response, 404, {"message": f"no {method} {CONTROL_PREFIX}{resource}"})

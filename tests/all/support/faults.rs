@@ -1,6 +1,6 @@
 //! Driving the emulator's under-load layer (`tests/support/aws_under_load.py`)
-//! from tests: fault rules on named calls, and the scale of AWS's request
-//! quotas. Both go through the emulator's control endpoints on its own port,
+//! from tests: fault rules on named calls, the scale of AWS's request
+//! quotas, and the lag of ListSecrets. All go through the emulator's control endpoints on its own port,
 //! which are never faulted or throttled themselves.
 
 #![allow(dead_code)]
@@ -139,6 +139,23 @@ impl Emulator {
     /// `{"rate", "scaled_rate", "admitted", "throttled"}`.
     pub fn quota_counts(&self) -> Value {
         self.control("GET", "/_rdsrot/quotas", "")
+    }
+
+    /// ListSecrets answers as of up to `seconds` ago, as AWS documents
+    /// they may be (0: current, the default).
+    pub fn set_list_secrets_lag(&self, seconds: f64) {
+        self.control(
+            "POST",
+            "/_rdsrot/consistency",
+            &json!({ "list_secrets_lag_seconds": seconds }).to_string(),
+        );
+    }
+
+    /// How many ListSecrets answers were given again since the lag was set.
+    pub fn list_secrets_replayed(&self) -> u64 {
+        self.control("GET", "/_rdsrot/consistency", "")["list_secrets_replayed"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     fn control(&self, method: &str, path: &str, body: &str) -> Value {
