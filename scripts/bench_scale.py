@@ -18,7 +18,10 @@ emulator's `/_rdsrot/faults` counts), the answers the quotas throttled
 `terraform-provider-rdsrot` below Terraform, polled from /proc). From the
 requests it derives the quota floor: the least time the quotas allow for
 them. The same plan over N `null_resource` of hashicorp/null gives the floor
-of Terraform's own graph walk.
+of Terraform's own graph walk. Last, it times `terraform destroy
+-auto-approve` under the same quotas, with its requests and quota floor: the
+rotations that share a Lambda each ask whether another secret still rotates
+with it, which is where `ListSecrets` (100 per second) comes in.
 
 Every scenario destroys what it applied and stops its emulator, also when a
 step fails or the run is interrupted. Results go to stdout, to
@@ -556,6 +559,22 @@ def run_rotation_scenario(args, kind, count, scratch):
             if code != 0:
                 result["plan_output_tail"] = output[-4000:]
             log(f"{label}: plan exited {code} in {seconds:.1f} s (quota floor {floor:.2f} s)")
+
+            emulator.set_quota_scale(args.quota_scale)
+            emulator.reset_counts()
+            log(f"{label}: terraform destroy")
+            code, output, seconds, peak = terraform.run("destroy", "-auto-approve")
+            calls = seen_counts(emulator.control("GET", "faults"))
+            result.update(
+                destroy_seconds=seconds,
+                destroy_exit=code,
+                destroy_calls=calls,
+                destroy_floor_seconds=quota_floor(calls)[0],
+                destroy_throttled=throttled_counts(emulator.control("GET", "quotas")),
+            )
+            if code != 0:
+                result["destroy_output_tail"] = output[-4000:]
+            log(f"{label}: destroy exited {code} in {seconds:.1f} s")
         finally:
             cleanup(terraform, emulator, workdir, label)
     if not args.keep:
@@ -564,8 +583,8 @@ def run_rotation_scenario(args, kind, count, scratch):
 
 
 def cleanup(terraform, emulator, workdir, label):
-    """Destroys what was applied. Quotas are off for it: it is not measured,
-    and with them the destroy of a large fleet only adds waiting."""
+    """Destroys what a failed or interrupted scenario left applied. Quotas are
+    off for it: it is not measured."""
     if not state_has_resources(workdir):
         return
     log(f"{label}: terraform destroy")
@@ -678,6 +697,24 @@ def summary_table(results):
     return "\n".join(lines)
 
 
+def destroy_table(results):
+    lines = [
+        "| rotations | N | Lambdas | destroy (s) | exit | quota floor (s) | `ListSecrets` | `DescribeSecret` | throttled |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rotations(results):
+        if "destroy_seconds" not in r:
+            continue
+        kind = "existing Lambda" if r["kind"] == "existing" else "template"
+        calls = r.get("destroy_calls", {})
+        lines.append(
+            f"| {kind} | {r['n']} | {r['lambdas']} | {fmt(r['destroy_seconds'])} | {r.get('destroy_exit', '—')} "
+            f"| {fmt(r.get('destroy_floor_seconds'), 2)} | {calls.get('secretsmanager:ListSecrets', 0)} "
+            f"| {calls.get('secretsmanager:DescribeSecret', 0)} | {sum(r.get('destroy_throttled', {}).values())} |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def calls_table(results):
     runs = rotations(results)
     keys = sorted({key for r in runs for key in r.get("plan_calls", {})})
@@ -788,6 +825,17 @@ def section(results, svg_name, lambda_read_constant):
         targets_table(targets(results, lambda_read_constant)),
         "",
     ]
+    destroys = destroy_table(results)
+    if destroys:
+        lines += [
+            "`terraform destroy -auto-approve` of the same rotations, under the same quotas. A rotation that "
+            "shares a Lambda asks, after its rotation is off, whether another secret still rotates with it: "
+            "one `ListSecrets` listing per Lambda per provider process, each listed candidate confirmed with "
+            "`DescribeSecret` (see *Who else uses a shared Lambda* in the resource's docs):",
+            "",
+            destroys,
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -888,6 +936,8 @@ def print_report(results, lambda_read_constant):
     print(summary_table(results))
     print()
     print(calls_table(results))
+    print()
+    print(destroy_table(results))
     print()
     print(targets_table(targets(results, lambda_read_constant)))
 
