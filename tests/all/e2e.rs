@@ -344,6 +344,95 @@ fn quickstart_example_applies_plans_empty_and_destroys() {
     }
 }
 
+/// The data-source example and the module example, applied as users would
+/// with every client (Terraform 1.0.3 included): the data source reports a
+/// secret without rotation as such; a root configuration calling the
+/// module turns rotation on at the interval its limit allows, plans empty,
+/// and destroys clean.
+#[test]
+fn data_source_and_module_examples_apply_plan_empty_and_destroy() {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let sm = emulator.secretsmanager();
+        let (orders, billing) = block_on(async {
+            // The data-source example names this secret.
+            let orders = create_database_secret(&sm, "orders/db", "mysql", None).await;
+            let billing = create_database_secret(&sm, "billing/db", "mysql", None).await;
+            (orders, billing)
+        });
+
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        ws.copy_from(&repo_root().join("examples/data-sources/rdsrot_rotation_status"));
+        ws.write("zz_required_providers.tf", &required_providers_block());
+        ws.forbid(&orders.password);
+        ws.apply(&[]);
+        ws.plan(&[]).assert_code(0);
+        let outputs = ws.terraform(&["output", "-json"]);
+        outputs.assert_success();
+        let outputs: Value = serde_json::from_str(&outputs.stdout).unwrap_or_default();
+        assert_eq!(
+            outputs["orders_rotation_problems"]["value"],
+            serde_json::json!(["Rotation is turned off for this secret."]),
+            "{client}: {outputs:#}"
+        );
+        ws.destroy(&[]);
+        ws.assert_no_leaks();
+
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        let module = ws.path().join("rotation");
+        std::fs::create_dir(&module).expect("a directory for the module");
+        for file in ["main.tf", "variables.tf", "outputs.tf", "versions.tf"] {
+            std::fs::copy(
+                repo_root().join("examples/modules/rotation").join(file),
+                module.join(file),
+            )
+            .unwrap_or_else(|e| panic!("copy the module's {file}: {e}"));
+        }
+        ws.write(
+            "main.tf",
+            &format!(
+                r#"{}
+module "billing" {{
+  source                  = "./rotation"
+  secret_id               = "{}"
+  rotation_type           = "mysql_single_user"
+  max_credential_age_days = 30
+}}
+
+output "lambda" {{
+  value = module.billing.rotation_lambda_arn
+}}
+"#,
+                required_providers_block(),
+                billing.arn
+            ),
+        );
+        ws.forbid(&billing.password);
+        // Local modules are installed by `get`; `init` would look for the
+        // provider in a registry, which dev_overrides make unnecessary.
+        ws.terraform(&["get", "-no-color"]).assert_success();
+        ws.apply(&[]);
+        ws.plan(&[]).assert_code(0);
+        let values = ws.resource_values("module.billing.rdsrot_rotation.this");
+        assert_eq!(
+            values["rotation_rules"][0]["automatically_after_days"], 29,
+            "{client}: one day less than the 30-day limit: {values:#}"
+        );
+        let lambda = text(&values, "rotation_lambda_arn");
+        let role = text(&values, "rotation_lambda_role_arn");
+        let (enabled, used) = block_on(rotation_status(&emulator, &billing.arn));
+        assert!(
+            enabled && used.as_deref() == Some(lambda.as_str()),
+            "{client}: rotation uses {used:?}"
+        );
+        ws.destroy(&[]);
+        assert_nothing_left(&emulator, &client, &billing.arn, &lambda, &role);
+        ws.assert_no_leaks();
+    }
+}
+
 #[test]
 fn resource_examples_apply_plan_empty_and_destroy() {
     for client in clients() {

@@ -13,7 +13,7 @@ use crate::emulator_or_skip;
 use crate::support::engines::{self, NEW_ROTATION_TYPES};
 use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{self, Emulator};
-use crate::support::observe::{look, Applied, Drift};
+use crate::support::observe::{live_stacks, look, Applied, Drift};
 
 const TYPE: &str = "rdsrot_rotation";
 
@@ -550,6 +550,120 @@ async fn a_failed_update_is_not_recorded_as_done() {
     let t = apply_ok(&fresh, &new, &read(&fresh, &failed).await).await;
     assert!(plan(&fresh, &new, &read(&fresh, &t).await).await.1);
     destroy(&fresh, &t).await;
+}
+
+/// Item: an update meets a stack stuck in UPDATE_ROLLBACK_FAILED (which
+/// CloudFormation leaves when a rollback itself fails): the apply stops
+/// with the command that continues the rollback, changes nothing, and goes
+/// through once the rollback is done.
+#[tokio::test]
+async fn an_update_meeting_a_stuck_rollback_stops_with_the_recovery_command() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "rollback-stuck", "postgres", None)
+            .await;
+    let cfg = |version: &str| {
+        config(&secret.arn, |c| {
+            c.rotation_type = Attr::Known("postgresql_single_user".into());
+            c.template_version = Attr::Known(version.into());
+        })
+    };
+    let t = apply_ok(&p, &cfg("1.1.367"), &none()).await;
+    let stack = model(&t).stack_id.known().cloned().expect("a stack id");
+    em.set_stack_status(&stack, "UPDATE_ROLLBACK_FAILED");
+
+    let (failed, d) = apply(&p, &cfg("1.1.671"), &t).await;
+    let message = errors(&d).join(" ");
+    assert!(
+        message.contains("UPDATE_ROLLBACK_FAILED")
+            && message.contains(&format!("continue-update-rollback --stack-name {stack}")),
+        "{message}"
+    );
+    assert_eq!(
+        model(&failed).template_version,
+        Attr::Known("1.1.367".into())
+    );
+    assert_eq!(
+        stack_tags(&em, &stack).await["serverlessrepo:semanticVersion"],
+        "1.1.367"
+    );
+    assert!(look(&em, &secret.arn, None, None).await.rotation_enabled);
+
+    // The operator continued the rollback.
+    em.set_stack_status(&stack, "UPDATE_ROLLBACK_COMPLETE");
+    let fresh = provider(&em);
+    let t = apply_ok(&fresh, &cfg("1.1.671"), &read(&fresh, &failed).await).await;
+    assert_eq!(
+        stack_tags(&em, &stack).await["serverlessrepo:semanticVersion"],
+        "1.1.671"
+    );
+    assert!(
+        plan(&fresh, &cfg("1.1.671"), &read(&fresh, &t).await)
+            .await
+            .1
+    );
+    destroy(&fresh, &t).await;
+}
+
+/// Item: a stack whose deletion fails (DELETE_FAILED) fails the destroy,
+/// which keeps the resource so that Terraform tries again; the next destroy
+/// deletes the stack. A stack found in DELETE_FAILED by a refresh is drift,
+/// and the apply deletes it and deploys anew.
+#[tokio::test]
+async fn a_stack_whose_deletion_failed_is_deleted_again() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let secret =
+        moto::create_database_secret(&em.secretsmanager(), "delete-fails", "postgres", None).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_single_user".into());
+    });
+    let t = apply_ok(&p, &cfg, &none()).await;
+    let stack = model(&t).stack_id.known().cloned().expect("a stack id");
+
+    // Found in DELETE_FAILED (a deletion someone else started): drift.
+    em.set_stack_status(&stack, "DELETE_FAILED");
+    let fresh = provider(&em);
+    let refreshed = read(&fresh, &t).await;
+    assert!(
+        !plan(&fresh, &cfg, &refreshed).await.1,
+        "a failed stack is drift"
+    );
+    let t = apply_ok(&fresh, &cfg, &refreshed).await;
+    let replaced = model(&t).stack_id.known().cloned().expect("a stack id");
+    assert!(live_stacks(&em).await.contains(&replaced));
+    assert!(plan(&fresh, &cfg, &read(&fresh, &t).await).await.1);
+
+    // Our own deletion fails once.
+    em.fail_stack_deletions(&replaced, 1);
+    let p = provider(&em);
+    let r = p
+        .apply_resource_change(ApplyRequest {
+            type_name: TYPE.into(),
+            prior_state: t.state.clone(),
+            planned_state: Value::Null,
+            config: Value::Null,
+            planned_private: t.private.clone(),
+        })
+        .await;
+    let message = errors(&r.diagnostics).join(" ");
+    assert!(
+        r.diagnostics.has_errors() && message.contains("deleting stack"),
+        "{message}"
+    );
+    assert!(
+        !r.new_state.is_null(),
+        "the resource stays for the next destroy"
+    );
+    assert!(live_stacks(&em).await.contains(&replaced));
+    let kept = Tracked {
+        state: r.new_state,
+        private: r.private,
+    };
+    destroy(&p, &kept).await;
+    assert!(!live_stacks(&em).await.contains(&replaced));
+    assert!(!look(&em, &secret.arn, None, None).await.rotation_enabled);
 }
 
 /// Item: a `rotation_type` change that fails after the new stack was

@@ -800,8 +800,11 @@ class AwsUnderLoad:
     """WSGI middleware: control endpoints, faults, quotas, the policy limit,
     a lagging ListSecrets."""
 
-    def __init__(self, app, quota_scale=1.0):
+    def __init__(self, app, quota_scale=1.0, controls=None):
         self.app = app
+        # More control endpoints, by resource name: handler(method, document)
+        # -> (status, answer document); a RuleError becomes a 400.
+        self.controls = dict(controls or {})
         self.faults = FaultPlan()
         self.quotas = Quotas(quota_scale)
         self.lists = LaggingList()
@@ -927,6 +930,10 @@ class AwsUnderLoad:
                 self.lists.set_lag(float(lag))
                 LOG.info("ListSecrets lag %s s", lag)
                 return _json_answer(start_response, 200, self.lists.report())
+            if resource in self.controls:
+                document = self._json_body(environ) if method == "POST" else {}
+                status, answer = self.controls[resource](method, document)
+                return _json_answer(start_response, status, answer)
         except RuleError as error:
             return _json_answer(start_response, 400, {"message": str(error)})
         return _json_answer(start_response, 404, {"message": f"no {method} {CONTROL_PREFIX}{resource}"})

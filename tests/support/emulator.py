@@ -8,7 +8,9 @@ moto's server on 127.0.0.1, in this process, with:
   provider makes, served on the same port (moto has no such service);
 - in front of both, what AWS does under load (`aws_under_load.py`): request
   quotas at AWS's rates (`--quota-scale`), faults set over HTTP at
-  `/_rdsrot/faults`, and Lambda's 20 KB resource-policy limit.
+  `/_rdsrot/faults`, and Lambda's 20 KB resource-policy limit;
+- stack states moto never reaches (a failed deletion, a stuck rollback),
+  set over HTTP at `/_rdsrot/stacks`.
 
 Prints one line `rdsrot-emulator listening on http://127.0.0.1:PORT` on stdout
 once it accepts connections. `--port 0` picks a free port.
@@ -197,6 +199,98 @@ def apply_corrections():
 
 
 # --------------------------------------------------------------------------
+# Stack states moto never reaches (test-only)
+# --------------------------------------------------------------------------
+
+# moto's stacks never fail: a deletion always completes and a rollback never
+# gets stuck. AWS's do, and the provider has a path for each:
+# UPDATE_ROLLBACK_FAILED stops an apply with the recovery command, and a
+# DELETE_FAILED stack is deleted again. `POST /_rdsrot/stacks` puts a stack
+# (by name or id) in such a state:
+#   {"stack": "serverlessrepo-x", "status": "UPDATE_ROLLBACK_FAILED"}  now
+#   {"stack": "serverlessrepo-x", "fail_deletions": 1}  its next N DeleteStack
+#       calls leave it in DELETE_FAILED, as a resource that cannot be deleted
+#       does, instead of deleting it
+# `GET /_rdsrot/stacks` lists the deletions still to fail.
+SETTABLE_STACK_STATUSES = (
+    "CREATE_FAILED",
+    "ROLLBACK_COMPLETE",
+    "ROLLBACK_FAILED",
+    "DELETE_FAILED",
+    "UPDATE_ROLLBACK_FAILED",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "UPDATE_COMPLETE",
+    "CREATE_COMPLETE",
+)
+
+_FAILING_DELETIONS = {}
+_FAILING_DELETIONS_LOCK = threading.Lock()
+
+
+def _stacks_named(stack):
+    from moto.cloudformation.models import cloudformation_backends
+
+    for account in cloudformation_backends.values():
+        for backend in account.values():
+            for found in backend.stacks.values():
+                if stack in (found.name, found.stack_id):
+                    yield found
+
+
+def install_stack_failures():
+    """Lets DeleteStack fail as `fail_deletions` asks (does nothing unasked)."""
+    from moto.cloudformation.models import CloudFormationBackend
+
+    delete_stack = CloudFormationBackend.delete_stack
+
+    def delete_stack_or_fail(self, name_or_stack_id):
+        for found in list(self.stacks.values()):
+            if name_or_stack_id not in (found.name, found.stack_id):
+                continue
+            with _FAILING_DELETIONS_LOCK:
+                left = _FAILING_DELETIONS.get(found.name, 0)
+                if left > 0:
+                    _FAILING_DELETIONS[found.name] = left - 1
+            if left > 0:
+                found._add_stack_event("DELETE_IN_PROGRESS", resource_status_reason="User Initiated")
+                found._add_stack_event("DELETE_FAILED", resource_status_reason="The following resource(s) failed to delete")
+                found.status = "DELETE_FAILED"
+                LOG.info("cloudformation: deleting %s fails as asked (%d more)", found.name, left - 1)
+                return None
+        return delete_stack(self, name_or_stack_id)
+
+    CloudFormationBackend.delete_stack = delete_stack_or_fail
+
+
+def stacks_control(method, document):
+    if method == "GET":
+        with _FAILING_DELETIONS_LOCK:
+            return 200, {"fail_deletions": dict(_FAILING_DELETIONS)}
+    stack = document.get("stack")
+    if not isinstance(stack, str) or not stack:
+        raise aws_under_load.RuleError("stack is a stack name or id")
+    found = list(_stacks_named(stack))
+    if not found:
+        return 404, {"message": f"no stack {stack}"}
+    status = document.get("status")
+    if status is not None:
+        if status not in SETTABLE_STACK_STATUSES:
+            raise aws_under_load.RuleError(f"status is one of {', '.join(SETTABLE_STACK_STATUSES)}, not {status!r}")
+        for each in found:
+            each._add_stack_event(status)
+            each.status = status
+        LOG.info("cloudformation: %s set to %s", stack, status)
+    failures = document.get("fail_deletions")
+    if failures is not None:
+        if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
+            raise aws_under_load.RuleError(f"fail_deletions is a whole number >= 0, not {failures!r}")
+        with _FAILING_DELETIONS_LOCK:
+            for each in found:
+                _FAILING_DELETIONS[each.name] = failures
+    return 200, {"stacks": [{"name": each.name, "id": each.stack_id, "status": each.status} for each in found]}
+
+
+# --------------------------------------------------------------------------
 # Serverless Application Repository stand-in
 # --------------------------------------------------------------------------
 
@@ -352,7 +446,7 @@ def create_change_set(application_id, request, region):
     change_set_id, stack_id = backend.create_change_set(
         stack_name=full_stack_name,
         change_set_name=change_set_name,
-        template=templates.template(name),
+        template=templates.template(name, version),
         parameters=overrides,
         description=request.get("description") or f"{name} {version}",
         change_set_type=change_set_type,
@@ -451,10 +545,12 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if not args.as_moto_does:
         apply_corrections()
+    install_stack_failures()
 
     application = aws_under_load.AwsUnderLoad(
         ServerlessRepositoryStandIn(DomainDispatcherApplication(create_backend_app)),
         quota_scale=args.quota_scale,
+        controls={"stacks": stacks_control},
     )
     server = make_server(
         "127.0.0.1",

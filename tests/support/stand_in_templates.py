@@ -134,8 +134,14 @@ def required_parameters(application):
     return [name for name, spec in parameters(application).items() if "Default" not in spec]
 
 
-def template(application):
-    """The stand-in template body (JSON) for one application."""
+def template(application, version):
+    """The stand-in template body (JSON) for one version of one application.
+
+    Each version's body differs, as the repository's packaged templates do
+    (their code location and `AWS::ServerlessRepo::Application` metadata
+    name the version): a change of version alone is a real change to the
+    stack, never an empty change set.
+    """
     secret_actions = [
         "secretsmanager:DescribeSecret",
         "secretsmanager:GetSecretValue",
@@ -157,6 +163,7 @@ def template(application):
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Stand-in for {application}: {APPLICATIONS[application]}",
+        "Metadata": {"AWS::ServerlessRepo::Application": {"Name": application, "SemanticVersion": version}},
         "Parameters": parameters(application),
         "Conditions": {
             "PlacedInVpc": {

@@ -1,6 +1,7 @@
 //! Driving the emulator's under-load layer (`tests/support/aws_under_load.py`)
 //! from tests: fault rules on named calls, the scale of AWS's request
-//! quotas, and the lag of ListSecrets. All go through the emulator's control endpoints on its own port,
+//! quotas, the lag of ListSecrets, and stack states moto never reaches
+//! (those from `tests/support/emulator.py`). All go through the emulator's control endpoints on its own port,
 //! which are never faulted or throttled themselves.
 
 #![allow(dead_code)]
@@ -156,6 +157,27 @@ impl Emulator {
         self.control("GET", "/_rdsrot/consistency", "")["list_secrets_replayed"]
             .as_u64()
             .unwrap_or(0)
+    }
+
+    /// Puts the stack (by name or id) in `status` now, as a failure AWS
+    /// can leave it in and moto never does (`UPDATE_ROLLBACK_FAILED`,
+    /// `DELETE_FAILED`, ...).
+    pub fn set_stack_status(&self, stack: &str, status: &str) {
+        self.control(
+            "POST",
+            "/_rdsrot/stacks",
+            &json!({ "stack": stack, "status": status }).to_string(),
+        );
+    }
+
+    /// The stack's next `times` DeleteStack calls leave it in
+    /// `DELETE_FAILED` instead of deleting it.
+    pub fn fail_stack_deletions(&self, stack: &str, times: u64) {
+        self.control(
+            "POST",
+            "/_rdsrot/stacks",
+            &json!({ "stack": stack, "fail_deletions": times }).to_string(),
+        );
     }
 
     fn control(&self, method: &str, path: &str, body: &str) -> Value {
