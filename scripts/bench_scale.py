@@ -40,6 +40,7 @@ import math
 import os
 import platform
 import re
+import resource
 import select
 import shutil
 import signal
@@ -292,6 +293,20 @@ def memory_kib(pid):
         return None
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of `pid` so far, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # After "pid (comm)": state is field 3, utime 14 and stime 15.
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def is_provider(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
@@ -312,6 +327,8 @@ class PeakRss:
         self.interval = interval
         self.peak_kib = 0
         self.providers = set()
+        # The last CPU time read of each provider process, seen or gone.
+        self.cpu = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -334,6 +351,9 @@ class PeakRss:
                     known_not.add(pid)
                     continue
                 self.peak_kib = max(self.peak_kib, *memory)
+                used = cpu_seconds(pid)
+                if used is not None:
+                    self.cpu[pid] = used
             self._stop.wait(self.interval)
 
     def stop(self):
@@ -362,7 +382,11 @@ class Terraform:
         self.env.update(extra_env)
 
     def run(self, *args, timeout=COMMAND_TIMEOUT):
-        """(exit code, output, seconds, provider peak RSS in KiB)."""
+        """(exit code, output, seconds, provider peak RSS in KiB). The CPU
+        seconds of Terraform itself and of its providers are left in
+        `last_cpu` (providers as last polled, so short of at most one poll
+        interval each)."""
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         out_path = os.path.join(self.workdir, f"terraform-{args[0]}.out")
         with open(out_path, "wb") as out:
             started = time.monotonic()
@@ -386,6 +410,13 @@ class Terraform:
             finally:
                 peak = sampler.stop()
             seconds = time.monotonic() - started
+        children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # Terraform reaps its providers, so the children's rusage holds both.
+        whole = (children_after.ru_utime + children_after.ru_stime) - (
+            children_before.ru_utime + children_before.ru_stime
+        )
+        providers = sum(sampler.cpu.values())
+        self.last_cpu = {"terraform": max(0.0, whole - providers), "providers": providers}
         with open(out_path, encoding="utf-8", errors="replace") as out:
             return code, out.read(), seconds, peak
 
@@ -541,7 +572,9 @@ def run_rotation_scenario(args, kind, count, scratch):
             emulator.set_quota_scale(args.quota_scale)
             emulator.reset_counts()
             log(f"{label}: terraform plan -detailed-exitcode")
+            emulator_cpu_before = cpu_seconds(emulator.process.pid) or 0.0
             code, output, seconds, peak = terraform.run("plan", "-detailed-exitcode")
+            emulator_cpu = (cpu_seconds(emulator.process.pid) or 0.0) - emulator_cpu_before
             calls = seen_counts(emulator.control("GET", "faults"))
             throttled = throttled_counts(emulator.control("GET", "quotas"))
             floor, slowest = quota_floor(calls)
@@ -555,6 +588,7 @@ def run_rotation_scenario(args, kind, count, scratch):
                 plan_throttle_surfaced=surfaced,
                 plan_floor_seconds=floor,
                 plan_floor_class=slowest,
+                plan_cpu_seconds={**terraform.last_cpu, "emulator": emulator_cpu},
             )
             if code != 0:
                 result["plan_output_tail"] = output[-4000:]
@@ -636,7 +670,13 @@ def run_null_scenario(args, count, scratch):
     log(f"{label}: plan in {seconds:.1f} s")
     # null_resource lives only in the state: removing the directory is its destroy.
     shutil.rmtree(workdir, ignore_errors=True)
-    return {"kind": "null", "n": count, "plan_seconds": seconds, "null_version": version}
+    return {
+        "kind": "null",
+        "n": count,
+        "plan_seconds": seconds,
+        "plan_cpu_seconds": terraform.last_cpu,
+        "null_version": version,
+    }
 
 
 def null_version(binary):
@@ -695,6 +735,25 @@ def summary_table(results):
             f"| {fmt(mib(r.get('plan_peak_rss_kib')))} |"
         )
     return "\n".join(lines)
+
+
+def cpu_table(results):
+    lines = [
+        "| rotations | N | plan (s) | Terraform CPU (s) | provider CPU (s) | emulator CPU (s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    kinds = {"existing": "existing Lambda", "template": "template", "null": "`null_resource`"}
+    for r in results["runs"]:
+        cpu = r.get("plan_cpu_seconds")
+        if not cpu:
+            continue
+        # The null provider is not told apart: Terraform's column holds it.
+        providers = None if r["kind"] == "null" else cpu["providers"]
+        lines.append(
+            f"| {kinds[r['kind']]} | {r['n']} | {fmt(r['plan_seconds'])} | {fmt(cpu['terraform'])} "
+            f"| {fmt(providers)} | {fmt(cpu.get('emulator'))} |"
+        )
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def destroy_table(results):
@@ -825,6 +884,17 @@ def section(results, svg_name, lambda_read_constant):
         targets_table(targets(results, lambda_read_constant)),
         "",
     ]
+    cpus = cpu_table(results)
+    if cpus:
+        lines += [
+            "Where the plan's time goes: CPU seconds during it of Terraform itself, of the provider processes "
+            "and of the emulator (moto and its layers, one Python process), on the same cores; the "
+            "`null_resource` rows are the null floor's own plans, whose Terraform column includes the null "
+            "provider:",
+            "",
+            cpus,
+            "",
+        ]
     destroys = destroy_table(results)
     if destroys:
         lines += [
@@ -936,6 +1006,8 @@ def print_report(results, lambda_read_constant):
     print(summary_table(results))
     print()
     print(calls_table(results))
+    print()
+    print(cpu_table(results))
     print()
     print(destroy_table(results))
     print()
