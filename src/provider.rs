@@ -12,13 +12,14 @@ use crate::logging;
 use crate::rotation::validate::{check_arn, check_url};
 use crate::tf::*;
 
-const ENDPOINT_SERVICES: [&str; 6] = [
+const ENDPOINT_SERVICES: [&str; 7] = [
     "secretsmanager",
     "lambda",
     "iam",
     "cloudformation",
     "serverlessrepo",
     "sts",
+    "logs",
 ];
 
 #[derive(Default)]
@@ -275,6 +276,7 @@ fn validate_provider(config: &Value) -> (ProviderConfig, Diagnostics) {
             "iam" => &mut pc.endpoints.iam,
             "cloudformation" => &mut pc.endpoints.cloudformation,
             "serverlessrepo" => &mut pc.endpoints.serverlessrepo,
+            "logs" => &mut pc.endpoints.logs,
             _ => &mut pc.endpoints.sts,
         };
         *slot = Some(url);
@@ -461,6 +463,7 @@ mod tests {
                     ("cloudformation", Value::Null),
                     ("serverlessrepo", Value::Null),
                     ("sts", Value::Null),
+                    ("logs", Value::Null),
                 ]),
             ),
         ]);

@@ -8,6 +8,7 @@ pub mod cloudformation;
 pub mod error;
 pub mod iam;
 pub mod lambda;
+pub mod logs;
 pub mod pacing;
 pub mod retry;
 pub mod secretsmanager;
@@ -32,6 +33,9 @@ pub struct Clients {
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub serverlessrepo: aws_sdk_serverlessapplicationrepository::Client,
     pub sts: aws_sdk_sts::Client,
+    /// CloudWatch Logs: only to explain a failed rotation with the
+    /// function's own error lines.
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     /// The configured region, if any.
     pub region: Option<String>,
     /// Lambda rejects concurrent changes to one function (its policy or its
@@ -68,6 +72,7 @@ pub struct Endpoints {
     pub cloudformation: Option<String>,
     pub serverlessrepo: Option<String>,
     pub sts: Option<String>,
+    pub logs: Option<String>,
 }
 
 impl Clients {
@@ -93,6 +98,7 @@ impl Clients {
                 &endpoints.serverlessrepo
             ),
             sts: client!(aws_sdk_sts, &endpoints.sts),
+            logs: client!(aws_sdk_cloudwatchlogs, &endpoints.logs),
             region: config.region().map(|r| r.to_string()),
             function_locks: FunctionLocks::default(),
             max_attempts: retry::DEFAULT_MAX_ATTEMPTS,

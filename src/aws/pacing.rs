@@ -48,11 +48,14 @@ pub enum Quota {
     /// as still to be confirmed on AWS's Secrets Manager quotas page. Paced
     /// on its own so that status reads never take DescribeSecret's share.
     SecretsListVersions,
+    /// CloudWatch Logs `FilterLogEvents`: 5 per second. Read only to
+    /// explain a failed rotation.
+    LogsFilter,
     /// IAM, CloudFormation, the repository: no published rate.
     Unpublished,
 }
 
-const CLASSES: [Quota; 10] = [
+const CLASSES: [Quota; 11] = [
     Quota::LambdaGetFunction,
     Quota::LambdaGetPolicy,
     Quota::LambdaControl,
@@ -62,6 +65,7 @@ const CLASSES: [Quota; 10] = [
     Quota::SecretsWrite,
     Quota::SecretsList,
     Quota::SecretsListVersions,
+    Quota::LogsFilter,
     Quota::Unpublished,
 ];
 
@@ -73,6 +77,7 @@ impl Quota {
             Quota::LambdaGetFunction | Quota::SecretsList => Some(100.0),
             Quota::LambdaGetPolicy | Quota::LambdaControl => Some(15.0),
             Quota::SecretsRotation | Quota::SecretsWrite | Quota::SecretsListVersions => Some(50.0),
+            Quota::LogsFilter => Some(5.0),
             Quota::SecretsDescribe | Quota::SecretsGetValue | Quota::Unpublished => None,
         }
     }

@@ -21,7 +21,7 @@ use super::model::{Attr, Rotation};
 use super::private::Private;
 use super::secret::{self, Refusal, SecretPlace};
 use super::stack::{self, StackTarget};
-use super::{master_policy, permission, preflight, vpc};
+use super::{master_policy, permission, preflight, verify, vpc};
 
 /// One step of an apply or destroy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,7 @@ pub enum Step {
     GrantMasterSecret,
     PlaceInVpc,
     TurnOnRotation,
+    VerifyRotation,
     DeleteReplacedStack,
     TurnOffRotation,
     RemovePermission,
@@ -42,7 +43,7 @@ pub enum Step {
 }
 
 /// The steps of create and update, in order.
-pub const CONVERGE_STEPS: [Step; 8] = [
+pub const CONVERGE_STEPS: [Step; 9] = [
     Step::CheckSecret,
     Step::DeployTemplate,
     Step::ReadLambda,
@@ -50,6 +51,7 @@ pub const CONVERGE_STEPS: [Step; 8] = [
     Step::GrantMasterSecret,
     Step::PlaceInVpc,
     Step::TurnOnRotation,
+    Step::VerifyRotation,
     Step::DeleteReplacedStack,
 ];
 
@@ -73,6 +75,7 @@ impl Step {
             Step::GrantMasterSecret => "granting access to the master secret",
             Step::PlaceInVpc => "placing the Lambda in the VPC",
             Step::TurnOnRotation => "turning rotation on",
+            Step::VerifyRotation => "waiting for the rotation to finish",
             Step::DeleteReplacedStack => "deleting the replaced stack",
             Step::TurnOffRotation => "turning rotation off",
             Step::RemovePermission => "removing the invoke permission",
@@ -96,6 +99,7 @@ impl Step {
             Step::GrantMasterSecret => "master_secret_arn",
             Step::PlaceInVpc => "vpc_subnet_ids",
             Step::TurnOnRotation => "rotation_rules",
+            Step::VerifyRotation => lambda,
             Step::DeleteReplacedStack => "rotation_type",
             _ => return None,
         })
@@ -140,6 +144,10 @@ impl Step {
                 to.enabled = from.enabled.clone();
                 to.rotation_rules = from.rotation_rules.clone();
                 to.rotate_immediately = from.rotate_immediately.clone();
+                to.wait_for_rotation_timeout = from.wait_for_rotation_timeout.clone();
+            }
+            Step::VerifyRotation if computed => {
+                to.rotation_verified = from.rotation_verified.clone();
             }
             _ => {}
         }
@@ -155,6 +163,9 @@ pub struct StepError {
     /// The step failed because no AWS credentials were found: the user is
     /// told that, not the step's details.
     pub no_credentials: bool,
+    /// A summary of its own, when the step's failure is news in itself
+    /// (a rotation that failed) rather than a failed call.
+    pub summary: Option<String>,
 }
 
 impl StepError {
@@ -164,6 +175,7 @@ impl StepError {
             no_credentials: e.is_no_credentials(),
             cause: e.to_string(),
             attribute: None,
+            summary: None,
         }
     }
     fn said(step: Step, cause: String) -> StepError {
@@ -172,6 +184,7 @@ impl StepError {
             cause,
             attribute: None,
             no_credentials: false,
+            summary: None,
         }
     }
     fn at(mut self, attribute: Option<&str>) -> StepError {
@@ -197,6 +210,7 @@ fn settle(mut s: Rotation) -> Rotation {
     fix(&mut s.endpoint);
     fix(&mut s.permission_statement_id);
     fix(&mut s.enabled);
+    fix(&mut s.rotation_verified);
     s
 }
 
@@ -236,6 +250,8 @@ pub async fn converge(
         for step in CONVERGE_STEPS {
             step.copy_attributes(&mut state, prior, true);
         }
+    } else {
+        state.rotation_verified = Attr::Null;
     }
     // Boxed: the steps' futures together are large, and polling them inline
     // would put all of it on the caller's stack.
@@ -359,10 +375,34 @@ async fn converge_steps(
     // Never started after a stop: it rotates the password at once.
     let step = Step::TurnOnRotation;
     begin(step)?;
-    secret::ensure_rotation(c, d, planned, &found, &lambda_arn)
+    let retry_failed = prior.is_some_and(|p| p.rotation_verified == Attr::Known(false));
+    let started = secret::ensure_rotation(c, d, planned, &found, &lambda_arn, retry_failed)
         .await
         .map_err(|e| fail(step, e))?;
     done(step, s);
+
+    // Judged before the replaced stack goes: a new Lambda that fails keeps
+    // the old one's stack until a later apply sees the rotation work.
+    let step = Step::VerifyRotation;
+    let bound = verify::bound(planned);
+    match (&started, bound) {
+        (Some(started), Some(bound)) => {
+            s.rotation_verified = Attr::Known(false);
+            match verify::wait(c, d, started, bound).await {
+                Ok(()) => s.rotation_verified = Attr::Known(true),
+                Err(Ok(failure)) => {
+                    let mut e =
+                        StepError::said(step, failure.detail).at(step.blamed_attribute(planned));
+                    e.summary = Some(failure.summary);
+                    return Err(e);
+                }
+                Err(Err(e)) => return Err(fail(step, e)),
+            }
+        }
+        // Started but not waited for: nothing is known of it.
+        (Some(_), None) => s.rotation_verified = Attr::Null,
+        (None, _) => {}
+    }
 
     // Rotation now runs on the new Lambda: the old stack can go.
     let step = Step::DeleteReplacedStack;

@@ -10,6 +10,8 @@
 //!   template's stack), `permission` (the invoke permission),
 //!   `master_policy` (the master-secret policy) and `vpc` (the Lambda's VPC
 //!   placement);
+//! - `verify`: waiting for the rotation an apply started, and explaining
+//!   one that failed from the function's own log;
 //! - `template`: the rotation templates, one row per `rotation_type`;
 //! - `apply`: the order of the steps; `read`: drift detection and import;
 //! - `resource`: the resource as the provider serves it (the RPC glue).
@@ -30,4 +32,5 @@ pub mod secret;
 pub mod stack;
 pub mod template;
 pub mod validate;
+pub mod verify;
 pub mod vpc;

@@ -164,6 +164,8 @@ pub struct Rotation {
     pub enabled: Attr<bool>,
     pub permission_scope: Attr<String>,
     pub permission_statement_id: Attr<String>,
+    pub wait_for_rotation_timeout: Attr<String>,
+    pub rotation_verified: Attr<bool>,
     /// The block list: `Unknown` when the whole list is unknown (e.g. from
     /// a `dynamic` block over an unknown collection).
     pub rotation_rules: Attr<Vec<RotationRules>>,
@@ -221,6 +223,8 @@ impl Rotation {
             enabled: boolean(v.get("enabled")),
             permission_scope: string(v.get("permission_scope")),
             permission_statement_id: string(v.get("permission_statement_id")),
+            wait_for_rotation_timeout: string(v.get("wait_for_rotation_timeout")),
+            rotation_verified: boolean(v.get("rotation_verified")),
             rotation_rules: rules,
             timeouts,
         }
@@ -247,6 +251,7 @@ impl Rotation {
         s("exclude_characters", &self.exclude_characters);
         s("permission_scope", &self.permission_scope);
         s("permission_statement_id", &self.permission_statement_id);
+        s("wait_for_rotation_timeout", &self.wait_for_rotation_timeout);
         m.insert("vpc_subnet_ids".into(), enc_set(&self.vpc_subnet_ids));
         m.insert(
             "vpc_security_group_ids".into(),
@@ -258,6 +263,10 @@ impl Rotation {
         );
         m.insert("preflight_check".into(), enc_bool(&self.preflight_check));
         m.insert("enabled".into(), enc_bool(&self.enabled));
+        m.insert(
+            "rotation_verified".into(),
+            enc_bool(&self.rotation_verified),
+        );
         let rules = match &self.rotation_rules {
             Attr::Null => Value::List(vec![]),
             Attr::Unknown => Value::Unknown,

@@ -16,6 +16,7 @@ use super::private::Private;
 use super::schedule;
 use super::template;
 use super::validate;
+use super::verify;
 
 pub struct PlanContext<'a> {
     /// The provider's region, for the default endpoint when `secret_id` is a
@@ -87,6 +88,13 @@ then needs the secret to exist. To only clean up, remove the resource from the c
         v => v.clone(),
     };
     out.enabled = c.enabled.clone().or(Attr::Known(true));
+    // As with `preflight_check`: a state from before the attribute holds
+    // null, which means the default.
+    out.wait_for_rotation_timeout = match &c.wait_for_rotation_timeout {
+        Attr::Null if prior_exists && !replacing => p.wait_for_rotation_timeout.clone(),
+        Attr::Null => Attr::Known(verify::DEFAULT_TIMEOUT.into()),
+        v => v.clone(),
+    };
     out.permission_scope = c
         .permission_scope
         .clone()
@@ -194,11 +202,31 @@ then needs the secret to exist. To only clean up, remove the resource from the c
         Attr::Known(rules) => Attr::Known(rules.iter().map(|r| plan_rules(r, &c)).collect()),
         other => other.clone(),
     };
+    out.rotation_verified = planned_verification(&out, &p, prior_exists && !replacing);
 
     Planned {
         state: out.to_value(),
         requires_replace,
         diagnostics,
+    }
+}
+
+/// `rotation_verified`: set by an apply that may start a rotation (a
+/// create, any update), so unknown then; carried when nothing changes.
+/// A rotation that failed makes the plan an update even when nothing else
+/// changed: applying it retries the rotation.
+fn planned_verification(out: &Rotation, prior: &Rotation, updating: bool) -> Attr<bool> {
+    if !updating {
+        return Attr::Unknown;
+    }
+    let mut unchanged = out.clone();
+    unchanged.rotation_verified = prior.rotation_verified.clone();
+    let failed = prior.rotation_verified == Attr::Known(false);
+    let enabled = out.enabled.known() != Some(&false);
+    if unchanged != *prior || (failed && enabled) {
+        Attr::Unknown
+    } else {
+        prior.rotation_verified.clone()
     }
 }
 
@@ -337,7 +365,63 @@ mod tests {
         s.stack_id = Attr::Known(STACK.into());
         s.rotation_lambda_arn = Attr::Known(LAMBDA.into());
         s.rotation_lambda_role_arn = Attr::Known(ROLE.into());
+        s.rotation_verified = Attr::Known(true);
         s
+    }
+
+    #[test]
+    fn a_failed_rotation_plans_an_update_that_retries_it() {
+        let mut prior = applied();
+        let quiet = plan(&config().to_value(), &prior.to_value(), &private(), &ctx());
+        assert_eq!(
+            Rotation::from_value(&quiet.state).rotation_verified,
+            Attr::Known(true)
+        );
+
+        prior.rotation_verified = Attr::Known(false);
+        let retry = plan(&config().to_value(), &prior.to_value(), &private(), &ctx());
+        assert!(retry.requires_replace.is_empty());
+        let planned = Rotation::from_value(&retry.state);
+        assert!(planned.rotation_verified.is_unknown());
+        assert!(
+            !retry.state.same_as(&prior.to_value()),
+            "an update, not an empty plan"
+        );
+
+        // Nothing to retry once rotation is to be off.
+        let mut off = config();
+        off.enabled = Attr::Known(false);
+        let planned = plan(&off.to_value(), &prior.to_value(), &private(), &ctx());
+        assert!(
+            Rotation::from_value(&planned.state)
+                .rotation_verified
+                .is_unknown(),
+            "an update all the same"
+        );
+        prior.enabled = Attr::Known(false);
+        let planned = plan(&off.to_value(), &prior.to_value(), &private(), &ctx());
+        assert_eq!(
+            Rotation::from_value(&planned.state).rotation_verified,
+            Attr::Known(false)
+        );
+    }
+
+    #[test]
+    fn any_update_may_rotate_so_its_verification_is_unknown() {
+        let prior = applied();
+        let mut c = config();
+        c.rotation_rules = Attr::Known(vec![RotationRules {
+            automatically_after_days: Attr::Known(7),
+            ..Default::default()
+        }]);
+        let planned = plan(&c.to_value(), &prior.to_value(), &private(), &ctx());
+        let s = Rotation::from_value(&planned.state);
+        assert!(s.rotation_verified.is_unknown());
+        assert_eq!(s.wait_for_rotation_timeout, Attr::Known("5m".into()));
+        let created = plan(&config().to_value(), &Value::Null, &Private::new(), &ctx());
+        assert!(Rotation::from_value(&created.state)
+            .rotation_verified
+            .is_unknown());
     }
 
     #[test]

@@ -42,10 +42,11 @@ fn step_diagnostic(verb: &str, secret: &str, e: &StepError) -> Diagnostic {
     if e.no_credentials {
         return no_credentials_diagnostic();
     }
-    let d = Diagnostic::error(
-        format!("{verb} rotation failed while {}", e.step.describe()),
-        format!("{}\n\nSecret: {secret}.", e.cause),
-    );
+    let summary = match &e.summary {
+        Some(own) => format!("{verb} rotation: {own}"),
+        None => format!("{verb} rotation failed while {}", e.step.describe()),
+    };
+    let d = Diagnostic::error(summary, format!("{}\n\nSecret: {secret}.", e.cause));
     match &e.attribute {
         Some(p) => d.at(p.clone()),
         None => d,
@@ -370,6 +371,7 @@ mod tests {
             cause: "InvalidRequestException: A previous rotation isn't complete.".into(),
             attribute: Some(AttributePath::root("rotation_rules")),
             no_credentials: false,
+            summary: None,
         };
         let d = step_diagnostic("Creating", "arn:s", &e);
         assert_eq!(

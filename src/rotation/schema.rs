@@ -137,6 +137,23 @@ for multi-user. Only for template rotations other than `generic`. Changing it ch
 in AWS. Defaults to `true`.",
         ),
         Attribute::optional_computed(
+            "wait_for_rotation_timeout",
+            s.clone(),
+            "How long an apply that starts a rotation (turning rotation on, a new Lambda or \
+schedule, a retry) waits for it to finish, e.g. `5m`, `90s`: until the new version holds \
+AWSCURRENT, or with `rotate_immediately = false` until the `testSecret` run ended. A rotation \
+that fails or does not finish in time fails the apply, quoting the rotation function's own error \
+lines from its CloudWatch Logs group. `\"0\"` switches the wait off. Changing it changes nothing \
+in AWS. Defaults to `5m`.",
+        ),
+        Attribute::computed(
+            "rotation_verified",
+            Type::Bool,
+            "Whether the last rotation an apply started was seen to finish: `true`; `false` when \
+it failed or did not finish within `wait_for_rotation_timeout` (the next apply retries it, \
+without redeploying what is in place); null when no apply waited for one.",
+        ),
+        Attribute::optional_computed(
             "enabled",
             Type::Bool,
             "`false` keeps everything in place but cancels rotation (on create: sets everything up without turning rotation on). Defaults to `true`.",

@@ -15,6 +15,7 @@ use super::model::{Attr, Rotation, RotationRules};
 use super::plan_checks;
 use super::private::Private;
 use super::stack;
+use super::verify::{self, Started};
 
 const LOG: &str = "rotation";
 
@@ -199,14 +200,18 @@ fn is_propagation_error(e: &AwsError) -> bool {
 }
 
 /// Turns rotation on with the planned Lambda and schedule (or off, when
-/// `enabled = false`); nothing when AWS already has it so.
+/// `enabled = false`); nothing when AWS already has it so, unless
+/// `retry_failed` (the last rotation this resource started did not finish):
+/// then the stuck AWSPENDING label is cleared and the rotation started
+/// again. Returns the rotation started, for `verify` to wait on.
 pub async fn ensure_rotation(
     c: &Clients,
     d: &Deadline,
     planned: &Rotation,
     secret: &sm::SecretInfo,
     lambda_arn: &str,
-) -> Result<(), AwsError> {
+    retry_failed: bool,
+) -> Result<Option<Started>, AwsError> {
     let enabled = planned.enabled.known().copied().unwrap_or(true);
     if !enabled {
         if secret.rotation_enabled {
@@ -214,7 +219,7 @@ pub async fn ensure_rotation(
             sm::cancel_rotation(c, d, &secret.arn).await?;
             sm::remove_orphan_pending_label(c, d, &secret.arn).await?;
         }
-        return Ok(());
+        return Ok(None);
     }
     let want = planned
         .rules()
@@ -226,13 +231,25 @@ pub async fn ensure_rotation(
             .rules
             .as_ref()
             .is_some_and(|have| rules_match(&want, have));
-    if current_ok {
-        return Ok(());
+    if current_ok && !retry_failed {
+        return Ok(None);
+    }
+    if retry_failed {
+        // AWS's advice for "A previous rotation isn't complete": take the
+        // AWSPENDING label off the version the failed rotation left.
+        sm::remove_orphan_pending_label(c, d, &secret.arn).await?;
     }
     let immediately = planned.rotate_immediately.known().copied().unwrap_or(true);
     // One token for every attempt: a RotateSecret whose answer was lost and
     // is sent again starts no second rotation.
     let token = uuid::Uuid::new_v4().to_string();
+    let started = Started {
+        secret_arn: secret.arn.clone(),
+        lambda_arn: lambda_arn.to_string(),
+        token: token.clone(),
+        immediately,
+        at_ms: verify::now_ms(),
+    };
     let window = d.within(
         "waiting for IAM to let Secrets Manager invoke the Lambda",
         PROPAGATION,
@@ -246,19 +263,19 @@ pub async fn ensure_rotation(
     })
     .await;
     match sent {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Some(started)),
         // A replay of our own call, whose first answer was lost, may meet
         // the rotation that call started; the pending version carries our
         // token as its id.
-        Err(e) if immediately && e.code() == Some("InvalidRequestException") => {
+        Err(e) if e.code() == Some("InvalidRequestException") => {
             let now = sm::find_secret(c, d, &secret.arn).await?;
             let ours = now.is_some_and(|s| {
                 s.rotation_enabled
                     && s.rotation_lambda_arn.as_deref() == Some(lambda_arn)
-                    && s.version_with("AWSPENDING") == Some(token.as_str())
+                    && s.version_stages.contains_key(&token)
             });
             if ours {
-                Ok(())
+                Ok(Some(started))
             } else {
                 Err(e)
             }
@@ -282,6 +299,14 @@ pub fn record(
     if !secret.rotation_enabled {
         return;
     }
+    // A rotation recorded as failed that is no longer stuck finished after
+    // all (Secrets Manager retries failed rotations) or was mended out of
+    // band: nothing is left to retry. (A failed test run of
+    // `rotate_immediately = false` leaves no label to tell by: it stays.)
+    let tested_only = state.rotate_immediately == Attr::Known(false);
+    if state.rotation_verified == Attr::Known(false) && !tested_only && !has_stuck_pending(secret) {
+        s.rotation_verified = Attr::Known(true);
+    }
     if let Some(used) = &secret.rotation_lambda_arn {
         if managed_lambda != Some(used.as_str()) {
             s.rotation_lambda_arn = Attr::Known(used.clone());
@@ -292,6 +317,14 @@ pub fn record(
             s.rotation_rules = Attr::Known(vec![rules_from_aws(have)]);
         }
     }
+}
+
+/// AWSPENDING on a version that is not AWSCURRENT: a rotation that has not
+/// finished (running, or failed and left behind).
+pub fn has_stuck_pending(secret: &sm::SecretInfo) -> bool {
+    secret
+        .version_with("AWSPENDING")
+        .is_some_and(|pending| secret.version_with("AWSCURRENT") != Some(pending))
 }
 
 /// A secret that is deleted, or scheduled for deletion, keeps the resource

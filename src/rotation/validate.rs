@@ -7,6 +7,7 @@ use crate::tf::{AttributePath, Diagnostic, Diagnostics};
 use super::model::{Attr, Rotation};
 use super::schedule;
 use super::template;
+use super::verify;
 
 /// Every `rotation_type`: one per row of the template table.
 pub const ROTATION_TYPES: [&str; template::TEMPLATES.len()] = template::ROTATION_TYPES;
@@ -225,6 +226,16 @@ shares one statement, whose id the provider sets: remove `permission_statement_i
     }
 
     validate_rules(c, &mut d);
+
+    if let Some(text) = c.wait_for_rotation_timeout.as_deref() {
+        if let Err(e) = verify::parse_bound(text) {
+            d.push(invalid(
+                root("wait_for_rotation_timeout"),
+                "Invalid wait_for_rotation_timeout",
+                format!("{e}, or \"0\" to not wait."),
+            ));
+        }
+    }
 
     if let Attr::Known(t) = &c.timeouts {
         for (name, v) in [

@@ -25,6 +25,7 @@ pub fn parse_stuck_after(text: &str) -> Result<Duration, String> {
 /// The Lambda calls whose refusal is reported, not failed.
 pub const GET_FUNCTION: &str = "lambda:GetFunction";
 pub const GET_POLICY: &str = "lambda:GetPolicy";
+pub const FILTER_LOG_EVENTS: &str = "logs:FilterLogEvents";
 
 /// What could be learned about one of the rotation Lambda's parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,7 +54,18 @@ pub struct Observed {
     pub stuck_after: Duration,
     /// `stuck_after` as the user wrote it, for the sentence.
     pub stuck_after_text: String,
+    /// The rotation function's error lines since the unfinished rotation
+    /// began (first lines only); `None` when not read (nothing unfinished,
+    /// or `read_logs = false`).
+    pub error_lines: Option<Checked<Vec<String>>>,
+    /// The function's log group, for the sentences.
+    pub log_group: Option<String>,
 }
+
+/// The last rotation's outcome, as `last_rotation_outcome` says it.
+pub const SUCCEEDED: &str = "succeeded";
+pub const FAILED: &str = "failed";
+pub const IN_PROGRESS: &str = "in_progress";
 
 impl Observed {
     /// The version holding `label`, if any.
@@ -71,6 +83,36 @@ impl Observed {
         let pending = self.version_with("AWSPENDING")?;
         let current = self.version_with("AWSCURRENT").map(|v| &v.version_id);
         (current != Some(&pending.version_id)).then_some(pending)
+    }
+
+    fn stuck(&self, pending: &VersionInfo) -> bool {
+        pending.created_date.is_some_and(|created| {
+            self.now.saturating_sub(created) > self.stuck_after.as_secs() as i64
+        })
+    }
+
+    fn logged_error(&self) -> Option<&str> {
+        match &self.error_lines {
+            Some(Checked::Found(lines)) => lines.last().map(String::as_str),
+            _ => None,
+        }
+    }
+
+    /// `succeeded`, `failed`, `in_progress`, or `None` when the secret never
+    /// rotated. An unfinished rotation has failed once its function logged
+    /// an error for it, or once it is older than `stuck_after`.
+    pub fn last_rotation_outcome(&self) -> Option<&'static str> {
+        match self.pending_rotation() {
+            Some(pending) if self.logged_error().is_some() || self.stuck(pending) => Some(FAILED),
+            Some(_) => Some(IN_PROGRESS),
+            None if self.version_with("AWSPREVIOUS").is_some() => Some(SUCCEEDED),
+            None => None,
+        }
+    }
+
+    /// The error line of the failed last rotation, as the function logged it.
+    pub fn last_rotation_error(&self) -> Option<&str> {
+        self.pending_rotation().and(self.logged_error())
     }
 }
 
@@ -150,6 +192,25 @@ Manager ({SECRETS_MANAGER_PRINCIPAL}) invoke it for this secret, so rotations fa
         }
         _ => {}
     }
+    if let Some(line) = o.last_rotation_error() {
+        out.push(format!(
+            "The last rotation failed: the rotation function logged \"{line}\"{}.",
+            o.log_group
+                .as_deref()
+                .map(|g| format!(" (in {g})"))
+                .unwrap_or_default()
+        ));
+    }
+    if let (Some(_), Some(Checked::Denied(call))) = (o.pending_rotation(), &o.error_lines) {
+        out.push(format!(
+            "Could not read the rotation function's log{} to say why the last rotation has not \
+finished: {call} was denied.",
+            o.log_group
+                .as_deref()
+                .map(|g| format!(" group {g}"))
+                .unwrap_or_default()
+        ));
+    }
     if let Some(pending) = o.pending_rotation() {
         if let Some(created) = pending.created_date {
             let age = o.now.saturating_sub(created);
@@ -223,7 +284,47 @@ mod tests {
             now: NOW,
             stuck_after: Duration::from_secs(7200),
             stuck_after_text: "2h".into(),
+            error_lines: None,
+            log_group: Some("/aws/lambda/rotate".into()),
         }
+    }
+
+    #[test]
+    fn the_last_rotation_outcome_comes_from_labels_and_the_log() {
+        let mut o = healthy();
+        assert_eq!(o.last_rotation_outcome(), Some(SUCCEEDED));
+        o.versions = vec![version("v1", &["AWSCURRENT"], NOW - 1000)];
+        assert_eq!(o.last_rotation_outcome(), None, "never rotated");
+        o.versions.push(version("v2", &["AWSPENDING"], NOW - 60));
+        o.error_lines = Some(Checked::Found(vec![]));
+        assert_eq!(o.last_rotation_outcome(), Some(IN_PROGRESS));
+        assert!(problems(&o).is_empty());
+        o.error_lines = Some(Checked::Found(vec!["[ERROR] KeyError: 'masterarn'".into()]));
+        assert_eq!(o.last_rotation_outcome(), Some(FAILED));
+        assert_eq!(
+            o.last_rotation_error(),
+            Some("[ERROR] KeyError: 'masterarn'")
+        );
+        assert_eq!(
+            problems(&o),
+            [
+                "The last rotation failed: the rotation function logged \"[ERROR] KeyError: \
+'masterarn'\" (in /aws/lambda/rotate)."
+            ]
+        );
+        o.error_lines = Some(Checked::Denied("logs:FilterLogEvents".into()));
+        assert_eq!(o.last_rotation_outcome(), Some(IN_PROGRESS));
+        assert_eq!(
+            problems(&o),
+            ["Could not read the rotation function's log group /aws/lambda/rotate to say why the \
+last rotation has not finished: logs:FilterLogEvents was denied."]
+        );
+        o.now += 3 * 3600;
+        assert_eq!(
+            o.last_rotation_outcome(),
+            Some(FAILED),
+            "stuck past stuck_after"
+        );
     }
 
     #[test]

@@ -21,8 +21,11 @@ use crate::parts::DataSource;
 use crate::provider::RdsrotProvider;
 use crate::tf::*;
 
+use crate::aws::logs;
+use crate::rotation::verify::function_name;
 use assess::{
-    parse_stuck_after, rfc3339, Checked, Observed, DEFAULT_STUCK_AFTER, GET_FUNCTION, GET_POLICY,
+    parse_stuck_after, rfc3339, Checked, Observed, DEFAULT_STUCK_AFTER, FILTER_LOG_EVENTS,
+    GET_FUNCTION, GET_POLICY,
 };
 
 pub const TYPE_NAME: &str = "rdsrot_rotation_status";
@@ -41,6 +44,13 @@ fn schema() -> Schema {
             "secret_id",
             s(),
             "ARN or name of the secret whose rotation to look at.",
+        ),
+        Attribute::optional(
+            "read_logs",
+            Type::Bool,
+            "Whether to read the rotation function's CloudWatch Logs (`logs:FilterLogEvents` on \
+`/aws/lambda/<function>`) when a rotation has not finished, to report its error line. A denied \
+read is reported in `problems`, not as an error. Defaults to `true`.",
         ),
         Attribute::optional(
             "stuck_after",
@@ -105,6 +115,19 @@ it is reported as a stuck rotation, e.g. `30m`, `2h`, `1h30m`, `90s`. Defaults t
         Type::Bool,
         "Whether AWSPENDING is on a version other than AWSCURRENT's: a rotation started and has \
 not finished.",
+    ));
+    attributes.push(computed(
+        "last_rotation_outcome",
+        s(),
+        "How the last rotation went: `succeeded`, `failed` (the function logged an error for the \
+unfinished rotation, or it is older than `stuck_after`), `in_progress`, or null when the secret \
+never rotated.",
+    ));
+    attributes.push(computed(
+        "last_rotation_error",
+        s(),
+        "When the last rotation failed, the error line its rotation function logged (the \
+exception and its message, or the timeout line); null otherwise.",
     ));
     attributes.push(computed(
         "problems",
@@ -187,6 +210,7 @@ async fn read(
     d: &Deadline,
     secret_id: &str,
     stuck_after: (Duration, String),
+    read_logs: bool,
 ) -> Result<Option<Read>, AwsError> {
     let Some(secret) = find_secret(c, d, secret_id).await? else {
         return Ok(None);
@@ -202,6 +226,11 @@ async fn read(
         .duration_since(UNIX_EPOCH)
         .map(|t| t.as_secs() as i64)
         .unwrap_or_default();
+    let log_group = secret
+        .rotation_lambda_arn
+        .as_deref()
+        .and_then(function_name)
+        .map(logs::function_log_group);
     let observed = Observed {
         secret_arn: secret.arn.clone(),
         rotation_enabled: secret.rotation_enabled,
@@ -213,7 +242,34 @@ async fn read(
         now,
         stuck_after: stuck_after.0,
         stuck_after_text: stuck_after.1,
+        error_lines: None,
+        log_group,
     };
+    let mut observed = observed;
+    if let (true, Some(pending), Some(group)) =
+        (read_logs, observed.pending_rotation(), &observed.log_group)
+    {
+        let since_ms = pending.created_date.unwrap_or(now - 3600) * 1000 - 1000;
+        observed.error_lines = Some(
+            match logs::find_error_lines(c, d, group, since_ms, 5).await {
+                Ok(found) => Checked::Found(
+                    found
+                        .iter()
+                        .map(|e| {
+                            e.message
+                                .lines()
+                                .next()
+                                .unwrap_or_default()
+                                .trim()
+                                .to_string()
+                        })
+                        .collect(),
+                ),
+                Err(e) if is_denied(&e) => Checked::Denied(FILTER_LOG_EVENTS.into()),
+                Err(e) => return Err(e),
+            },
+        );
+    }
     Ok(Some(Read { secret, observed }))
 }
 
@@ -253,6 +309,15 @@ fn state(config: &Value, r: &Read) -> Value {
             "rotation_in_progress",
             Value::Bool(r.observed.pending_rotation().is_some()),
         ),
+        (
+            "last_rotation_outcome",
+            Value::opt_string(r.observed.last_rotation_outcome().map(str::to_string)),
+        ),
+        (
+            "last_rotation_error",
+            Value::opt_string(r.observed.last_rotation_error().map(str::to_string)),
+        ),
+        ("read_logs", config.get("read_logs").clone()),
         (
             "problems",
             Value::List(
@@ -329,9 +394,10 @@ impl DataSource for RotationStatus {
                     .into(),
             );
         };
+        let read_logs = config.get("read_logs").as_bool() != Some(false);
         let deadline = Deadline::new("read", READ_TIMEOUT, provider.cancellation());
         let result = tokio::select! {
-            r = Box::pin(read(&clients, &deadline, &secret_id, stuck_after)) => r,
+            r = Box::pin(read(&clients, &deadline, &secret_id, stuck_after, read_logs)) => r,
             e = deadline.expired() => Err(e),
         };
         match result {
@@ -369,6 +435,7 @@ mod tests {
         Value::object([
             ("secret_id", Value::string("db")),
             ("stuck_after", stuck_after),
+            ("read_logs", Value::Null),
         ])
     }
 
@@ -416,6 +483,8 @@ mod tests {
                 now: 0,
                 stuck_after: Duration::from_secs(1),
                 stuck_after_text: "1s".into(),
+                error_lines: None,
+                log_group: None,
             },
         };
         let v = state(&config(Value::Null), &r);
