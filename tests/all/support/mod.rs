@@ -1,4 +1,6 @@
 //! Shared test helpers.
+//! - `databases`: real PostgreSQL and MariaDB servers on 127.0.0.1 (shared
+//!   by the process) and what tests do with their users.
 //! - `engines`: database secrets in the format of each rotation template.
 //! - `faults`: fault rules and quota scale of the emulator's under-load layer.
 //! - `grpc`: a client that dials the in-process server as Terraform does.
@@ -7,6 +9,7 @@
 //!   suite inflicts the same way.
 //! - `terraform`: the Terraform clients, their CLI configuration and runs.
 
+pub mod databases;
 pub mod engines;
 pub mod faults;
 pub mod grpc;
