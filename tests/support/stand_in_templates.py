@@ -85,12 +85,20 @@ def latest_version(application, partition):
 
 REQUIRED_CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_RESOURCE_POLICY"]
 
-# The four steps answer without doing anything: a test that wants a rotation
-# that really moved AWSCURRENT completes it through the API instead.
-_HANDLER_SOURCE = """\
-def lambda_handler(event, context):
-    return {"step": event.get("Step"), "secret": event.get("SecretId")}
-"""
+# Where the stand-in repository keeps its functions' code: as the real one
+# copies an application's packaged code to a bucket of its own in the
+# caller's account and Region, the template names an S3 location, and the
+# emulator uploads the zip (rotation_functions/package.py) there before it
+# creates the change set. Bucket names are global: the name carries both.
+_CODE_BUCKET_PREFIX = "rdsrot-serverlessrepo"
+
+
+def code_bucket(account_id, region):
+    return f"{_CODE_BUCKET_PREFIX}-{account_id}-{region}"
+
+
+def code_key(application, version):
+    return f"{application}/{version}/rotation-function.zip"
 
 
 def _parameter(kind, description, default=None):
@@ -142,14 +150,22 @@ def template(application, version):
     name the version): a change of version alone is a real change to the
     stack, never an empty change set.
     """
-    secret_actions = [
-        "secretsmanager:DescribeSecret",
-        "secretsmanager:GetSecretValue",
-        "secretsmanager:PutSecretValue",
-        "secretsmanager:UpdateSecretVersionStage",
-    ]
+    # What the function calls on the rotated secret, on the secrets of this
+    # account and Region (a rotation application serves any number of them),
+    # as the real templates grant.
+    rotated_secrets = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"}
     statements = [
-        {"Effect": "Allow", "Action": secret_actions, "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": [
+                "secretsmanager:DescribeSecret",
+                "secretsmanager:GetSecretValue",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:UpdateSecretVersionStage",
+            ],
+            "Resource": rotated_secrets,
+        },
+        # GetRandomPassword acts on no resource.
         {"Effect": "Allow", "Action": ["secretsmanager:GetRandomPassword"], "Resource": "*"},
     ]
     if application in MULTI_USER:
@@ -200,7 +216,10 @@ def template(application, version):
                     "Handler": "lambda_function.lambda_handler",
                     "Timeout": 30,
                     "Role": {"Fn::GetAtt": ["RotationLambdaRole", "Arn"]},
-                    "Code": {"ZipFile": _HANDLER_SOURCE},
+                    "Code": {
+                        "S3Bucket": {"Fn::Sub": _CODE_BUCKET_PREFIX + "-${AWS::AccountId}-${AWS::Region}"},
+                        "S3Key": code_key(application, version),
+                    },
                     "Environment": {
                         "Variables": {
                             "SECRETS_MANAGER_ENDPOINT": {"Ref": "endpoint"},
