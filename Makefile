@@ -9,22 +9,32 @@ VENV         := .venv
 PYTHON       ?= python3
 VERSION      := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n1)
 BINARY       := terraform-provider-rdsrot
-OS_ARCH      := linux_amd64
-PLUGINS_ROOT ?= $(HOME)/.terraform.d/plugins
+# The host's platform in Go's names, as Terraform spells it in plugin paths.
+UNAME_S      := $(shell uname -s)
+UNAME_M      := $(shell uname -m)
+HOST_OS      := $(strip $(if $(filter Linux,$(UNAME_S)),linux) $(if $(filter Darwin,$(UNAME_S)),darwin) \
+                  $(if $(filter MINGW% MSYS% CYGWIN% Windows_NT,$(UNAME_S)),windows))
+HOST_ARCH    := $(strip $(if $(filter x86_64 amd64,$(UNAME_M)),amd64) $(if $(filter aarch64 arm64,$(UNAME_M)),arm64))
+OS_ARCH      := $(HOST_OS)_$(HOST_ARCH)
+EXE          := $(if $(filter windows,$(HOST_OS)),.exe)
+# Terraform's implied local mirror: %APPDATA%\terraform.d\plugins on Windows.
+PLUGINS_ROOT ?= $(if $(filter windows,$(HOST_OS)),$(subst \,/,$(APPDATA))/terraform.d/plugins,$(HOME)/.terraform.d/plugins)
 PLUGIN_DIR   := $(PLUGINS_ROOT)/registry.terraform.io/rdsrot/rdsrot/$(VERSION)/$(OS_ARCH)
 REQUIREMENTS := tests/support/requirements.txt
 
 export CHECKPOINT_DISABLE := 1
 
-.PHONY: help venv build test lint demo install release fuzz chaos bench-scale clean
+.PHONY: help venv databases build test lint demo emulator install release fuzz chaos bench-scale clean
 
 help:
 	@echo "make demo     run the whole rotation workflow against a local AWS emulator"
 	@echo "make test     install the test tools into $(VENV), build, run every suite"
+	@echo "make emulator the local AWS emulator and database servers, to try a configuration (EMULATOR_PORT=4566)"
+	@echo "make databases  install MariaDB and PostgreSQL's server when missing (apt-get; as root)"
 	@echo "make build    build the provider (debug)"
 	@echo "make lint     rustfmt and clippy checks"
 	@echo "make install  release build, copied into $(PLUGIN_DIR)"
-	@echo "make release  release build, then dist/: zip, SHA256SUMS and registry manifest for $(VERSION)"
+	@echo "make release  release build, then dist/: zips, manifest, SHA256SUMS (and .sig with RELEASE_GPG_KEY) for $(VERSION)"
 	@echo "make fuzz     a bounded fuzzing run of the value decoders (FUZZ_SECONDS=60)"
 	@echo "make chaos    random rounds of faults, Ctrl-C and a killed provider (CHAOS_ROUNDS=20, CHAOS_SEED)"
 	@echo "make bench-scale  plan time, requests, throttles and RSS for 100 to 1,000 rotations (BENCH_SIZES)"
@@ -40,6 +50,23 @@ $(VENV)/.installed: $(REQUIREMENTS)
 build:
 	cargo build
 
+# The database servers the tests sign in to (tests/support/databases.py runs
+# them in temporary directories): installed from the distribution when
+# missing, as a fresh CI machine has no MariaDB. apt-get needs root (sudo
+# otherwise); `apt-get update` runs once, and only when something is missing.
+databases:
+	@set -e; updated=; \
+	as_root() { if [ "$$(id -u)" = 0 ]; then "$$@"; else sudo "$$@"; fi; }; \
+	apt_update() { [ -n "$$updated" ] || { as_root apt-get update; updated=1; }; }; \
+	apt_install() { as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$$@"; }; \
+	if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then \
+		echo "databases: installing MariaDB"; apt_update; apt_install mariadb-server mariadb-client; \
+	fi; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "databases: installing PostgreSQL"; apt_update; \
+		if apt-cache show postgresql-15 >/dev/null 2>&1; then apt_install postgresql-15; else apt_install postgresql; fi; \
+	fi
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --quiet -- -D warnings
@@ -48,21 +75,33 @@ lint:
 # end-to-end suite with real Terraform. A missing tool fails the run
 # (RDSROT_REQUIRE_TOOLS=1) instead of skipping.
 # Doc-tests run first, so that the run closes on the integration suite's count.
-test: venv build lint
+test: venv databases build lint
 	cargo test --doc
 	RDSROT_REQUIRE_TOOLS=1 cargo test --lib --bins --tests
 
-demo: venv build
+demo: venv databases build
 	bash scripts/demo.sh
+
+# The local AWS emulator and both database servers in the foreground, to try
+# a configuration by hand; prints one line of JSON with the endpoint and the
+# servers' admin accounts, and stops everything on Ctrl-C.
+EMULATOR_PORT ?= 4566
+emulator: venv databases
+	@$(VENV)/bin/python scripts/local_emulator.py --port $(EMULATOR_PORT)
 
 # A release build: this is the copy Terraform runs for real work.
 install:
+	@test -n "$(HOST_OS)" -a -n "$(HOST_ARCH)" || \
+		{ echo "install: no Terraform platform for $(UNAME_S) $(UNAME_M)" >&2; exit 1; }
 	cargo build --release
-	mkdir -p $(PLUGIN_DIR)
-	install -m 0755 target/release/$(BINARY) $(PLUGIN_DIR)/$(BINARY)_v$(VERSION)
-	@echo "installed $(PLUGIN_DIR)/$(BINARY)_v$(VERSION)"
+	mkdir -p "$(PLUGIN_DIR)"
+	install -m 0755 target/release/$(BINARY)$(EXE) "$(PLUGIN_DIR)/$(BINARY)_v$(VERSION)$(EXE)"
+	@echo "installed $(PLUGIN_DIR)/$(BINARY)_v$(VERSION)$(EXE)"
 	@echo "use it with: required_providers { rdsrot = { source = \"rdsrot/rdsrot\", version = \"$(VERSION)\" } }"
 
+# The host's platform from target/release, plus any other platform built
+# into target/<rust triple>/release (see docs/guides/releasing.md).
+# RELEASE_PLATFORMS=all fails unless all five are there; RELEASE_GPG_KEY signs.
 release:
 	cargo build --release
 	bash scripts/release.sh
