@@ -323,12 +323,39 @@ pub fn distinctive_password(tag: &str) -> String {
 
 /// The RDS secret JSON (`engine`, `host`, `username`, `password`, `dbname`,
 /// `port`, and `masterarn` for the alternating-users strategy).
+///
+/// For the engines the test stack runs a server of (PostgreSQL, and
+/// MariaDB for `mysql` and `mariadb`) the user really exists there, under a
+/// name of its own derived from `username` (tests run in parallel against
+/// the same servers), and may also act as a master user: a rotation of
+/// such a secret really rotates. Other engines get a made-up host their
+/// (generic) rotation function never connects to.
 pub fn rds_secret_json(
     engine: &str,
     username: &str,
     password: &str,
     master_arn: Option<&str>,
 ) -> String {
+    let mut value = match database_user(engine, username, password) {
+        Some(user) => serde_json::json!({
+            "engine": engine,
+            "host": user.host,
+            "username": user.username,
+            "password": password,
+            "dbname": user.dbname,
+            "port": user.port,
+        }),
+        None => made_up_database(engine, username, password),
+    };
+    if let Some(master) = master_arn {
+        value["masterarn"] = serde_json::Value::String(master.to_owned());
+    }
+    value.to_string()
+}
+
+/// A secret's database on a host that does not exist: for engines the test
+/// stack has no server of.
+fn made_up_database(engine: &str, username: &str, password: &str) -> serde_json::Value {
     // The engine's default port; Oracle's Lambda requires `dbname` (the
     // SID), the others default it and get one anyway.
     let port = match engine {
@@ -340,18 +367,59 @@ pub fn rds_secret_json(
         "mongo" => 27017,
         _ => 5432,
     };
-    let mut value = serde_json::json!({
+    serde_json::json!({
         "engine": engine,
         "host": format!("{engine}.cluster-abc.us-east-1.rds.amazonaws.com"),
         "username": username,
         "password": password,
         "dbname": if engine == "oracle" { "ORCL" } else { "app" },
         "port": port,
-    });
-    if let Some(master) = master_arn {
-        value["masterarn"] = serde_json::Value::String(master.to_owned());
-    }
-    value.to_string()
+    })
+}
+
+/// A user made on one of the test stack's database servers.
+pub struct DatabaseUser {
+    pub host: String,
+    pub port: u16,
+    pub username: String,
+    pub dbname: String,
+}
+
+/// Makes a user on the server of `engine`, able to sign in, to own a
+/// privilege a clone must inherit, and to act as a master user (create
+/// users, set their passwords, grant what it holds); `None` for an engine
+/// the test stack has no server of.
+pub fn database_user(engine: &str, username: &str, password: &str) -> Option<DatabaseUser> {
+    use super::databases::{unique_name, Databases, Engine};
+    let kind = match engine {
+        "postgres" | "aurora-postgresql" => Engine::Postgres,
+        "mysql" | "aurora-mysql" | "mariadb" => Engine::Mysql,
+        _ => return None,
+    };
+    let databases = Databases::try_shared()?;
+    // MySQL allows 32 characters, and the alternating-users functions add
+    // `_clone`: a short prefix keeps the unique name within that.
+    let prefix: String = username.replace(['/', '.'], "_").chars().take(10).collect();
+    let name = unique_name(&prefix);
+    databases.create_user(engine, &name, password);
+    let (grant, dbname) = match kind {
+        Engine::Postgres => (
+            format!("ALTER ROLE \"{name}\" CREATEROLE;"),
+            "postgres".to_owned(),
+        ),
+        Engine::Mysql => (
+            format!("GRANT CREATE USER, SELECT, INSERT ON *.* TO '{name}'@'%' WITH GRANT OPTION;"),
+            format!("{name}_db"),
+        ),
+    };
+    databases.admin_sql(engine, &grant);
+    let server = databases.server(engine);
+    Some(DatabaseUser {
+        host: server.host.clone(),
+        port: server.port,
+        username: name,
+        dbname,
+    })
 }
 
 /// Creates a secret holding `secret_string`.
@@ -464,9 +532,21 @@ pub async fn current_secret_string(
 }
 
 /// An existing rotation Lambda (not made by the provider) and its role,
-/// as a user would bring to `rotation_lambda_arn`. Returns the function ARN.
+/// as a user would bring to `rotation_lambda_arn`: the test stack's generic
+/// rotation function (the four steps on the secret alone), whose role may
+/// read and write secrets. Returns the function ARN.
 pub async fn create_existing_rotation_lambda(config: &SdkConfig, name: &str) -> String {
-    let role = aws_sdk_iam::Client::new(config)
+    create_rotation_lambda(config, name, "generic").await
+}
+
+/// A rotation Lambda of the test stack's `kind` (`generic`,
+/// `postgresql_single_user`, `mysql_multi_user`, ...: see
+/// `tests/support/rotation_functions/package.py`), made with `CreateFunction`
+/// as a user makes their own, with a role allowed what a rotation needs on
+/// every secret. Returns the function ARN.
+pub async fn create_rotation_lambda(config: &SdkConfig, name: &str, kind: &str) -> String {
+    let iam = aws_sdk_iam::Client::new(config);
+    let role = iam
         .create_role()
         .role_name(format!("{name}-role"))
         .assume_role_policy_document(
@@ -479,15 +559,23 @@ pub async fn create_existing_rotation_lambda(config: &SdkConfig, name: &str) -> 
         .role()
         .map(|r| r.arn().to_owned())
         .expect("CreateRole answers the role");
+    iam.put_role_policy()
+        .role_name(format!("{name}-role"))
+        .policy_name("rotate-secrets")
+        .policy_document(ROTATION_ROLE_POLICY)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("role policy for {name}: {e:?}"));
     let function = aws_sdk_lambda::Client::new(config)
         .create_function()
         .function_name(name)
         .runtime(aws_sdk_lambda::types::Runtime::Python312)
         .handler("lambda_function.lambda_handler")
         .role(role_arn)
+        .timeout(30)
         .code(
             aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(minimal_zip()))
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(rotation_function_zip(kind)))
                 .build(),
         )
         .send()
@@ -499,36 +587,33 @@ pub async fn create_existing_rotation_lambda(config: &SdkConfig, name: &str) -> 
         .to_owned()
 }
 
-/// A valid, empty-ish zip archive (one stored file), enough for moto.
-fn minimal_zip() -> Vec<u8> {
-    // A zip with one empty stored file "lambda_function.py", built by hand so
-    // that the tests need no zip crate. Layout: local header, central
-    // directory entry, end of central directory.
-    let name = b"lambda_function.py";
-    let mut zip = Vec::new();
-    let local = |zip: &mut Vec<u8>| {
-        zip.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        zip.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version, flags, method, time, date
-        zip.extend_from_slice(&[0; 12]); // crc, sizes (empty file)
-        zip.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        zip.extend_from_slice(&[0, 0]);
-        zip.extend_from_slice(name);
-    };
-    local(&mut zip);
-    let central_offset = zip.len() as u32;
-    zip.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-    zip.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // made by, needed, flags, method, time, date
-    zip.extend_from_slice(&[0; 12]); // crc, sizes
-    zip.extend_from_slice(&(name.len() as u16).to_le_bytes());
-    zip.extend_from_slice(&[0; 12]); // extra, comment, disk, internal attrs, external attrs (4)
-    zip.extend_from_slice(&0u32.to_le_bytes()); // local header offset
-    zip.extend_from_slice(name);
-    let central_size = zip.len() as u32 - central_offset;
-    zip.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    zip.extend_from_slice(&[0, 0, 0, 0, 1, 0, 1, 0]);
-    zip.extend_from_slice(&central_size.to_le_bytes());
-    zip.extend_from_slice(&central_offset.to_le_bytes());
-    zip.extend_from_slice(&[0, 0]);
+/// What a rotation function's role needs on the secrets it rotates.
+const ROTATION_ROLE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:DescribeSecret","secretsmanager:GetSecretValue","secretsmanager:PutSecretValue","secretsmanager:UpdateSecretVersionStage"],"Resource":"*"},{"Effect":"Allow","Action":"secretsmanager:GetRandomPassword","Resource":"*"}]}"#;
+
+/// The zip of one kind of the test stack's rotation functions, built by
+/// `package.py` (cached per kind: the bytes depend only on the sources).
+pub fn rotation_function_zip(kind: &str) -> Vec<u8> {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static BUILT: std::sync::OnceLock<Mutex<HashMap<String, Vec<u8>>>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(Mutex::default);
+    if let Some(zip) = built.lock().unwrap_or_else(|p| p.into_inner()).get(kind) {
+        return zip.clone();
+    }
+    let out = tempfile::NamedTempFile::new().expect("a temporary file for the zip");
+    let status = Command::new(venv_python())
+        .arg(repo_root().join("tests/support/rotation_functions/package.py"))
+        .args(["--kind", kind, "--out"])
+        .arg(out.path())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run package.py");
+    assert!(status.success(), "package.py --kind {kind} failed");
+    let zip = std::fs::read(out.path()).expect("read the packaged zip");
+    built
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(kind.to_owned(), zip.clone());
     zip
 }
 
