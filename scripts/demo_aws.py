@@ -1,23 +1,51 @@
-"""AWS calls for `make demo`, made with boto3 against the local emulator.
+"""AWS and database calls for `make demo`, against the local emulator and a
+local PostgreSQL.
 
 Subcommands:
-  create-secrets            make a master secret and a database secret in RDS
-                            format; print `DATABASE_SECRET_ARN=...` and
-                            `MASTER_SECRET_ARN=...` (never a password)
+  create-secrets SERVER_JSON_FILE
+                            in the PostgreSQL that databases.py described
+                            (the JSON line it printed), make an application
+                            user owning a table and a master user
+                            (CREATEROLE); then a master secret and a database
+                            secret for them in RDS format; print
+                            `DATABASE_SECRET_ARN=...` and `MASTER_SECRET_ARN=...`
   status SECRET_ARN         rotation status and every resource behind it
+  versions SECRET_ARN       each version of the secret: its labels, its user,
+                            a hash prefix of its password, and whether that
+                            user signs in with it and reads the table
+  rotate SECRET_ARN         RotateSecret, then wait until the new version holds
+                            AWSCURRENT (or the function logs an error)
   remove-permission SECRET_ARN
                             delete the Lambda invoke permission scoped to the
                             secret, as someone might by hand
   leftovers SECRET_ARN      after destroy: what, if anything, is left
 
+No password is ever printed or put on a command line: psql gets it in
+PGPASSWORD, and only the first hex digits of its SHA-256 are shown.
 The endpoint and credentials come from the standard AWS_* variables.
 """
 
+import glob
+import hashlib
 import json
+import os
 import secrets
+import shutil
+import signal
+import subprocess
 import sys
+import time
 
-import boto3
+# Ctrl-C ends the demo: demo.sh reports the step and cleans up, so this
+# process just stops, with no traceback, even in the middle of boto3's import.
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import boto3  # noqa: E402
+
+APP_USER = "app_user"
+MASTER_USER = "app_master"
+APP_TABLE = "app_orders"
+ROTATION_TIMEOUT_SECONDS = 180
 
 
 def client(service):
@@ -25,43 +53,169 @@ def client(service):
 
 
 def _password():
-    # Generated here and stored only in the secret: nothing prints it.
+    # URL-safe letters only, so it sits in an SQL literal without escaping;
+    # generated here and stored only in the database and the secret.
     return secrets.token_urlsafe(24)
 
 
-def create_secrets():
+def _fingerprint(password):
+    # Enough to tell passwords apart on screen, nothing to sign in with.
+    return hashlib.sha256(password.encode()).hexdigest()[:8]
+
+
+def _psql_path():
+    # A server-only install has psql under its version's bin, not on PATH.
+    found = shutil.which("psql") or next(iter(glob.glob("/usr/lib/postgresql/*/bin/psql")), None)
+    if not found:
+        sys.exit("psql is missing (`make databases` installs PostgreSQL)")
+    return found
+
+
+def psql(host, port, user, password, sql):
+    """Runs `sql` (on stdin) as `user`: (rows, None), or (None, [psql's
+    last error line]) when the sign-in or a statement fails. The password
+    travels in PGPASSWORD, never on a command line."""
+    result = subprocess.run(
+        [_psql_path(), "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1"]
+        + ["-h", str(host), "-p", str(port), "-U", user, "-d", "postgres"],
+        input=sql,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PGPASSWORD": password, "PGCONNECT_TIMEOUT": "5"},
+    )
+    if result.returncode != 0:
+        return None, result.stderr.strip().splitlines()[-1:] or ["psql failed"]
+    return result.stdout.strip(), None
+
+
+def create_secrets(server_json_file):
+    with open(server_json_file) as f:
+        server = json.load(f)["postgres"]
+    host, port = server["host"], server["port"]
+    app_password, master_password = _password(), _password()
+    # The table belongs to the application user; the clone the rotation
+    # makes reads it only through membership of that user's role, which is
+    # what shows that it got the same privileges.
+    _, error = psql(
+        host,
+        port,
+        server["user"],
+        server["password"],
+        f"CREATE ROLE {APP_USER} LOGIN PASSWORD '{app_password}';\n"
+        f"CREATE ROLE {MASTER_USER} LOGIN CREATEROLE PASSWORD '{master_password}';\n"
+        f"CREATE TABLE {APP_TABLE} (id int PRIMARY KEY, item text);\n"
+        f"INSERT INTO {APP_TABLE} VALUES (1, 'tea'), (2, 'scones'), (3, 'jam');\n"
+        f"ALTER TABLE {APP_TABLE} OWNER TO {APP_USER};\n",
+    )
+    if error:
+        sys.exit(f"could not create the database users: {error[0]}")
+    print(f"  PostgreSQL users: {APP_USER} (owns table {APP_TABLE}, 3 rows), {MASTER_USER} (CREATEROLE)", file=sys.stderr)
+
+    def rds_secret(username, password, **extra):
+        return json.dumps(
+            {
+                "engine": "postgres",
+                "host": host,
+                "username": username,
+                "password": password,
+                "dbname": "postgres",
+                "port": port,
+                **extra,
+            }
+        )
+
     sm = client("secretsmanager")
     master = sm.create_secret(
         Name="demo/app-db-master",
         Description="Credentials of a database user allowed to manage other users",
-        SecretString=json.dumps(
-            {
-                "engine": "postgres",
-                "host": "app-db.cluster-demo.us-east-1.rds.amazonaws.com",
-                "username": "postgres_admin",
-                "password": _password(),
-                "dbname": "app",
-                "port": 5432,
-            }
-        ),
+        SecretString=rds_secret(MASTER_USER, master_password),
     )
     database = sm.create_secret(
         Name="demo/app-db",
         Description="Credentials the application uses",
-        SecretString=json.dumps(
-            {
-                "engine": "postgres",
-                "host": "app-db.cluster-demo.us-east-1.rds.amazonaws.com",
-                "username": "app_user",
-                "password": _password(),
-                "dbname": "app",
-                "port": 5432,
-                "masterarn": master["ARN"],
-            }
-        ),
+        SecretString=rds_secret(APP_USER, app_password, masterarn=master["ARN"]),
     )
     print(f"DATABASE_SECRET_ARN={database['ARN']}")
     print(f"MASTER_SECRET_ARN={master['ARN']}")
+
+
+def _versions(secret_arn):
+    """Every version, oldest first, with its labels and value."""
+    sm = client("secretsmanager")
+    listed = sm.list_secret_version_ids(SecretId=secret_arn, IncludeDeprecated=True)["Versions"]
+    listed.sort(key=lambda v: v["CreatedDate"])
+    versions = []
+    for version in listed:
+        try:
+            value = sm.get_secret_value(SecretId=secret_arn, VersionId=version["VersionId"])
+        except sm.exceptions.ResourceNotFoundException:
+            continue
+        if "SecretString" not in value:
+            continue
+        versions.append((version["VersionId"], version.get("VersionStages", []), json.loads(value["SecretString"])))
+    return versions
+
+
+def versions(secret_arn):
+    rows = _versions(secret_arn)
+    print(f"  {'version':<10}{'labels':<26}{'user':<16}{'password (sha256)':<19}{'signs in':<10}reads {APP_TABLE}")
+    by_label = {}
+    for version_id, stages, value in rows:
+        answer, _ = psql(
+            value["host"],
+            value["port"],
+            value["username"],
+            value["password"],
+            f"SELECT count(*) FROM {APP_TABLE};",
+        )
+        signs_in = answer is not None
+        if not signs_in:
+            # Signing in may work even if the read does not: ask separately.
+            signs_in = psql(value["host"], value["port"], value["username"], value["password"], "SELECT 1;")[0] == "1"
+        reads = f"{answer} rows" if answer is not None else "-"
+        labels = ", ".join(sorted(stages)) or "(none: replaced)"
+        print(
+            f"  {version_id[:8]:<10}{labels:<26}{value['username']:<16}"
+            f"{_fingerprint(value['password']):<19}{'yes' if signs_in else 'no':<10}{reads}"
+        )
+        for stage in stages:
+            by_label[stage] = value
+    current, previous = by_label.get("AWSCURRENT"), by_label.get("AWSPREVIOUS")
+    if current and previous:
+        earlier = {v["password"] for _, stages, v in rows if "AWSCURRENT" not in stages}
+        print(
+            f"  AWSCURRENT names {current['username']} (AWSPREVIOUS: {previous['username']}); "
+            f"password changed: {'yes' if current['password'] not in earlier else 'NO'}"
+        )
+
+
+def _function_errors(function_arn, since_ms):
+    logs = client("logs")
+    group = f"/aws/lambda/{function_arn.rsplit(':', 1)[-1]}"
+    try:
+        events = logs.filter_log_events(logGroupName=group, startTime=since_ms)["events"]
+    except logs.exceptions.ResourceNotFoundException:
+        return []
+    return [e["message"].splitlines()[0] for e in events if e["message"].startswith("[ERROR]")]
+
+
+def rotate(secret_arn):
+    sm = client("secretsmanager")
+    started = time.time()
+    version_id = sm.rotate_secret(SecretId=secret_arn)["VersionId"]
+    print(f"  RotateSecret started the rotation to version {version_id[:8]}; waiting for it to finish")
+    function = sm.describe_secret(SecretId=secret_arn)["RotationLambdaARN"]
+    while time.time() - started < ROTATION_TIMEOUT_SECONDS:
+        stages = sm.describe_secret(SecretId=secret_arn).get("VersionIdsToStages", {})
+        if "AWSCURRENT" in stages.get(version_id, []):
+            print(f"  finished in {time.time() - started:.1f} s: AWSCURRENT is on version {version_id[:8]}")
+            return
+        errors = _function_errors(function, int(started * 1000))
+        if errors:
+            sys.exit("the rotation failed: " + "; ".join(errors))
+        time.sleep(0.5)
+    sys.exit(f"the rotation did not finish within {ROTATION_TIMEOUT_SECONDS} s")
 
 
 def _invoke_statements(function, secret_arn):
@@ -70,8 +224,6 @@ def _invoke_statements(function, secret_arn):
     except client("lambda").exceptions.ResourceNotFoundException:
         return []
     return [s for s in policy.get("Statement", []) if secret_arn in json.dumps(s)]
-
-
 def status(secret_arn):
     sm = client("secretsmanager")
     described = sm.describe_secret(SecretId=secret_arn)
@@ -145,8 +297,10 @@ def leftovers(secret_arn):
 
 def main(argv):
     commands = {
-        "create-secrets": (create_secrets, 0),
+        "create-secrets": (create_secrets, 1),
         "status": (status, 1),
+        "versions": (versions, 1),
+        "rotate": (rotate, 1),
         "remove-permission": (remove_permission, 1),
         "leftovers": (leftovers, 1),
     }
