@@ -1,7 +1,10 @@
 """The local AWS emulator the tests and `make demo` run against.
 
 moto's server on 127.0.0.1, in this process, with:
-- Lambda in its simple mode (no Docker), set before any function exists;
+- Lambda in its simple mode (no Docker), set before any function exists,
+  where every invocation runs the function's own handler
+  (`lambda_runtime.py`), and the calls a function makes with its role's
+  credentials are checked against the role's policies (`function_iam.py`);
 - test-only corrections for the moto 5.x behaviours that differ from AWS in
   ways the provider depends on (see `apply_corrections`);
 - a stand-in for the few Serverless Application Repository calls the
@@ -36,6 +39,7 @@ from moto.core.config import default_user_config
 default_user_config["lambda"]["use_docker"] = False
 
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
+from moto.secretsmanager.exceptions import SecretsManagerClientError  # noqa: E402
 from moto.moto_server.werkzeug_app import (  # noqa: E402
     DomainDispatcherApplication,
     create_backend_app,
@@ -45,6 +49,8 @@ from werkzeug.wrappers import Request, Response  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aws_under_load  # noqa: E402
+import function_iam  # noqa: E402
+import lambda_runtime  # noqa: E402
 import stand_in_templates as templates  # noqa: E402
 
 LOG = logging.getLogger("rdsrot-emulator")
@@ -59,6 +65,115 @@ def _days_of_rate(expression):
     """AWS reports `AutomaticallyAfterDays` next to a `rate(N days)` schedule."""
     match = re.fullmatch(r"rate\((\d+) days?\)", expression or "")
     return int(match.group(1)) if match else 0
+
+
+class SecretsManagerAccessDenied(SecretsManagerClientError):
+    def __init__(self, message):
+        super().__init__("AccessDeniedException", message)
+
+
+PREVIOUS_ROTATION_NOT_COMPLETE = "A previous rotation isn't complete. That rotation will be continued."
+CANNOT_INVOKE = (
+    "Secrets Manager cannot invoke the specified Lambda function. "
+    "Ensure that the function policy grants access to the principal secretsmanager.amazonaws.com."
+)
+ROTATION_STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
+
+
+def _start_rotation(
+    backend, secret_id, client_request_token=None, rotation_lambda_arn=None, rotation_rules=None, rotate_immediately=True
+):
+    """RotateSecret as AWS documents it: checks, answers the new version id at
+    once, and runs the function's steps in the background."""
+    from moto.awslambda.utils import get_backend
+    from moto.secretsmanager.exceptions import (
+        InvalidParameterException,
+        InvalidRequestException,
+        OperationNotPermittedOnReplica,
+        ResourceNotFoundException,
+        SecretNotFoundException,
+    )
+    from moto.secretsmanager.models import ReplicaSecret
+
+    if not backend._is_valid_identifier(secret_id):
+        raise SecretNotFoundException()
+    secret = backend.secrets[secret_id]
+    if isinstance(secret, ReplicaSecret):
+        raise OperationNotPermittedOnReplica
+    if secret.is_deleted():
+        raise InvalidRequestException("You tried to perform the operation on a secret that's currently marked deleted.")
+    if len(rotation_lambda_arn) > 2048:
+        raise InvalidParameterException("RotationLambdaARN must <= 2048 characters long.")
+    days = (rotation_rules or {}).get("AutomaticallyAfterDays")
+    if days is not None and not 1 <= days <= 1000:
+        raise InvalidParameterException("RotationRules.AutomaticallyAfterDays must be within 1-1000.")
+    if client_request_token:
+        backend._client_request_token_validator(client_request_token)
+    try:
+        function = get_backend(backend.account_id, backend.region_name).get_function(rotation_lambda_arn)
+    except Exception:  # moto's not-found errors share no base class
+        raise ResourceNotFoundException(f"Resource not found for ARN '{rotation_lambda_arn}'.")
+    if not function_iam.secrets_manager_may_invoke(function, secret.arn, backend.account_id):
+        raise SecretsManagerAccessDenied(CANNOT_INVOKE)
+    # AWSPENDING beside AWSCURRENT on one version is a finished rotation;
+    # alone on another version than this token's, an unfinished one.
+    for version_id, version in secret.versions.items():
+        stages = version["version_stages"]
+        if version_id != client_request_token and "AWSPENDING" in stages and "AWSCURRENT" not in stages:
+            raise InvalidRequestException(PREVIOUS_ROTATION_NOT_COMPLETE)
+
+    secret.rotation_requested = True
+    secret.rotation_lambda_arn = rotation_lambda_arn
+    if days is not None:
+        secret.auto_rotate_after_days = days
+        secret.next_rotation_date = int(time.time()) + days * 86400
+    if secret.auto_rotate_after_days > 0:
+        secret.rotation_enabled = True
+    secret.last_rotation_date = int(time.time())
+    # The token is the rotation's idempotency key: the version it names was
+    # (or is being) rotated already.
+    if client_request_token in secret.versions:
+        return secret.to_short_dict(version_id=client_request_token)
+
+    version_id = client_request_token or str(uuid.uuid4())
+    pending = {"createdate": int(time.time()), "version_id": version_id, "version_stages": ["AWSPENDING"]}
+    if not rotate_immediately:
+        current = secret.versions.get(secret.default_version_id or "", {})
+        for value in ("secret_string", "secret_binary"):
+            if value in current:
+                pending[value] = current[value]
+    secret.remove_version_stages_from_old_versions(["AWSPENDING"])
+    secret.versions[version_id] = pending
+    steps = ROTATION_STEPS if rotate_immediately else ("testSecret",)
+    threading.Thread(
+        target=_run_rotation, args=(function, secret, version_id, steps, not rotate_immediately), daemon=True
+    ).start()
+    return secret.to_short_dict(version_id=version_id)
+
+
+def _run_rotation(function, secret, version_id, steps, only_testing):
+    """The rotation service's side: each step a synchronous invocation, up to
+    the first that fails (AWSPENDING then stays where it is)."""
+    try:
+        for step in steps:
+            event = {
+                "Step": step,
+                "SecretId": secret.arn,
+                "ClientRequestToken": version_id,
+                "RotationToken": str(uuid.uuid4()),
+            }
+            outcome = lambda_runtime.invoke_function(function, json.dumps(event))
+            if outcome.failed:
+                LOG.info("secretsmanager: rotating %s stopped at %s: %s", secret.name, step, outcome.error)
+                return
+        LOG.info("secretsmanager: %s of %s done (%s)", "/".join(steps), secret.name, version_id)
+    except Exception:  # never lose a rotation thread silently
+        LOG.exception("secretsmanager: rotating %s failed in the emulator", secret.name)
+    finally:
+        if only_testing:
+            stages = secret.versions.get(version_id, {}).get("version_stages", [])
+            if "AWSPENDING" in stages:
+                stages.remove("AWSPENDING")
 
 
 def apply_corrections():
@@ -80,6 +195,14 @@ def apply_corrections():
        `NextToken` (AWS leaves it out); and a `rate(N days)` schedule gets no
        `NextRotationDate` (AWS reports one; `cron()` schedules still get
        none here).
+    5. Secrets Manager: `RotateSecret` invokes the function inside the
+       request and ignores what it answers, refuses a new rotation only
+       after a finished one, starts another for a repeated token, and never
+       checks that Secrets Manager may invoke the function. AWS checks the
+       function's resource policy, answers the new version at once and runs
+       the four steps in the background, stopping at the first that fails
+       (`_start_rotation`). And `GetSecretValue` without a stage answers a
+       default-version pointer that does not follow AWSCURRENT.
     """
     from moto.cloudformation.models import CloudFormationBackend
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
@@ -115,7 +238,9 @@ def apply_corrections():
     ):
         if not rotation_lambda_arn and self._is_valid_identifier(secret_id):
             rotation_lambda_arn = self.secrets[secret_id].rotation_lambda_arn or None
-        result = rotate_secret(
+        # With no function anywhere moto invokes nothing: its own path stays.
+        start = _start_rotation if rotation_lambda_arn else rotate_secret
+        result = start(
             self,
             secret_id,
             client_request_token=client_request_token,
@@ -137,6 +262,22 @@ def apply_corrections():
         return result
 
     SecretsManagerBackend.rotate_secret = rotate_secret_with_schedule
+
+    # 5. GetSecretValue without a version or stage answers AWSCURRENT: moto
+    #    answers its own default-version pointer, which stays where it was
+    #    when UpdateSecretVersionStage moves AWSCURRENT. The pointer now is
+    #    the AWSCURRENT label wherever it is (moto's stored value only while
+    #    no version holds it).
+    def default_version_id(self):
+        for version_id, version in self.versions.items():
+            if "AWSCURRENT" in version["version_stages"]:
+                return version_id
+        return self.__dict__.get("rdsrot_default_version_id")
+
+    def set_default_version_id(self, version_id):
+        self.__dict__["rdsrot_default_version_id"] = version_id
+
+    FakeSecret.default_version_id = property(default_version_id, set_default_version_id)
 
     to_dict = FakeSecret.to_dict
 
@@ -396,6 +537,29 @@ def list_application_versions(application_id):
     }
 
 
+def put_function_code(application, version, account_id, region):
+    """Puts the application's rotation function zip where its template's
+    `Code` names it: the stand-in repository's own bucket in the stack's
+    account and Region, made when missing."""
+    from moto.s3.exceptions import MissingBucket
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    from rotation_functions import package
+
+    backend = s3_backends[account_id][get_partition(region)]
+    bucket = templates.code_bucket(account_id, region)
+    try:
+        backend.get_bucket(bucket)
+    except MissingBucket:
+        backend.create_bucket(bucket, region)
+    backend.put_object(
+        bucket,
+        templates.code_key(application, version),
+        package.build_zip(package.kind_of(application)),
+    )
+
+
 def create_change_set(application_id, request, region):
     """CreateCloudFormationChangeSet: a CREATE (or UPDATE) change set in moto."""
     from moto.cloudformation.models import cloudformation_backends
@@ -443,6 +607,7 @@ def create_change_set(application_id, request, region):
     tags["serverlessrepo:applicationId"] = application_id
     tags["serverlessrepo:semanticVersion"] = version
     change_set_name = request.get("changeSetName") or f"a{uuid.uuid4().hex}"
+    put_function_code(name, version, DEFAULT_ACCOUNT_ID, region)
     change_set_id, stack_id = backend.create_change_set(
         stack_name=full_stack_name,
         change_set_name=change_set_name,
@@ -520,6 +685,7 @@ def _exit_when_stdin_closes():
         while sys.stdin.buffer.read(4096):
             pass
     finally:
+        lambda_runtime.shutdown()
         os._exit(0)
 
 
@@ -548,7 +714,7 @@ def main(argv=None):
     install_stack_failures()
 
     application = aws_under_load.AwsUnderLoad(
-        ServerlessRepositoryStandIn(DomainDispatcherApplication(create_backend_app)),
+        function_iam.FunctionIam(ServerlessRepositoryStandIn(DomainDispatcherApplication(create_backend_app))),
         quota_scale=args.quota_scale,
         controls={"stacks": stacks_control},
     )
@@ -559,6 +725,7 @@ def main(argv=None):
         threaded=True,
         request_handler=aws_under_load.ConnectionResettingRequestHandler,
     )
+    lambda_runtime.install(f"http://127.0.0.1:{server.server_port}")
     if args.exit_on_stdin_eof:
         threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
     print(f"rdsrot-emulator listening on http://127.0.0.1:{server.server_port}", flush=True)
