@@ -88,7 +88,14 @@ impl RdsrotProvider {
 
     /// Builds the AWS clients from the configuration; makes no network call.
     pub(crate) async fn configure_clients(&self, config: &Value) -> Diagnostics {
-        let (pc, mut diags) = validate_provider(config);
+        let (pc, checked) = validate_provider(config);
+        // Its warnings were given by ValidateProviderConfig already, which
+        // Terraform calls first with the same values; twice would be noise.
+        let mut diags: Diagnostics = checked
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .cloned()
+            .collect();
         diags.extend(unknown_settings(config));
         if diags.has_errors() {
             return diags;
@@ -264,11 +271,21 @@ fn validate_provider(config: &Value) -> (ProviderConfig, Diagnostics) {
         let Some(url) = text(ep.get(svc)) else {
             continue;
         };
-        if let Err(e) = check_url(&url) {
-            d.push(
-                Diagnostic::error("Invalid endpoint URL", e)
-                    .at(AttributePath::root("endpoints").attr(svc)),
-            );
+        let at = AttributePath::root("endpoints").attr(svc);
+        match check_url(&url).and_then(|()| check_endpoint_transport(&url)) {
+            Err(e) => d.push(Diagnostic::error("Invalid endpoint URL", e).at(at)),
+            Ok(EndpointHost::OutsideAws(host)) => d.push(
+                Diagnostic::warning(
+                    "Endpoint outside AWS",
+                    format!(
+                        "`{at}` sends this service's calls, signed with your AWS credentials \
+and carrying secret values, to {host:?}, which is not an AWS domain (amazonaws.com, \
+amazonaws.com.cn, api.aws). Make sure that host is yours to trust."
+                    ),
+                )
+                .at(at),
+            ),
+            Ok(EndpointHost::Loopback | EndpointHost::Aws) => {}
         }
         let slot = match svc {
             "secretsmanager" => &mut pc.endpoints.secretsmanager,
@@ -282,6 +299,61 @@ fn validate_provider(config: &Value) -> (ProviderConfig, Diagnostics) {
         *slot = Some(url);
     }
     (pc, d)
+}
+
+/// Where an endpoint URL points, as far as its transport's safety goes.
+#[derive(Debug, PartialEq)]
+enum EndpointHost {
+    /// This machine: a local emulator, for which plain `http://` is fine.
+    Loopback,
+    /// A host in one of AWS's domains.
+    Aws,
+    /// Any other host, named in a warning.
+    OutsideAws(String),
+}
+
+/// Hosts that never leave this machine. Only these three spellings: a
+/// name that merely resolves to loopback could resolve elsewhere tomorrow.
+const LOOPBACK_HOSTS: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
+
+/// AWS's endpoint domains: the commercial and GovCloud partitions
+/// (`amazonaws.com`), China (`amazonaws.com.cn`) and the dual-stack names
+/// (`api.aws`). FIPS endpoints (`secretsmanager-fips.<region>.amazonaws.com`)
+/// and VPC endpoints (`vpce-*.vpce.amazonaws.com`) are in them too.
+const AWS_DOMAINS: [&str; 3] = ["amazonaws.com", "amazonaws.com.cn", "api.aws"];
+
+/// Session tokens and secret values travel in these requests, so plain
+/// `http://` is refused unless the host is this machine.
+fn check_endpoint_transport(url: &str) -> Result<EndpointHost, String> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_and_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = if host_and_port.starts_with('[') {
+        host_and_port
+            .find(']')
+            .map_or(host_and_port, |end| &host_and_port[..=end])
+    } else {
+        host_and_port.split(':').next().unwrap_or_default()
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if LOOPBACK_HOSTS.contains(&host.as_str()) {
+        return Ok(EndpointHost::Loopback);
+    }
+    if !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!(
+            "{url:?} must use https://: the provider's calls carry session tokens and secret \
+values. Plain http:// is accepted only for this machine ({}).",
+            LOOPBACK_HOSTS.join(", ")
+        ));
+    }
+    let in_aws = AWS_DOMAINS
+        .iter()
+        .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")));
+    Ok(if in_aws {
+        EndpointHost::Aws
+    } else {
+        EndpointHost::OutsideAws(host)
+    })
 }
 
 /// Settings whose value is not known yet (they come from a resource not
@@ -475,6 +547,95 @@ mod tests {
                 "endpoints.secretsmanager"
             ]
         );
+    }
+
+    fn endpoint_diagnostics(url: &str) -> Vec<(Severity, String, String)> {
+        let config = config(vec![(
+            "endpoints",
+            secretsmanager_endpoint(Value::string(url)),
+        )]);
+        RdsrotProvider::new()
+            .validate_provider_config(&config)
+            .iter()
+            .map(|d| {
+                let path = d.attribute.as_ref().map(|p| p.to_string());
+                (d.severity, path.unwrap_or_default(), d.detail.clone())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plain_http_endpoints_are_refused_unless_loopback() {
+        for url in [
+            "http://secretsmanager.us-east-1.amazonaws.com",
+            "http://emulator.internal:4566",
+            "http://127.0.0.2:5000",
+            "http://user@localhost.evil.example/",
+        ] {
+            let found = endpoint_diagnostics(url);
+            assert_eq!(found.len(), 1, "{url}: {found:?}");
+            let (severity, path, detail) = &found[0];
+            assert_eq!(*severity, Severity::Error, "{url}");
+            assert_eq!(path, "endpoints.secretsmanager", "{url}");
+            assert!(detail.contains("must use https://"), "{url}: {detail}");
+        }
+        for url in [
+            "http://127.0.0.1:5000",
+            "http://localhost:4566/",
+            "http://LOCALHOST:4566",
+            "http://[::1]:5000",
+            "https://localhost",
+        ] {
+            assert_eq!(endpoint_diagnostics(url), [], "{url}");
+        }
+    }
+
+    #[test]
+    fn endpoints_outside_aws_domains_are_a_warning_naming_the_attribute() {
+        for url in [
+            "https://secretsmanager.us-east-1.amazonaws.com",
+            "https://secretsmanager-fips.us-gov-west-1.amazonaws.com/",
+            "https://secretsmanager.cn-north-1.amazonaws.com.cn",
+            "https://secretsmanager.eu-west-1.api.aws",
+            "https://vpce-0a1b.secretsmanager.eu-west-1.vpce.amazonaws.com:443",
+        ] {
+            assert_eq!(endpoint_diagnostics(url), [], "{url}");
+        }
+        for (url, host) in [
+            ("https://secrets.example.com", "secrets.example.com"),
+            (
+                "https://amazonaws.com.example.net/x",
+                "amazonaws.com.example.net",
+            ),
+            ("https://notamazonaws.com", "notamazonaws.com"),
+        ] {
+            let found = endpoint_diagnostics(url);
+            assert_eq!(found.len(), 1, "{url}: {found:?}");
+            let (severity, path, detail) = &found[0];
+            assert_eq!(*severity, Severity::Warning, "{url}");
+            assert_eq!(path, "endpoints.secretsmanager", "{url}");
+            assert!(detail.contains("`endpoints.secretsmanager`"), "{detail}");
+            assert!(detail.contains(&format!("{host:?}")), "{url}: {detail}");
+        }
+    }
+
+    #[tokio::test]
+    async fn configure_does_not_repeat_the_endpoint_warning() {
+        let p = RdsrotProvider::new();
+        let d = p
+            .configure(
+                "1.0.3",
+                &config(vec![
+                    ("region", Value::string("eu-west-1")),
+                    (
+                        "endpoints",
+                        secretsmanager_endpoint(Value::string("https://secrets.example.com")),
+                    ),
+                ]),
+            )
+            .await;
+        assert!(d.is_empty(), "{d:?}");
+        assert!(p.clients().is_some());
     }
 
     #[tokio::test]

@@ -1,10 +1,13 @@
 //! The plugin process as go-plugin expects it: check that Terraform started
-//! us, agree on protocol 6, listen on 127.0.0.1, announce the address (and
-//! our certificate) in one line on stdout, then serve until told to stop.
+//! us, agree on protocol 6, listen (127.0.0.1 with mutual TLS; a Unix socket
+//! without), announce the address (and our certificate) in one line on
+//! stdout, then serve until told to stop.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
+#[cfg(unix)]
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -60,6 +63,38 @@ pub enum HandshakeError {
         max: u16,
         last_error: String,
     },
+    #[error("creating the plugin's Unix socket in {dir}: {error} (set PLUGIN_UNIX_SOCKET_DIR or TMPDIR to a short, writable directory)")]
+    UnixSocket { dir: String, error: String },
+}
+
+/// Where the plugin listens, as the handshake line and
+/// `TF_REATTACH_PROVIDERS` name it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PluginAddr {
+    Tcp(SocketAddr),
+    #[cfg(unix)]
+    Unix(PathBuf),
+}
+
+impl PluginAddr {
+    /// go-plugin's network name: Go's `net.Addr.Network()`.
+    fn network(&self) -> &'static str {
+        match self {
+            PluginAddr::Tcp(_) => "tcp",
+            #[cfg(unix)]
+            PluginAddr::Unix(_) => "unix",
+        }
+    }
+}
+
+impl std::fmt::Display for PluginAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginAddr::Tcp(addr) => write!(f, "{addr}"),
+            #[cfg(unix)]
+            PluginAddr::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
 }
 
 /// The magic cookie must be exactly Terraform's.
@@ -136,33 +171,138 @@ pub async fn bind_in_range(ports: RangeInclusive<u16>) -> Result<TcpListener, Ha
     })
 }
 
+/// A Unix socket only its owner can reach: `plugin.sock` in a fresh
+/// directory of mode 0700 under `PLUGIN_UNIX_SOCKET_DIR` (go-plugin's
+/// variable), else the temporary directory. The directory, not the socket's
+/// own mode, is what keeps other users out from the moment of `bind`; the
+/// socket is 0600 too. Both are removed when the returned guard drops.
+#[cfg(unix)]
+pub fn bind_unix_socket(
+    socket_dir: Option<&str>,
+) -> Result<(tokio::net::UnixListener, UnixSocketFile), HandshakeError> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let base = match socket_dir.map(str::trim).filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::temp_dir(),
+    };
+    let failed = |error: std::io::Error| HandshakeError::UnixSocket {
+        dir: base.display().to_string(),
+        error: error.to_string(),
+    };
+    let dir = fresh_private_dir(&base).map_err(failed)?;
+    // From here on the guard removes what was made, on every error too.
+    let socket = UnixSocketFile {
+        path: dir.join("plugin.sock"),
+        dir,
+    };
+    std::fs::set_permissions(&socket.dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(failed)?;
+    let listener = tokio::net::UnixListener::bind(&socket.path).map_err(failed)?;
+    std::fs::set_permissions(&socket.path, std::fs::Permissions::from_mode(0o600))
+        .map_err(failed)?;
+    Ok((listener, socket))
+}
+
+/// A new directory `rdsrot-plugin-XXXXXXXXXXXX` in `base`, made with mode
+/// 0700 (less if the umask says so; `bind_unix_socket` then sets it
+/// exactly). Never an existing one: someone else could have made it.
+#[cfg(unix)]
+fn fresh_private_dir(base: &Path) -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+
+    let mut last_error = None;
+    for _ in 0..16 {
+        let name: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(12)
+            .collect();
+        let dir = base.join(format!("rdsrot-plugin-{name}"));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last_error = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| std::io::Error::other("no name left to try")))
+}
+
+/// The socket file and its directory, removed on drop (when the plugin
+/// exits normally; a killed process leaves them, as go-plugin's do).
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct UnixSocketFile {
+    pub path: PathBuf,
+    pub dir: PathBuf,
+}
+
+#[cfg(unix)]
+impl Drop for UnixSocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
 /// The one line go-plugin reads from stdout:
-/// `1|6|tcp|127.0.0.1:PORT|grpc|CERT`, CERT being the server certificate's
-/// DER in unpadded standard base64 (Go decodes it with RawStdEncoding), or
-/// empty when serving plaintext. No seventh field: old clients would glue it
-/// onto the certificate.
-pub fn handshake_line(addr: SocketAddr, server_cert_der: Option<&[u8]>) -> String {
+/// `1|6|NETWORK|ADDRESS|grpc|CERT` (`tcp` and `127.0.0.1:PORT`, or `unix`
+/// and the socket's path), CERT being the server certificate's DER in
+/// unpadded standard base64 (Go decodes it with RawStdEncoding), or empty
+/// when serving plaintext. No seventh field: old clients would glue it onto
+/// the certificate.
+pub fn handshake_line(addr: &PluginAddr, server_cert_der: Option<&[u8]>) -> String {
     let cert = server_cert_der
         .map(|der| base64::engine::general_purpose::STANDARD_NO_PAD.encode(der))
         .unwrap_or_default();
-    format!("{CORE_PROTOCOL_VERSION}|{PROTOCOL_VERSION}|tcp|{addr}|grpc|{cert}")
+    let network = addr.network();
+    format!("{CORE_PROTOCOL_VERSION}|{PROTOCOL_VERSION}|{network}|{addr}|grpc|{cert}")
 }
 
 /// The `TF_REATTACH_PROVIDERS` value for a provider served unmanaged at
 /// `addr`. `Test: true` makes go-plugin keep protocol version 6 (without it
 /// Terraform 1.0 assumes 5) and stops Terraform from killing the process.
-pub fn reattach_config(addr: SocketAddr, pid: u32) -> String {
+pub fn reattach_config(addr: &PluginAddr, pid: u32) -> String {
     serde_json::json!({
         PROVIDER_ADDRESS: {
             "Protocol": "grpc",
             "ProtocolVersion": PROTOCOL_VERSION,
             "Pid": pid,
             "Test": true,
-            "Addr": { "Network": "tcp", "String": addr.to_string() },
+            "Addr": { "Network": addr.network(), "String": addr.to_string() },
         }
     })
     .to_string()
 }
+
+/// Where to serve: 127.0.0.1 in `ports` when `tls` (mutual TLS guards the
+/// port) or where there are no Unix sockets; else a private Unix socket,
+/// since plaintext on a port would let any local user call the provider
+/// with the operator's AWS credentials. `ports` is parsed by the caller
+/// either way, so a bad `PLUGIN_MIN_PORT` is reported whichever is used.
+async fn listen(
+    ports: RangeInclusive<u16>,
+    tls: bool,
+) -> Result<(super::PluginListener, PluginAddr, Option<ListenGuard>), String> {
+    #[cfg(unix)]
+    if !tls {
+        let (listener, socket) = bind_unix_socket(env("PLUGIN_UNIX_SOCKET_DIR").as_deref())
+            .map_err(|e| e.to_string())?;
+        let addr = PluginAddr::Unix(socket.path.clone());
+        return Ok((listener.into(), addr, Some(socket)));
+    }
+    #[cfg(not(unix))]
+    let _ = tls; // no Unix sockets here: TCP, as go-plugin does on Windows
+    let listener = bind_in_range(ports).await.map_err(|e| e.to_string())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("reading the listening address: {e}"))?;
+    Ok((listener.into(), PluginAddr::Tcp(addr), None))
+}
+
+/// What must live as long as the listener: the Unix socket's files.
+#[cfg(unix)]
+type ListenGuard = UnixSocketFile;
+#[cfg(not(unix))]
+type ListenGuard = ();
 
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
@@ -253,13 +393,10 @@ async fn serve_managed<P: Provider>(provider: Arc<P>) -> Result<(), String> {
         Some(pem) => Some(TlsSetup::new(&pem).map_err(|e| e.to_string())?),
         None => None,
     };
-    let listener = bind_in_range(ports).await.map_err(|e| e.to_string())?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("reading the listening address: {e}"))?;
+    let (listener, addr, _socket_file) = listen(ports, tls.is_some()).await?;
     // Before the handshake: from then on Terraform may be interrupted.
     ignore_interrupts();
-    let line = handshake_line(addr, tls.as_ref().map(|t| t.server_cert_der().as_ref()));
+    let line = handshake_line(&addr, tls.as_ref().map(|t| t.server_cert_der().as_ref()));
     announce(&line)?;
     if tls.is_some() {
         // After the line, not before: on a busy machine the seeding would
@@ -287,11 +424,8 @@ async fn serve_debug<P: Provider>(provider: Arc<P>) -> Result<(), String> {
         env("PLUGIN_MAX_PORT").as_deref(),
     )
     .map_err(|e| e.to_string())?;
-    let listener = bind_in_range(ports).await.map_err(|e| e.to_string())?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("reading the listening address: {e}"))?;
-    let reattach = reattach_config(addr, std::process::id());
+    let (listener, addr, _socket_file) = listen(ports, false).await?;
+    let reattach = reattach_config(&addr, std::process::id());
     eprintln!(
         "terraform-provider-rdsrot is serving in debug mode at {addr} (plaintext).\n\
          In the shell where you run Terraform, export the line printed on stdout;\n\
@@ -421,18 +555,72 @@ mod tests {
 
     #[test]
     fn handshake_line_has_six_fields_and_unpadded_cert() {
-        let addr: SocketAddr = "127.0.0.1:10001".parse().expect("addr");
+        let addr = PluginAddr::Tcp("127.0.0.1:10001".parse().expect("addr"));
         // 4 bytes: standard base64 would pad this to "AQIDBA==".
-        let line = handshake_line(addr, Some(&[1, 2, 3, 4]));
+        let line = handshake_line(&addr, Some(&[1, 2, 3, 4]));
         assert_eq!(line, "1|6|tcp|127.0.0.1:10001|grpc|AQIDBA");
         assert_eq!(line.split('|').count(), 6);
-        assert_eq!(handshake_line(addr, None), "1|6|tcp|127.0.0.1:10001|grpc|");
+        assert_eq!(handshake_line(&addr, None), "1|6|tcp|127.0.0.1:10001|grpc|");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn handshake_line_names_a_unix_socket_by_its_path() {
+        let addr = PluginAddr::Unix(PathBuf::from("/tmp/rdsrot-plugin-x/plugin.sock"));
+        assert_eq!(
+            handshake_line(&addr, None),
+            "1|6|unix|/tmp/rdsrot-plugin-x/plugin.sock|grpc|"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&reattach_config(&addr, 7)).expect("JSON");
+        let entry = &json[PROVIDER_ADDRESS]["Addr"];
+        assert_eq!(entry["Network"], "unix");
+        assert_eq!(entry["String"], "/tmp/rdsrot-plugin-x/plugin.sock");
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn unix_socket_is_private_and_removed_on_drop() {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+        let base = tempfile::tempdir().expect("a base directory");
+        let base_text = base.path().to_str().expect("UTF-8 path");
+        let (listener, socket) = bind_unix_socket(Some(base_text)).expect("socket");
+        assert_eq!(
+            socket.dir.parent(),
+            Some(base.path()),
+            "in PLUGIN_UNIX_SOCKET_DIR"
+        );
+        let dir_meta = std::fs::metadata(&socket.dir).expect("directory");
+        assert_eq!(dir_meta.permissions().mode() & 0o777, 0o700);
+        let sock_meta = std::fs::metadata(&socket.path).expect("socket file");
+        assert!(sock_meta.file_type().is_socket());
+        assert_eq!(sock_meta.permissions().mode() & 0o777, 0o600);
+        // It is the listener's own socket.
+        let dialed = tokio::net::UnixStream::connect(&socket.path);
+        let (accepted, dialed) = tokio::join!(listener.accept(), dialed);
+        accepted.expect("accepted");
+        dialed.expect("dialed");
+
+        let (path, dir) = (socket.path.clone(), socket.dir.clone());
+        drop(socket);
+        assert!(!path.exists(), "socket removed");
+        assert!(!dir.exists(), "directory removed");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_unix_socket_dir_that_cannot_be_used_is_named() {
+        let err = bind_unix_socket(Some("/nonexistent/rdsrot")).expect_err("no such dir");
+        let text = err.to_string();
+        assert!(text.contains("/nonexistent/rdsrot"), "{text}");
+        assert!(text.contains("PLUGIN_UNIX_SOCKET_DIR"), "{text}");
     }
 
     #[test]
     fn reattach_config_is_what_terraform_parses() {
-        let addr: SocketAddr = "127.0.0.1:12345".parse().expect("addr");
-        let text = reattach_config(addr, 42);
+        let addr = PluginAddr::Tcp("127.0.0.1:12345".parse().expect("addr"));
+        let text = reattach_config(&addr, 42);
         let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
         let entry = &json[PROVIDER_ADDRESS];
         assert_eq!(entry["Protocol"], "grpc");

@@ -1209,13 +1209,11 @@ async fn binary_debug_mode_prints_reattach_config_and_serves_plaintext() {
     assert_eq!(entry["ProtocolVersion"], 6);
     assert_eq!(entry["Test"], true);
     assert_eq!(entry["Pid"], plugin.child.id());
-    let addr: std::net::SocketAddr = entry["Addr"]["String"]
-        .as_str()
-        .expect("address string")
-        .parse()
-        .expect("an address");
+    // Plaintext, so on a socket only this user can open, not a port.
+    assert_eq!(entry["Addr"]["Network"], "unix");
+    let socket = std::path::PathBuf::from(entry["Addr"]["String"].as_str().expect("a path"));
 
-    let channel = within("connect", crate::support::grpc::connect_plain(addr))
+    let channel = within("connect", connect_unix(socket))
         .await
         .expect("plaintext connection");
     within(
@@ -1437,5 +1435,173 @@ SecretsManagerRDSPostgreSQLRotationMultiUser"
             "{name}: {:?} does not mention {mentions:?}",
             error.text
         );
+    }
+}
+
+// --- Transport without TLS, and the connection cap -------------------------
+
+/// A plaintext channel over the Unix socket at `path`, as go-plugin's client
+/// dials a `unix` handshake address.
+#[cfg(unix)]
+async fn connect_unix(path: std::path::PathBuf) -> Result<Channel, String> {
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_timeout(crate::support::grpc::STEP_TIMEOUT)
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .map_err(|e| format!("{e:?}"))
+}
+
+/// Without PLUGIN_CLIENT_CERT (TF_DISABLE_PLUGIN_TLS) nothing guards a TCP
+/// port from other local users, so the binary announces a Unix socket that
+/// only its owner can open, in a fresh private directory under
+/// PLUGIN_UNIX_SOCKET_DIR, and removes both when it exits.
+#[cfg(unix)]
+#[tokio::test]
+async fn binary_without_tls_serves_on_a_private_unix_socket() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+
+    let socket_dir = tempfile::tempdir().expect("a socket directory");
+    let mut cmd = plugin_command();
+    cmd.env("TF_PLUGIN_MAGIC_COOKIE", COOKIE)
+        .env("PLUGIN_PROTOCOL_VERSIONS", "6")
+        .env("PLUGIN_UNIX_SOCKET_DIR", socket_dir.path());
+    let mut plugin = RunningPlugin::spawn(cmd);
+    let line = plugin.line("the handshake line").await;
+
+    let fields: Vec<&str> = line.split('|').collect();
+    assert_eq!(fields.len(), 6, "{line}");
+    assert_eq!(&fields[..3], &["1", "6", "unix"], "{line}");
+    assert_eq!(fields[4], "grpc");
+    assert_eq!(fields[5], "", "no certificate without TLS");
+    let socket = std::path::PathBuf::from(fields[3]);
+    let private_dir = socket.parent().expect("the socket's directory").to_owned();
+    assert_eq!(private_dir.parent(), Some(socket_dir.path()), "{line}");
+    let dir_mode = std::fs::metadata(&private_dir)
+        .expect("directory")
+        .permissions();
+    assert_eq!(dir_mode.mode() & 0o777, 0o700, "directory mode");
+    let socket_meta = std::fs::metadata(&socket).expect("socket file");
+    assert!(socket_meta.file_type().is_socket());
+    assert_eq!(
+        socket_meta.permissions().mode() & 0o777,
+        0o600,
+        "socket mode"
+    );
+
+    let channel = within("connect", connect_unix(socket.clone()))
+        .await
+        .expect("plaintext connection over the Unix socket");
+    let schema = within(
+        "GetProviderSchema",
+        provider_client(channel.clone()).get_provider_schema(pb::get_provider_schema::Request {}),
+    )
+    .await
+    .expect("schema served")
+    .into_inner();
+    assert!(schema.provider.and_then(|p| p.block).is_some());
+
+    within("Shutdown", controller_client(channel).shutdown(Empty {}))
+        .await
+        .expect("Shutdown answers");
+    let status = plugin.exit_status("Shutdown").await;
+    assert!(status.success(), "{status:?}");
+    assert!(!socket.exists(), "socket removed on exit");
+    assert!(!private_dir.exists(), "its directory removed on exit");
+}
+
+/// Connections that never finish their TLS handshake hold a slot each for
+/// up to the handshake timeout; past `MAX_CONNECTIONS` the server accepts
+/// nothing more until one closes, and then serves again.
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    let (server, client) = tls_server(WidgetProvider::default()).await;
+    let mut silent = Vec::new();
+    for _ in 0..rdsrot::server::MAX_CONNECTIONS {
+        let tcp = tokio::net::TcpStream::connect(server.addr)
+            .await
+            .expect("a TCP connection");
+        silent.push(tcp);
+    }
+    let held_off = tokio::time::timeout(
+        Duration::from_millis(1500),
+        try_schema_call(&server, Some(&client)),
+    )
+    .await;
+    assert!(
+        held_off.is_err(),
+        "with every slot held, a new connection must wait: {held_off:?}"
+    );
+    drop(silent);
+    within(
+        "a call once the slots are free",
+        try_schema_call(&server, Some(&client)),
+    )
+    .await
+    .expect("served once the silent connections closed");
+}
+
+/// `TF_DISABLE_PLUGIN_TLS=1`: Terraform passes no client certificate and
+/// dials the Unix socket the handshake names; a plan reading the status
+/// data source from the emulator goes through it, with every client.
+#[test]
+fn terraform_plans_with_plugin_tls_disabled() {
+    use crate::support::moto::{create_secret, Emulator};
+    use crate::support::terraform::{clients, required_providers_block, Workspace};
+
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let arn = crate::e2e::block_on(create_secret(
+            &emulator.secretsmanager(),
+            "transport/no-tls",
+            "{\"username\":\"app\",\"password\":\"transport-no-tls-4821\"}",
+        ));
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        ws.set_env("TF_DISABLE_PLUGIN_TLS", "1");
+        let socket_dir = ws.path().display().to_string();
+        ws.set_env("PLUGIN_UNIX_SOCKET_DIR", &socket_dir);
+        ws.forbid("transport-no-tls-4821");
+        ws.write(
+            "main.tf",
+            &format!(
+                "{}\nprovider \"rdsrot\" {{}}\n\n\
+                 data \"rdsrot_rotation_status\" \"db\" {{\n  secret_id = \"{arn}\"\n}}\n\n\
+                 output \"rotation_in_progress\" {{\n  \
+                 value = data.rdsrot_rotation_status.db.rotation_in_progress\n}}\n",
+                required_providers_block()
+            ),
+        );
+        let plan = ws.terraform(&["plan", "-input=false", "-no-color"]);
+        plan.assert_success();
+        plan.assert_mentions("rotation_in_progress = false");
+        // The provider's own log line, which Terraform copies into its trace.
+        let trace = std::fs::read_to_string(&ws.trace_log).expect("the trace log");
+        let serving = trace
+            .lines()
+            .find(|l| l.contains("plugin serving"))
+            .unwrap_or_else(|| panic!("{client}: no \"plugin serving\" line in the trace"));
+        assert!(serving.contains("tls=false"), "{client}: {serving}");
+        let socket = serving
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("address="))
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| panic!("{client}: no address in {serving}"));
+        assert_eq!(
+            socket.parent().and_then(|d| d.parent()),
+            Some(ws.path()),
+            "{client}: {serving}"
+        );
+        assert!(
+            !socket.exists(),
+            "{client}: the socket outlived the provider"
+        );
+        ws.assert_no_leaks();
     }
 }
