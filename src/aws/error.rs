@@ -188,11 +188,10 @@ where
                 message,
             }
         }
-        SdkError::DispatchFailure(_) if is_credentials_failure(&err) => AwsError::Api {
-            kind: Kind::NoCredentials,
-            code: None,
-            message: error_chain(&err),
-        },
+        SdkError::DispatchFailure(_) if credentials_error(&err).is_some() => {
+            credentials_error(&err)
+                .map_or_else(|| AwsError::Failed(error_chain(&err)), credentials_failure)
+        }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             AwsError::Api {
                 kind: Kind::Retryable,
@@ -208,18 +207,64 @@ where
     }
 }
 
-/// Whether the request never left because no credentials were found: the
-/// SDK reports it as a dispatch failure caused by a `CredentialsError`.
-fn is_credentials_failure(err: &dyn std::error::Error) -> bool {
-    use aws_credential_types::provider::error::CredentialsError;
+/// The `CredentialsError` a request that never left failed on: the SDK
+/// reports a failed credentials look-up as a dispatch failure caused by it.
+fn credentials_error(
+    err: &dyn std::error::Error,
+) -> Option<&aws_credential_types::provider::error::CredentialsError> {
     let mut source = err.source();
     while let Some(s) = source {
-        if s.downcast_ref::<CredentialsError>().is_some() {
-            return true;
+        if let Some(c) = s.downcast_ref() {
+            return Some(c);
         }
         source = s.source();
     }
-    false
+    None
+}
+
+/// Only credentials that are nowhere to be found are `NoCredentials`, whose
+/// diagnostic lists where the provider looked. A source that was found but
+/// failed (an AssumeRole refused or throttled, an expired SSO session, a
+/// `credential_process` that exits non-zero) keeps its cause: a throttled or
+/// failing AssumeRole may pass when sent again, and any other is reported as
+/// what it is.
+fn credentials_failure(
+    cause: &aws_credential_types::provider::error::CredentialsError,
+) -> AwsError {
+    use aws_credential_types::provider::error::CredentialsError;
+    let message = format!("getting AWS credentials failed: {}", error_chain(cause));
+    let kind = match cause {
+        CredentialsError::CredentialsNotLoaded(_) => Kind::NoCredentials,
+        CredentialsError::ProviderTimedOut(_) => Kind::Retryable,
+        _ => match inner_aws_error(cause) {
+            Some(AwsError::Api { kind, code, .. }) => {
+                return AwsError::Api {
+                    kind: kind.clone(),
+                    code: code.clone(),
+                    message,
+                }
+            }
+            _ => Kind::Other,
+        },
+    };
+    AwsError::Api {
+        kind,
+        code: None,
+        message,
+    }
+}
+
+/// An AWS call a credentials provider made (STS `AssumeRole`, see
+/// `sts::assumed_role_credentials`), classified there.
+fn inner_aws_error(err: &dyn std::error::Error) -> Option<&AwsError> {
+    let mut source = err.source();
+    while let Some(s) = source {
+        if let Some(e) = s.downcast_ref::<AwsError>() {
+            return Some(e);
+        }
+        source = s.source();
+    }
+    None
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -306,5 +351,52 @@ mod tests {
         assert_eq!(r.or_not_found(), Ok(None));
         let r: Result<(), AwsError> = Err(service_error("AccessDeniedException", ""));
         assert!(r.or_not_found().is_err());
+    }
+
+    fn assume_role_refused(code: &str, message: &str) -> AwsError {
+        use aws_credential_types::provider::error::CredentialsError;
+        credentials_failure(&CredentialsError::provider_error(service_error(
+            code, message,
+        )))
+    }
+
+    #[test]
+    fn only_missing_credentials_are_no_credentials() {
+        use aws_credential_types::provider::error::CredentialsError;
+        let none = credentials_failure(&CredentialsError::not_loaded("no providers in chain"));
+        assert!(none.is_no_credentials());
+
+        let denied = assume_role_refused(
+            "AccessDenied",
+            "User: arn:aws:iam::1:user/ci is not authorized to perform: sts:AssumeRole",
+        );
+        assert!(!denied.is_no_credentials() && !denied.is_transient());
+        assert_eq!(denied.code(), Some("AccessDenied"));
+        assert!(
+            denied
+                .to_string()
+                .contains("not authorized to perform: sts:AssumeRole"),
+            "{denied}"
+        );
+
+        let throttled = assume_role_refused("Throttling", "Rate exceeded");
+        assert!(
+            throttled.is_transient() && throttled.is_throttling(),
+            "{throttled:?}"
+        );
+
+        let expired = credentials_failure(&CredentialsError::provider_error(
+            "the SSO session has expired or is invalid",
+        ));
+        assert!(!expired.is_no_credentials() && !expired.is_transient());
+        assert!(
+            expired.to_string().contains("SSO session has expired"),
+            "{expired}"
+        );
+
+        let slow = credentials_failure(&CredentialsError::provider_timed_out(
+            std::time::Duration::from_secs(5),
+        ));
+        assert!(slow.is_transient());
     }
 }

@@ -17,7 +17,12 @@ pub fn assumed_role_credentials(
     session_name: &str,
     external_id: Option<&str>,
 ) -> SharedCredentialsProvider {
-    let mut conf = aws_sdk_sts::config::Builder::from(base);
+    // The provider turns the SDK's retries off and retries whole calls
+    // itself; AssumeRole runs inside another call's credentials look-up,
+    // which that retry never sees, so it retries throttling and server
+    // faults on its own.
+    let mut conf = aws_sdk_sts::config::Builder::from(base)
+        .retry_config(aws_sdk_sts::config::retry::RetryConfig::standard().with_max_attempts(3));
     if let Some(url) = sts_endpoint {
         conf = conf.endpoint_url(url);
     }
@@ -49,7 +54,9 @@ async fn assume_role(
         .set_external_id(external_id)
         .send()
         .await
-        .map_err(CredentialsError::provider_error)?;
+        // Classified here, where the error's type is known, so that the
+        // failed request this look-up was for is classified by its cause.
+        .map_err(|e| CredentialsError::provider_error(super::error::classify(e)))?;
     let c = out.credentials().ok_or_else(|| {
         CredentialsError::provider_error(format!(
             "AssumeRole of {role_arn} returned no credentials"

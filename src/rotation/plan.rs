@@ -45,8 +45,29 @@ pub fn plan(config: &Value, prior: &Value, private: &Private, ctx: &PlanContext)
     let p = Rotation::from_value(prior);
 
     let mut requires_replace = Vec::new();
-    if prior_exists && c.secret_id != p.secret_id {
+    if prior_exists && c.secret_id != p.secret_id && !names_recorded_secret(&c.secret_id, &p) {
         requires_replace.push(AttributePath::root("secret_id"));
+    }
+    // Validate compares the two values as written; the recorded ARN also
+    // tells a name from its secret's full ARN when the suffix looks like a
+    // word.
+    if let (Some(master), true) = (
+        c.master_secret_arn.known(),
+        prior_exists && names_recorded_secret(&c.secret_id, &p),
+    ) {
+        if p.secret_arn.known() == Some(master) {
+            diagnostics.push(
+                Diagnostic::error(
+                    "master_secret_arn is the secret being rotated",
+                    format!(
+                        "{master:?} is the ARN of the secret `secret_id` names. The master \
+secret holds the credentials that change the rotated user's password: point \
+`master_secret_arn` at the database's administrator secret."
+                    ),
+                )
+                .at(AttributePath::root("master_secret_arn")),
+            );
+        }
     }
     // The refresh found the secret deleted (or scheduled for deletion): what
     // was made for it is still recorded, and replacing the resource removes
@@ -208,6 +229,16 @@ then needs the secret to exist. To only clean up, remove the resource from the c
         state: out.to_value(),
         requires_replace,
         diagnostics,
+    }
+}
+
+/// Whether `secret_id` names the secret the prior state recorded: its ARN,
+/// or the name in that ARN (the resource without AWS's six-character
+/// suffix). Switching between the two is no new secret, so no replacement.
+fn names_recorded_secret(secret_id: &Attr<String>, prior: &Rotation) -> bool {
+    match (secret_id.known(), prior.secret_arn.known()) {
+        (Some(id), Some(arn)) => id == arn || id == secret_short_name(arn),
+        _ => false,
     }
 }
 
@@ -487,6 +518,86 @@ mod tests {
             vec![AttributePath::root("secret_id")]
         );
         assert!(Rotation::from_value(&planned.state).stack_id.is_unknown());
+    }
+
+    #[test]
+    fn switching_secret_id_between_name_and_arn_keeps_the_rotation() {
+        let by_name = |name: &str| {
+            let mut c = config();
+            c.secret_id = Attr::Known(name.into());
+            c
+        };
+        let prior = applied();
+        let planned = plan(
+            &by_name("app/db").to_value(),
+            &prior.to_value(),
+            &private(),
+            &ctx(),
+        );
+        assert!(
+            planned.requires_replace.is_empty(),
+            "{:?}",
+            planned.requires_replace
+        );
+        let s = Rotation::from_value(&planned.state);
+        assert_eq!(s.stack_id, prior.stack_id);
+        assert_eq!(s.function_name, prior.function_name);
+        assert_eq!(s.permission_statement_id, prior.permission_statement_id);
+        assert_eq!(s.rotation_lambda_arn, prior.rotation_lambda_arn);
+
+        // And back from the name to the ARN.
+        let mut named = Rotation::from_value(&planned.state);
+        named.rotation_verified = Attr::Known(true);
+        let back = plan(&config().to_value(), &named.to_value(), &private(), &ctx());
+        assert!(back.requires_replace.is_empty());
+        let s = Rotation::from_value(&back.state);
+        assert_eq!(s.function_name, prior.function_name);
+        assert_eq!(s.permission_statement_id, prior.permission_statement_id);
+
+        // Another secret, or one whose name only starts the same, replaces.
+        for other in [
+            "app/db2",
+            "app",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/db-XyZxYz",
+        ] {
+            let planned = plan(
+                &by_name(other).to_value(),
+                &prior.to_value(),
+                &private(),
+                &ctx(),
+            );
+            assert_eq!(
+                planned.requires_replace,
+                vec![AttributePath::root("secret_id")],
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_recorded_arn_of_the_secret_is_refused_as_its_master() {
+        let mut c = config();
+        c.secret_id = Attr::Known("app/db".into());
+        c.rotation_type = Attr::Known("postgresql_multi_user".into());
+        // A suffix that reads as a word: only the recorded ARN tells that
+        // this is the secret's own ARN, not one of a secret "app/db-backup".
+        let own_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/db-backup";
+        c.master_secret_arn = Attr::Known(own_arn.into());
+        let mut prior = applied();
+        prior.secret_id = Attr::Known("app/db".into());
+        prior.secret_arn = Attr::Known(own_arn.into());
+        let planned = plan(&c.to_value(), &prior.to_value(), &private(), &ctx());
+        assert!(planned
+            .diagnostics
+            .iter()
+            .any(|d| d.severity == crate::tf::Severity::Error
+                && d.attribute.as_ref().map(|p| p.to_string()).as_deref()
+                    == Some("master_secret_arn")));
+        c.master_secret_arn = Attr::Known(
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:app/db-master-AbCdEf".into(),
+        );
+        let planned = plan(&c.to_value(), &prior.to_value(), &private(), &ctx());
+        assert!(!planned.diagnostics.has_errors());
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! unchanged secret or Lambda was just looked at by the refresh, and a
 //! quota-bound account should not pay for the same look-up twice.
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
 use crate::aws::arn::Arn;
 use crate::aws::{lambda, secretsmanager as sm, AwsError, Clients, Deadline};
 use crate::tf::{AttributePath, Diagnostic, Diagnostics};
@@ -25,6 +28,20 @@ pub async fn check(
 ) -> Result<Diagnostics, AwsError> {
     let mut diags = Diagnostics::new();
     let region = c.region.as_deref();
+
+    if let Some(p) = prior.filter(|p| recorded_gone(p)) {
+        remember_deleted(p.secret_id.known());
+        remember_deleted(config.secret_id.known());
+    }
+    if config
+        .secret_id
+        .known()
+        .is_some_and(|id| prior.is_none() && known_deleted(id))
+    {
+        // The create half of the replacement the first call planned: that
+        // call warned, and the create checks the secret again at apply.
+        return Ok(diags);
+    }
 
     let new_secret = config
         .secret_id
@@ -91,6 +108,33 @@ existing function; to have a rotation Lambda deployed for you, set `rotation_typ
         diags.extend(super::preflight::at_plan(c, d, config, prior).await?);
     }
     Ok(diags)
+}
+
+/// Secrets the refresh recorded deleted, by `secret_id`, in this provider
+/// process. Terraform plans a replacement in two calls, both in the process
+/// that refreshed: the first with the prior state, the second, for the
+/// create half, with none. Without this memo the second call would look the
+/// secret up as a new one and fail the plan (and the refresh before a
+/// destroy) with "Secret not found", leaving the stack and grants in place.
+static DELETED_SECRETS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// The refresh found the secret deleted or scheduled for deletion (see
+/// `secret::record_gone`).
+fn recorded_gone(prior: &Rotation) -> bool {
+    prior.id.known().is_some() && prior.secret_arn.is_null()
+}
+
+fn remember_deleted(secret_id: Option<&String>) {
+    if let Some(id) = secret_id {
+        // A poisoned set still holds whole entries.
+        let mut set = DELETED_SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+        set.insert(id.clone());
+    }
+}
+
+fn known_deleted(secret_id: &str) -> bool {
+    let set = DELETED_SECRETS.lock().unwrap_or_else(|p| p.into_inner());
+    set.contains(secret_id)
 }
 
 /// Secrets Manager finds a secret, and invokes a rotation Lambda, only in

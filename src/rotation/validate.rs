@@ -149,7 +149,33 @@ secret: remove `master_secret_arn` or choose a multi-user type."
                 ));
             } else if let Err(e) = check_arn(v, service, prefixes) {
                 d.push(invalid(root(name), &format!("Invalid {name}"), e));
+            } else if let Err(e) = check_unqualified(name, v) {
+                d.push(invalid(root(name), &format!("Invalid {name}"), e));
             }
+        }
+    }
+    for (name, value) in [
+        ("secret_id", &c.secret_id),
+        ("master_secret_arn", &c.master_secret_arn),
+        ("master_secret_kms_key_arn", &c.master_secret_kms_key_arn),
+        ("kms_key_arn", &c.kms_key_arn),
+        ("rotation_lambda_arn", &c.rotation_lambda_arn),
+    ] {
+        if let Some(e) = value.as_deref().and_then(wildcard_in_arn) {
+            d.push(invalid(root(name), &format!("Wildcard in {name}"), e));
+        }
+    }
+    if let (Some(id), Some(master)) = (c.secret_id.as_deref(), c.master_secret_arn.as_deref()) {
+        if same_secret(id, master) {
+            d.push(invalid(
+                root("master_secret_arn"),
+                "master_secret_arn is the secret being rotated",
+                format!(
+                    "{master:?} names the same secret as `secret_id` ({id:?}). The master \
+secret holds the credentials that change the rotated user's password: point \
+`master_secret_arn` at the database's administrator secret."
+                ),
+            ));
         }
     }
 
@@ -163,8 +189,20 @@ secret: remove `master_secret_arn` or choose a multi-user type."
         }
     }
     if let Some(e) = c.endpoint.as_deref() {
-        if let Err(msg) = check_url(e) {
-            d.push(invalid(root("endpoint"), "Invalid endpoint", msg));
+        match check_url(e).and_then(|()| check_rotation_endpoint(e)) {
+            Err(msg) => d.push(invalid(root("endpoint"), "Invalid endpoint", msg)),
+            Ok(Some(host)) => d.push(
+                Diagnostic::warning(
+                    "endpoint outside AWS",
+                    format!(
+                        "The rotation Lambda will send every new password to {host}, which is \
+not in one of AWS's domains ({}). Check that this host is a Secrets Manager endpoint you trust.",
+                        AWS_DOMAINS.join(", ")
+                    ),
+                )
+                .at(root("endpoint")),
+            ),
+            Ok(None) => {}
         }
     }
     if let Some(sid) = c.permission_statement_id.as_deref() {
@@ -199,6 +237,28 @@ shares one statement, whose id the provider sets: remove `permission_statement_i
             "Invalid permission_scope",
             format!("{other:?} is not a scope: use \"secret\" or \"account\"."),
         )),
+    }
+
+    for (name, value, prefix) in [
+        ("vpc_subnet_ids", &c.vpc_subnet_ids, "subnet-"),
+        ("vpc_security_group_ids", &c.vpc_security_group_ids, "sg-"),
+    ] {
+        let bad: Vec<&String> = value
+            .known()
+            .into_iter()
+            .flatten()
+            .filter(|id| !is_vpc_id(id, prefix))
+            .collect();
+        if !bad.is_empty() {
+            d.push(invalid(
+                root(name),
+                &format!("Invalid {name}"),
+                format!(
+                    "{bad:?}: each must be an id {prefix}<hex digits>, as the EC2 console shows \
+it (the ids are joined with commas into one template parameter)."
+                ),
+            ));
+        }
     }
 
     // VPC: both or neither.
@@ -429,6 +489,135 @@ pub fn check_arn(text: &str, service: &str, resource_prefixes: &[&str]) -> Resul
         ));
     }
     Ok(())
+}
+
+/// Secrets Manager invokes the function's unqualified ARN (its `$LATEST`),
+/// and the invoke permission and role are the function's, not an alias's.
+fn check_unqualified(attribute: &str, arn: &str) -> Result<(), String> {
+    let qualifier = (attribute == "rotation_lambda_arn")
+        .then(|| {
+            Arn::parse(arn)?
+                .resource
+                .strip_prefix("function:")?
+                .split_once(':')
+        })
+        .flatten();
+    match qualifier {
+        Some((function, qualifier)) => Err(format!(
+            "{arn:?} names version or alias {qualifier:?} of {function}. Give the unqualified \
+function ARN (without `:{qualifier}`): rotation always runs the function's latest code."
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The ARNs become the `Resource` of the grants the provider writes (the
+/// invoke permission's source, the master-secret and key policies), where
+/// `*` and `?` match other secrets, keys and functions too.
+fn wildcard_in_arn(value: &str) -> Option<String> {
+    let arn = Arn::parse(value)?;
+    let wild = |part: &str| part.contains(['*', '?']);
+    let part = [
+        ("region", arn.region),
+        ("account", arn.account),
+        ("resource", arn.resource),
+    ]
+    .into_iter()
+    .find(|(_, text)| wild(text))?;
+    Some(format!(
+        "{value:?} has a wildcard in its {}: the provider grants access to exactly this ARN, \
+and a wildcard would widen the grant to every match. Give the one resource's full ARN.",
+        part.0
+    ))
+}
+
+/// AWS's random suffix on a secret's ARN: six letters or digits. A name's
+/// last hyphenated word (`db-master`) also has six letters, so only a
+/// suffix with an uppercase letter or a digit, as nearly all random ones
+/// have, counts: a rare miss only skips this check.
+fn without_random_suffix(name: &str) -> Option<&str> {
+    let (base, suffix) = name.rsplit_once('-')?;
+    let random = suffix.len() == 6
+        && suffix.chars().all(|ch| ch.is_ascii_alphanumeric())
+        && suffix
+            .chars()
+            .any(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit());
+    (random && !base.is_empty()).then_some(base)
+}
+
+/// Whether two `secret_id`-style values (names, full or partial ARNs) name
+/// the same secret, as far as the text tells. A name is taken to be in the
+/// other value's region and account.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    if a == b {
+        return true;
+    }
+    let split = |v: &'_ str| -> (Option<(String, String, String)>, String) {
+        match Arn::parse(v) {
+            Some(arn) => (
+                Some((arn.partition.into(), arn.region.into(), arn.account.into())),
+                arn.resource
+                    .strip_prefix("secret:")
+                    .unwrap_or(arn.resource)
+                    .into(),
+            ),
+            None => (None, v.into()),
+        }
+    };
+    let (scope_a, name_a) = split(a);
+    let (scope_b, name_b) = split(b);
+    if let (Some(x), Some(y)) = (&scope_a, &scope_b) {
+        if x != y {
+            return false;
+        }
+    }
+    // Only an ARN carries the suffix; a name or partial ARN is the base.
+    let base_a = scope_a
+        .as_ref()
+        .and_then(|_| without_random_suffix(&name_a));
+    let base_b = scope_b
+        .as_ref()
+        .and_then(|_| without_random_suffix(&name_b));
+    name_a == name_b || base_a == Some(name_b.as_str()) || base_b == Some(name_a.as_str())
+}
+
+fn is_vpc_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix)
+        .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|ch| ch.is_ascii_hexdigit()))
+}
+
+const LOOPBACK_HOSTS: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
+
+/// AWS's endpoint domains; FIPS (`secretsmanager-fips.<region>...`),
+/// dual-stack and VPC endpoint names are within them.
+const AWS_DOMAINS: [&str; 3] = ["amazonaws.com", "amazonaws.com.cn", "api.aws"];
+
+/// The rotation Lambda sends each new password to `endpoint`: plain
+/// `http://` only to this machine (a local emulator). `Ok(Some(host))` for
+/// a host outside AWS's domains, which deserves a warning.
+fn check_rotation_endpoint(url: &str) -> Result<Option<String>, String> {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_and_port = authority.rsplit('@').next().unwrap_or_default();
+    let host = match host_and_port.find(']') {
+        Some(end) if host_and_port.starts_with('[') => &host_and_port[..=end],
+        _ => host_and_port.split(':').next().unwrap_or_default(),
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if LOOPBACK_HOSTS.contains(&host.as_str()) {
+        return Ok(None);
+    }
+    if !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!(
+            "{url:?} must use https://: the rotation Lambda sends new passwords there. Plain \
+http:// is accepted only for this machine ({}).",
+            LOOPBACK_HOSTS.join(", ")
+        ));
+    }
+    let in_aws = AWS_DOMAINS
+        .iter()
+        .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")));
+    Ok((!in_aws).then_some(host))
 }
 
 pub fn is_lambda_name(name: &str) -> bool {
@@ -824,5 +1013,123 @@ mod tests {
         c.permission_statement_id = Attr::Null;
         c.permission_scope = k("everyone".into());
         assert_eq!(paths(&c), ["permission_scope"]);
+    }
+
+    fn multi(master: &str) -> Rotation {
+        let mut c = base();
+        c.rotation_type = k("postgresql_multi_user".into());
+        c.master_secret_arn = k(master.into());
+        c
+    }
+
+    #[test]
+    fn the_master_secret_cannot_be_the_rotated_secret() {
+        // The same ARN, and a name against the ARN of that name's secret.
+        assert_eq!(paths(&multi(SECRET)), ["master_secret_arn"]);
+        let mut named = multi(SECRET);
+        named.secret_id = k("db".into());
+        assert_eq!(paths(&named), ["master_secret_arn"]);
+        let partial = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db";
+        assert_eq!(paths(&multi(partial)), ["master_secret_arn"]);
+        // Another secret, one whose name only starts the same, or one of
+        // another account, is fine.
+        assert!(validate(&multi(MASTER)).is_empty());
+        let mut prefixed = multi("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-master");
+        prefixed.secret_id = k("db".into());
+        assert!(validate(&prefixed).is_empty(), "{:?}", paths(&prefixed));
+        let other_account = "arn:aws:secretsmanager:us-east-1:210987654321:secret:db-AbCdEf";
+        assert!(validate(&multi(other_account)).is_empty());
+    }
+
+    #[test]
+    fn a_rotation_lambda_arn_with_a_version_or_alias_is_refused() {
+        let mut c = base();
+        c.rotation_type = Attr::Null;
+        for qualified in [format!("{LAMBDA}:1"), format!("{LAMBDA}:live")] {
+            c.rotation_lambda_arn = k(qualified.clone());
+            assert_eq!(paths(&c), ["rotation_lambda_arn"], "{qualified}");
+            let d = validate(&c);
+            let detail = &d.iter().next().expect("one diagnostic").detail;
+            assert!(detail.contains("unqualified"), "{detail}");
+        }
+    }
+
+    #[test]
+    fn wildcards_in_arns_are_refused_as_they_widen_the_grants() {
+        let wild_secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-*";
+        let mut c = base();
+        c.secret_id = k(wild_secret.into());
+        assert_eq!(paths(&c), ["secret_id"]);
+        let mut c = multi("arn:aws:secretsmanager:*:123456789012:secret:m-AbCdEf");
+        c.master_secret_kms_key_arn = k("arn:aws:kms:us-east-1:12345678901?:key/1".into());
+        c.kms_key_arn = k("arn:aws:kms:us-east-1:123456789012:key/*".into());
+        assert_eq!(
+            paths(&c),
+            [
+                "master_secret_arn",
+                "master_secret_kms_key_arn",
+                "kms_key_arn"
+            ]
+        );
+        let mut c = base();
+        c.rotation_type = Attr::Null;
+        c.rotation_lambda_arn = k("arn:aws:lambda:us-east-1:123456789012:function:rot*".into());
+        assert_eq!(paths(&c), ["rotation_lambda_arn"]);
+    }
+
+    #[test]
+    fn subnet_and_security_group_ids_must_be_ec2_ids() {
+        let mut c = base();
+        c.vpc_subnet_ids = k(vec!["subnet-0a1b2c".into(), "subnet-1,subnet-2".into()]);
+        c.vpc_security_group_ids = k(vec!["default".into()]);
+        assert_eq!(paths(&c), ["vpc_subnet_ids", "vpc_security_group_ids"]);
+        c.vpc_subnet_ids = k(vec!["subnet-0a1b2c".into(), "subnet-".into()]);
+        c.vpc_security_group_ids = k(vec!["sg-0123456789abcdef0".into()]);
+        assert_eq!(paths(&c), ["vpc_subnet_ids"]);
+        c.vpc_subnet_ids = k(vec!["subnet-0a1b2c".into()]);
+        assert!(validate(&c).is_empty());
+    }
+
+    #[test]
+    fn the_endpoint_is_https_unless_on_this_machine_and_warned_outside_aws() {
+        let at = |url: &str| {
+            let mut c = base();
+            c.endpoint = k(url.into());
+            validate(&c)
+                .iter()
+                .map(|d| (d.severity, d.detail.clone()))
+                .collect::<Vec<_>>()
+        };
+        for fine in [
+            "https://secretsmanager.us-east-1.amazonaws.com",
+            "https://secretsmanager-fips.us-gov-west-1.amazonaws.com",
+            "https://secretsmanager.cn-north-1.amazonaws.com.cn",
+            "https://secretsmanager.eu-west-1.api.aws",
+            "https://vpce-0a.secretsmanager.us-east-1.vpce.amazonaws.com/",
+            "http://127.0.0.1:5000",
+            "http://localhost:5000/",
+            "http://[::1]:5000",
+        ] {
+            assert!(at(fine).is_empty(), "{fine}: {:?}", at(fine));
+        }
+        for plain in [
+            "http://secretsmanager.us-east-1.amazonaws.com",
+            "http://10.0.0.5",
+        ] {
+            let d = at(plain);
+            assert!(
+                d.len() == 1 && d[0].0 == crate::tf::Severity::Error && d[0].1.contains("https://"),
+                "{plain}: {d:?}"
+            );
+        }
+        let d = at("https://secrets.example.net:8443/x");
+        assert!(
+            d.len() == 1
+                && d[0].0 == crate::tf::Severity::Warning
+                && d[0].1.contains("secrets.example.net"),
+            "{d:?}"
+        );
+        // A look-alike is not AWS.
+        assert_eq!(at("https://evil-amazonaws.com").len(), 1);
     }
 }

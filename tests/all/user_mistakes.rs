@@ -1,0 +1,156 @@
+//! Mistakes users make that the provider must take in its stride, through
+//! real Terraform (every client of `support::terraform::clients`) against
+//! the local AWS emulator.
+
+use crate::e2e::block_on;
+use crate::support::moto::{create_database_secret, Emulator};
+use crate::support::observe::look;
+use crate::support::terraform::{clients, required_providers_block, Workspace};
+
+const RESOURCE: &str = "rdsrot_rotation.this";
+
+fn template_config(secret_id: &str, master_secret_arn: &str) -> String {
+    format!(
+        r#"{}
+provider "rdsrot" {{}}
+
+resource "rdsrot_rotation" "this" {{
+  secret_id         = "{secret_id}"
+  master_secret_arn = "{master_secret_arn}"
+  rotation_type     = "postgresql_multi_user"
+  rotation_rules {{
+    automatically_after_days = 30
+  }}
+}}
+"#,
+        required_providers_block()
+    )
+}
+
+/// Someone deleted the secret (`ForceDeleteWithoutRecovery`) while the
+/// rotation was in place: plan says so and offers the replacement, and
+/// destroy removes the stack, its Lambda, the invoke statement and the
+/// master-secret policy.
+#[test]
+fn a_force_deleted_secret_plans_with_a_warning_and_destroys_cleanly() {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let sm = emulator.secretsmanager();
+        let (secret, master) = block_on(async {
+            let master = create_database_secret(&sm, "gone/master", "postgres", None).await;
+            let secret =
+                create_database_secret(&sm, "gone/db", "postgres", Some(&master.arn)).await;
+            (secret, master)
+        });
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        ws.forbid(&secret.password);
+        ws.forbid(&master.password);
+        ws.write("main.tf", &template_config(&secret.arn, &master.arn));
+        ws.apply(&[]);
+        let values = ws.resource_values(RESOURCE);
+        let lambda = values["rotation_lambda_arn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let role = values["rotation_lambda_role_arn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            !lambda.is_empty() && !role.is_empty(),
+            "{client}: {values:#}"
+        );
+
+        block_on(
+            sm.delete_secret()
+                .secret_id(&secret.arn)
+                .force_delete_without_recovery(true)
+                .send(),
+        )
+        .expect("delete the secret");
+
+        let plan = ws.plan(&[]);
+        plan.assert_code(2)
+            .assert_mentions("Secret no longer exists");
+        ws.destroy(&[]);
+        let seen = block_on(look(&emulator, &secret.arn, Some(&lambda), Some(&role)));
+        assert!(seen.nothing_left(), "{client}: left behind: {seen:?}");
+        let lambda_left = block_on(
+            emulator
+                .lambda()
+                .get_function()
+                .function_name(&lambda)
+                .send(),
+        );
+        assert!(
+            lambda_left.is_err(),
+            "{client}: the stack's Lambda {lambda} is left"
+        );
+        ws.assert_no_leaks();
+    }
+}
+
+/// `secret_id` rewritten from the secret's ARN to its name and back (a
+/// refactor, the same secret): an update in place each time, the stack and
+/// its Lambda kept, and no second rotation of the secret.
+#[test]
+fn switching_secret_id_between_arn_and_name_keeps_the_stack() {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let sm = emulator.secretsmanager();
+        let (secret, master) = block_on(async {
+            let master = create_database_secret(&sm, "same/master", "postgres", None).await;
+            let secret =
+                create_database_secret(&sm, "same/db", "postgres", Some(&master.arn)).await;
+            (secret, master)
+        });
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        ws.forbid(&secret.password);
+        ws.forbid(&master.password);
+        ws.write("main.tf", &template_config(&secret.arn, &master.arn));
+        ws.apply(&[]);
+        let before = ws.resource_values(RESOURCE);
+        let versions = || {
+            block_on(sm.list_secret_version_ids().secret_id(&secret.arn).send())
+                .expect("list versions")
+                .versions()
+                .len()
+        };
+        let rotated_versions = versions();
+
+        for secret_id in [secret.name.as_str(), secret.arn.as_str()] {
+            ws.write("main.tf", &template_config(secret_id, &master.arn));
+            let plan = ws.plan(&[]);
+            plan.assert_code(2).assert_mentions("updated in-place");
+            assert!(
+                !plan.output().contains("must be replaced"),
+                "{client}: {secret_id}: a replacement:\n{}",
+                plan.output()
+            );
+            ws.apply(&[]);
+            let after = ws.resource_values(RESOURCE);
+            for kept in [
+                "stack_id",
+                "rotation_lambda_arn",
+                "function_name",
+                "permission_statement_id",
+                "secret_arn",
+            ] {
+                assert_eq!(after[kept], before[kept], "{client}: {secret_id}: {kept}");
+            }
+            assert_eq!(after["secret_id"], secret_id, "{client}");
+            ws.plan(&[]).assert_code(0);
+        }
+        assert_eq!(
+            versions(),
+            rotated_versions,
+            "{client}: the secret was rotated again"
+        );
+        ws.destroy(&[]);
+        ws.assert_no_leaks();
+    }
+}
