@@ -258,29 +258,99 @@ pub async fn ensure_rotation(
         LOG,
         &format!("turning on rotation of {} with {lambda_arn}", secret.arn),
     );
-    let sent = retry_while(&window, is_propagation_error, || {
-        sm::rotate_secret(c, d, &secret.arn, lambda_arn, &want, immediately, &token)
-    })
-    .await;
+    let send = || async {
+        retry_while(&window, is_propagation_error, || {
+            sm::rotate_secret(c, d, &secret.arn, lambda_arn, &want, immediately, &token)
+        })
+        .await
+    };
+    let mut sent = send().await;
+    if sent.as_ref().is_err_and(is_previous_rotation_unfinished)
+        && !is_ours(c, d, &secret.arn, lambda_arn, &token).await?
+    {
+        // Another rotation is under way (one Secrets Manager started on
+        // schedule, or an earlier run's): AWS refuses a new one until it
+        // ends. Wait for it, within the rotation wait, then ask again.
+        let bound = verify::bound(planned).unwrap_or(UNFINISHED_ROTATION_WAIT);
+        wait_for_unfinished_rotation(c, d, &secret.arn, bound).await?;
+        sent = send().await;
+    }
     match sent {
         Ok(_) => Ok(Some(started)),
         // A replay of our own call, whose first answer was lost, may meet
-        // the rotation that call started; the pending version carries our
-        // token as its id.
+        // the rotation that call started; its version carries our token as
+        // its id.
         Err(e) if e.code() == Some("InvalidRequestException") => {
-            let now = sm::find_secret(c, d, &secret.arn).await?;
-            let ours = now.is_some_and(|s| {
-                s.rotation_enabled
-                    && s.rotation_lambda_arn.as_deref() == Some(lambda_arn)
-                    && s.version_stages.contains_key(&token)
-            });
-            if ours {
+            if is_ours(c, d, &secret.arn, lambda_arn, &token).await? {
                 Ok(Some(started))
             } else {
                 Err(e)
             }
         }
         Err(e) => Err(e),
+    }
+}
+
+/// How long a new rotation waits for one already under way when the
+/// rotation wait is off.
+const UNFINISHED_ROTATION_WAIT: Duration = Duration::from_secs(60);
+
+fn is_previous_rotation_unfinished(e: &AwsError) -> bool {
+    e.code() == Some("InvalidRequestException")
+        && e.to_string()
+            .to_ascii_lowercase()
+            .contains("previous rotation")
+}
+
+/// Whether the secret's rotation is the one `token` started with `lambda_arn`.
+async fn is_ours(
+    c: &Clients,
+    d: &Deadline,
+    secret_arn: &str,
+    lambda_arn: &str,
+    token: &str,
+) -> Result<bool, AwsError> {
+    let now = sm::find_secret(c, d, secret_arn).await?;
+    Ok(now.is_some_and(|s| {
+        s.rotation_enabled
+            && s.rotation_lambda_arn.as_deref() == Some(lambda_arn)
+            && s.version_stages.contains_key(token)
+    }))
+}
+
+/// Waits until no version holds AWSPENDING apart from AWSCURRENT's, or
+/// says which version is stuck and how to release it.
+async fn wait_for_unfinished_rotation(
+    c: &Clients,
+    d: &Deadline,
+    secret_arn: &str,
+    bound: Duration,
+) -> Result<(), AwsError> {
+    let window = d.within("waiting for the secret's unfinished rotation", bound);
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let Some(info) = sm::find_secret(c, &window, secret_arn).await? else {
+            return Ok(());
+        };
+        if !has_stuck_pending(&info) {
+            return Ok(());
+        }
+        match window.sleep(delay).await {
+            Ok(()) => {}
+            Err(AwsError::Timeout(_)) if d.check().is_ok() => {
+                let stuck = info.version_with("AWSPENDING").unwrap_or("?");
+                return Err(AwsError::Failed(format!(
+                    "Secrets Manager refuses a new rotation of {secret_arn} while an earlier one is \
+unfinished: version {stuck} has held AWSPENDING for longer than {}s. If that rotation failed (its \
+function's log says why), fix the cause, take the label off it (`aws secretsmanager \
+update-secret-version-stage --secret-id {secret_arn} --version-stage AWSPENDING \
+--remove-from-version-id {stuck}`) and apply again.",
+                    bound.as_secs()
+                )));
+            }
+            Err(e) => return Err(e),
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

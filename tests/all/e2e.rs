@@ -217,9 +217,12 @@ fn the_invalid_example_fails_validation_naming_the_attribute() {
 #[test]
 fn the_readme_example_passes_terraform_validate() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    // The example of the "## Example" section (other sections show
+    // fragments, such as a provider block for the local emulator).
     let example: String = readme
-        .split("```hcl")
+        .split("\n## Example\n")
         .nth(1)
+        .and_then(|section| section.split("```hcl").nth(1))
         .and_then(|rest| rest.split("```").next())
         .expect("README.md has an ```hcl example")
         .to_owned();

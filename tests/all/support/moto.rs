@@ -301,6 +301,18 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        // A failed test's emulator log says what AWS was asked and what the
+        // rotation functions did: kept, and named on stderr.
+        if std::thread::panicking() {
+            let kept =
+                std::env::temp_dir().join(format!("rdsrot-emulator-failed-{}.log", self.port));
+            if std::fs::copy(self.log.path(), &kept).is_ok() {
+                loud(&format!(
+                    "emulator log of the failed test kept in {}",
+                    kept.display()
+                ));
+            }
+        }
         self.stdin.take();
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -561,7 +573,7 @@ pub async fn create_rotation_lambda(config: &SdkConfig, name: &str, kind: &str) 
         .expect("CreateRole answers the role");
     iam.put_role_policy()
         .role_name(format!("{name}-role"))
-        .policy_name("rotate-secrets")
+        .policy_name(USER_ROLE_POLICY)
         .policy_document(ROTATION_ROLE_POLICY)
         .send()
         .await
@@ -575,17 +587,40 @@ pub async fn create_rotation_lambda(config: &SdkConfig, name: &str, kind: &str) 
         .timeout(30)
         .code(
             aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(rotation_function_zip(kind)))
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(
+                    rotation_function_zip(kind),
+                ))
                 .build(),
         )
         .send()
         .await
         .unwrap_or_else(|e| panic!("create function {name}: {e:?}"));
-    function
+    let arn = function
         .function_arn()
         .expect("CreateFunction answers the ARN")
-        .to_owned()
+        .to_owned();
+    // As a user who set rotation up by hand has it: Secrets Manager may
+    // invoke the function for the account's secrets (Secrets Manager checks
+    // this on RotateSecret, so a rotation the test starts itself needs it).
+    aws_sdk_lambda::Client::new(config)
+        .add_permission()
+        .function_name(&arn)
+        .statement_id(USER_INVOKE_STATEMENT)
+        .action("lambda:InvokeFunction")
+        .principal("secretsmanager.amazonaws.com")
+        .source_account(ACCOUNT_ID)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("invoke permission for {name}: {e:?}"));
+    arn
 }
+
+/// The invoke statement a user's own rotation Lambda comes with.
+pub const USER_INVOKE_STATEMENT: &str = "AllowSecretsManagerInThisAccount";
+
+/// The inline policy a user's own rotation Lambda's role comes with: the
+/// user's, never the provider's.
+pub const USER_ROLE_POLICY: &str = "rotate-secrets";
 
 /// What a rotation function's role needs on the secrets it rotates.
 const ROTATION_ROLE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:DescribeSecret","secretsmanager:GetSecretValue","secretsmanager:PutSecretValue","secretsmanager:UpdateSecretVersionStage"],"Resource":"*"},{"Effect":"Allow","Action":"secretsmanager:GetRandomPassword","Resource":"*"}]}"#;

@@ -6,7 +6,7 @@ use aws_config::SdkConfig;
 use rdsrot::rotation::master_policy::policy_name_for;
 use serde_json::Value;
 
-use super::moto::{create_existing_rotation_lambda, create_secret, Emulator};
+use super::moto::{create_existing_rotation_lambda, create_secret, Emulator, USER_ROLE_POLICY};
 
 /// Inline policy the rotation templates give their role (not ours).
 pub const TEMPLATE_ROLE_POLICY: &str = "SecretsManagerRotationPolicy";
@@ -107,7 +107,8 @@ fn role_name(role_arn: &str) -> &str {
     role_arn.rsplit('/').next().unwrap_or_default()
 }
 
-/// Inline policies of `role` other than the template's own.
+/// Inline policies of `role` other than the template's own and those a
+/// user's own Lambda came with.
 pub async fn our_role_policies(config: &SdkConfig, role_arn: &str) -> Vec<String> {
     let Ok(listed) = aws_sdk_iam::Client::new(config)
         .list_role_policies()
@@ -120,7 +121,7 @@ pub async fn our_role_policies(config: &SdkConfig, role_arn: &str) -> Vec<String
     listed
         .policy_names()
         .iter()
-        .filter(|name| name.as_str() != TEMPLATE_ROLE_POLICY)
+        .filter(|name| name.as_str() != TEMPLATE_ROLE_POLICY && name.as_str() != USER_ROLE_POLICY)
         .cloned()
         .collect()
 }
