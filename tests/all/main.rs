@@ -7,19 +7,33 @@
 //!   killed provider (`make chaos` for random rounds).
 //! - `configs`: configurations as users write them (for_each, nulls,
 //!   common mistakes), also through real Terraform.
+//! - `databases`: the real PostgreSQL and MariaDB servers tests sign in to.
 //! - `under_load`: the emulator's faults, quotas and limits as the AWS SDK sees them.
+//! - `emulator_runtime`: the emulator runs functions' code, rotations in the
+//!   background and IAM on the functions' calls, as AWS does.
 //! - `functions`: the provider functions through Terraform 1.8 and later.
 //! - `terraform_test`: `terraform test` on the example module, mocked and against the emulator.
 //! - `status`: the `rdsrot_rotation_status` data source, in process and
 //!   through Terraform with the CI drift-detection script.
+//! - `rotations`: passwords really rotate on the real databases through
+//!   Terraform, and a failed first rotation fails the apply and recovers.
+//! - `user_mistakes`: mistakes users make (a deleted secret, values refused at
+//!   validate or plan, `secret_id` between name and ARN), through real Terraform.
+//! - `release`: `scripts/release.sh`, the release workflow, and the release's
+//!   zip as a filesystem mirror for both Terraform clients.
 
 mod chaos;
 mod configs;
+mod databases;
 mod e2e;
+mod emulator_runtime;
 mod functions;
 mod lifecycle;
 mod protocol;
+mod release;
+mod rotations;
 mod status;
 mod support;
 mod terraform_test;
 mod under_load;
+mod user_mistakes;
