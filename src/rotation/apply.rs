@@ -385,11 +385,15 @@ async fn converge_steps(
     // the old one's stack until a later apply sees the rotation work.
     let step = Step::VerifyRotation;
     let bound = verify::bound(planned);
+    // A plan that knew no rotation would start promised the prior value:
+    // it stays, whatever the wait sees (only a failure is recorded).
+    let records = planned.rotation_verified.is_unknown();
     match (&started, bound) {
         (Some(started), Some(bound)) => {
             s.rotation_verified = Attr::Known(false);
             match verify::wait(c, d, started, bound).await {
-                Ok(()) => s.rotation_verified = Attr::Known(true),
+                Ok(()) if records => s.rotation_verified = Attr::Known(true),
+                Ok(()) => s.rotation_verified = planned.rotation_verified.clone(),
                 Err(Ok(failure)) => {
                     let mut e =
                         StepError::said(step, failure.detail).at(step.blamed_attribute(planned));
@@ -400,8 +404,8 @@ async fn converge_steps(
             }
         }
         // Started but not waited for: nothing is known of it.
-        (Some(_), None) => s.rotation_verified = Attr::Null,
-        (None, _) => {}
+        (Some(_), None) if records => s.rotation_verified = Attr::Null,
+        _ => {}
     }
 
     // Rotation now runs on the new Lambda: the old stack can go.

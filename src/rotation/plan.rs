@@ -14,6 +14,7 @@ use super::model::{Attr, Rotation, RotationRules};
 use super::permission;
 use super::private::Private;
 use super::schedule;
+use super::secret;
 use super::template;
 use super::validate;
 use super::verify;
@@ -243,22 +244,38 @@ fn names_recorded_secret(secret_id: &Attr<String>, prior: &Rotation) -> bool {
 }
 
 /// `rotation_verified`: set by an apply that may start a rotation (a
-/// create, any update), so unknown then; carried when nothing changes.
-/// A rotation that failed makes the plan an update even when nothing else
-/// changed: applying it retries the rotation.
+/// create, a new Lambda, rotation turned on, new rules), so unknown then;
+/// carried otherwise. A rotation that failed makes the plan an update even
+/// when nothing else changed: applying it retries the rotation.
 fn planned_verification(out: &Rotation, prior: &Rotation, updating: bool) -> Attr<bool> {
     if !updating {
         return Attr::Unknown;
     }
-    let mut unchanged = out.clone();
-    unchanged.rotation_verified = prior.rotation_verified.clone();
     let failed = prior.rotation_verified == Attr::Known(false);
     let enabled = out.enabled.known() != Some(&false);
-    if unchanged != *prior || (failed && enabled) {
+    if (failed && enabled) || may_start_rotation(out, prior) {
         Attr::Unknown
     } else {
         prior.rotation_verified.clone()
     }
+}
+
+/// Whether applying `out` over `prior` may call `RotateSecret`: what
+/// `secret::ensure_rotation` compares, as far as the plan knows it (an
+/// unknown value may be anything).
+fn may_start_rotation(out: &Rotation, prior: &Rotation) -> bool {
+    fn rules(r: &Rotation) -> Option<crate::aws::secretsmanager::Rules> {
+        let block = r.rules()?;
+        let known = !block.automatically_after_days.is_unknown()
+            && !block.schedule_expression.is_unknown()
+            && !block.duration.is_unknown();
+        known.then(|| secret::desired_rules(block))
+    }
+    out.rotation_lambda_arn != prior.rotation_lambda_arn
+        || out.rotation_lambda_arn.is_unknown()
+        || out.enabled != prior.enabled
+        || rules(out).is_none()
+        || rules(out) != rules(prior)
 }
 
 fn plan_rules(r: &RotationRules, c: &Rotation) -> RotationRules {

@@ -130,9 +130,13 @@ pub async fn wait(
         }
         delay = (delay * 2).min(Duration::from_secs(5));
     };
+    if seen == Seen::Finished && started.immediately {
+        // The labels said it: no log read (at fleet scale, FilterLogEvents'
+        // 5 requests per second would be the bottleneck).
+        return Ok(());
+    }
     let errors = read_errors(c, d, started).await;
     match seen {
-        Seen::Finished if started.immediately => Ok(()),
         // The labels cannot say whether testSecret passed: its error line can.
         Seen::Finished => match &errors {
             Ok(lines) if !lines.is_empty() => Err(Ok(explain(started, bound, seen, &errors))),
