@@ -315,6 +315,35 @@ pub async fn find_stack_lambda(
     }))
 }
 
+/// The names of the IAM roles the stack made (its `AWS::IAM::Role`
+/// resources' physical ids).
+pub async fn find_stack_roles(
+    c: &Clients,
+    d: &Deadline,
+    stack_ref: &str,
+) -> Result<Vec<String>, AwsError> {
+    let out = c
+        .call(d, &READ, Quota::Unpublished, || async {
+            c.cloudformation
+                .describe_stack_resources()
+                .stack_name(stack_ref)
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await
+        .or_not_found()?;
+    Ok(out
+        .map(|o| {
+            o.stack_resources()
+                .iter()
+                .filter(|r| r.resource_type() == Some("AWS::IAM::Role"))
+                .filter_map(|r| r.physical_resource_id().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// Deletes the stack and waits until it is gone. Not found counts as done.
 pub async fn delete_stack(
     c: &Clients,

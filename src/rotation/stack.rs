@@ -11,7 +11,7 @@
 use crate::aws::error::AwsError;
 use crate::aws::wait::Deadline;
 use crate::aws::Clients;
-use crate::aws::{cloudformation as cfn, lambda, serverlessrepo as sar};
+use crate::aws::{cloudformation as cfn, iam, lambda, serverlessrepo as sar};
 use crate::logging;
 
 use super::model::{Attr, Rotation};
@@ -291,6 +291,7 @@ continue-update-rollback --stack-name {}`), then apply again.",
                 LOG,
                 &format!("deleting stack {} ({why}) to deploy it anew", st.id),
             );
+            release_role_policy(c, d, &st.id, p).await?;
             cfn::delete_stack(c, &st.id, &uuid::Uuid::new_v4().to_string(), d).await?;
             p.stack = None;
             existing = None;
@@ -421,6 +422,37 @@ async fn lambda_is_missing(
     Ok(lambda::find_function_configuration(c, d, &made)
         .await?
         .is_none())
+}
+
+/// Takes our master-secret policy off a role the stack made, before the
+/// stack is deleted: IAM refuses to delete a role that holds policies
+/// CloudFormation did not put there (`DeleteConflict`), which would leave
+/// the stack in DELETE_FAILED. The master-secret step puts the policy on
+/// the next Lambda's role.
+async fn release_role_policy(
+    c: &Clients,
+    d: &Deadline,
+    stack_ref: &str,
+    p: &mut Private,
+) -> Result<(), AwsError> {
+    let Some(record) = p.role_policy.clone() else {
+        return Ok(());
+    };
+    if cfn::find_stack_roles(c, d, stack_ref)
+        .await?
+        .contains(&record.role)
+    {
+        logging::debug(
+            LOG,
+            &format!(
+                "deleting role policy {} from {} before its stack",
+                record.name, record.role
+            ),
+        );
+        iam::delete_role_policy(c, d, &record.role, &record.name).await?;
+        p.role_policy = None;
+    }
+    Ok(())
 }
 
 /// Deletes the stack being replaced, if any; it stays recorded until then.
