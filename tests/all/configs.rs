@@ -6,7 +6,7 @@
 
 use crate::e2e::block_on;
 use crate::support::moto::{create_database_secret, create_existing_rotation_lambda, Emulator};
-use crate::support::observe::{live_stacks, rotation_status, statements_for_secret};
+use crate::support::observe::{assert_nothing_left, rotation_status};
 use crate::support::terraform::{clients, required_providers_block, Client, Workspace};
 
 const FLEET: &str = r#"
@@ -129,6 +129,14 @@ fn a_for_each_fleet_with_null_settings_validates_plans_applies_and_plans_empty()
         assert_eq!(c_values["rotation_lambda_arn"], lambda.as_str(), "{client}");
         ws.destroy(&vars);
         ws.assert_no_leaks();
+        for secret in [&a, &b, &c, &d] {
+            block_on(assert_nothing_left(
+                &emulator,
+                &secret.arn,
+                Some(&lambda),
+                None,
+            ));
+        }
     }
 }
 
@@ -193,15 +201,20 @@ fn mistakes(secret_arn: &str) -> Vec<Mistake> {
     ]
 }
 
-#[track_caller]
-fn assert_nothing_made(emulator: &Emulator, client: &Client, mistake: &str, secret_arn: &str) {
-    let (enabled, _) = block_on(rotation_status(emulator, secret_arn));
-    assert!(!enabled, "{client}: {mistake}: rotation was turned on");
-    let stacks = block_on(live_stacks(emulator));
-    assert!(
-        stacks.is_empty(),
-        "{client}: {mistake}: stacks were made: {stacks:?}"
-    );
+fn assert_nothing_made(
+    emulator: &Emulator,
+    client: &Client,
+    mistake: &str,
+    secret_arn: &str,
+    lambda: &str,
+) {
+    eprintln!("{client}: {mistake}: checking that nothing was made for {secret_arn}");
+    block_on(assert_nothing_left(
+        emulator,
+        secret_arn,
+        Some(lambda),
+        None,
+    ));
 }
 
 #[test]
@@ -244,12 +257,7 @@ fn each_common_mistake_fails_at_validate_or_plan_naming_the_attribute() {
             failed
                 .assert_mentions(mistake.summary)
                 .assert_mentions(mistake.attribute_line);
-            assert_nothing_made(&emulator, &client, mistake.name, &secret.arn);
-            assert!(
-                block_on(statements_for_secret(&emulator, &lambda, &secret.arn)).is_empty(),
-                "{client}: {}: an invoke permission was added",
-                mistake.name
-            );
+            assert_nothing_made(&emulator, &client, mistake.name, &secret.arn, &lambda);
         }
     }
 }
@@ -322,5 +330,8 @@ fn missing_credentials_are_reported_once_in_plain_words() {
             ws.set_env(&key, &value);
         }
         ws.destroy(&[]);
+        for secret in &secrets {
+            block_on(assert_nothing_left(&emulator, &secret.arn, None, None));
+        }
     }
 }

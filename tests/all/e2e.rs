@@ -18,8 +18,7 @@ use crate::support::moto::{
     DatabaseSecret, Emulator, ACCOUNT_ID,
 };
 use crate::support::observe::{
-    live_stacks, our_role_policies, pending_label_blocks, rotation_status, statements_for_secret,
-    Applied, Drift,
+    self, live_stacks, our_role_policies, rotation_status, statements_for_secret, Applied, Drift,
 };
 use crate::support::terraform::{
     clients, filesystem_mirror_config, provider_binary, required_providers_block, Client,
@@ -258,8 +257,7 @@ fn the_ci_drift_example_fails_the_job_on_plan_exit_code_2() {
     );
 }
 
-/// Nothing of ours left: rotation off, no stack, no invoke permission
-/// scoped to the secret, no role policy besides the template's own.
+/// Nothing of ours left after `client`'s destroy (the shared check).
 fn assert_nothing_left(
     emulator: &Emulator,
     client: &Client,
@@ -267,28 +265,13 @@ fn assert_nothing_left(
     lambda: &str,
     role: &str,
 ) {
-    let (enabled, _) = block_on(rotation_status(emulator, secret_arn));
-    assert!(
-        !enabled,
-        "{client}: rotation still on after destroy for {secret_arn}"
-    );
-    assert!(
-        !block_on(pending_label_blocks(emulator, secret_arn)),
-        "{client}: destroy left AWSPENDING off the current version, blocking the next rotation"
-    );
-    let stacks = block_on(live_stacks(emulator));
-    assert!(
-        stacks.is_empty(),
-        "{client}: stacks left after destroy: {stacks:?}"
-    );
-    assert!(
-        block_on(statements_for_secret(emulator, lambda, secret_arn)).is_empty(),
-        "{client}: an invoke permission of ours is left on {lambda}"
-    );
-    assert!(
-        block_on(our_role_policies(&emulator.sdk_config(), role)).is_empty(),
-        "{client}: a role policy of ours is left on {role}"
-    );
+    eprintln!("{client}: checking what destroy left for {secret_arn}");
+    block_on(observe::assert_nothing_left(
+        emulator,
+        secret_arn,
+        Some(lambda),
+        Some(role),
+    ));
 }
 
 #[test]

@@ -7,21 +7,17 @@
 
 use serde_json::Value;
 
-use crate::support::moto::{loud, repo_root};
+use crate::support::moto::repo_root;
 use crate::support::terraform::{
-    clients, required_providers_block, Client, Workspace, PROVIDER_ADDRESS,
+    clients_at_least, required_providers_block, Client, Workspace, PROVIDER_ADDRESS,
 };
 
 const POSTGRESQL_MULTI_USER_APPLICATION: &str =
     "arn:aws:serverlessrepo:us-east-1:297356227824:applications/SecretsManagerRDSPostgreSQLRotationMultiUser";
 
-/// The clients that know provider functions, announcing a run without any.
+/// The clients that know provider functions.
 fn function_clients() -> Vec<Client> {
-    let found: Vec<Client> = clients().into_iter().filter(|c| c.at_least(1, 8)).collect();
-    if found.is_empty() {
-        loud("=== SKIPPED: no Terraform 1.8 or later (/usr/local/bin/terraform): provider functions untested end to end. ===");
-    }
-    found
+    clients_at_least(1, 8, "provider functions end to end")
 }
 
 fn json_of(client: &Client, run: &crate::support::terraform::Run) -> Value {

@@ -6,7 +6,8 @@
 //! pass means something.
 //!
 //! `terraform test` exists from 1.6 and `mock_provider` from 1.7: only
-//! clients at least that new run here (1.0.3 is left out loudly; it still
+//! clients at least that new run here (1.0.3 is left out, and without a
+//! newer one the suite fails under `RDSROT_REQUIRE_TOOLS=1`; 1.0.3 still
 //! validates the module's own `.tf` files in
 //! `e2e::every_example_passes_terraform_validate`).
 
@@ -15,9 +16,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::e2e::block_on;
-use crate::support::moto::{create_database_secret, loud, repo_root, DatabaseSecret, Emulator};
-use crate::support::observe::{live_stacks, pending_label_blocks, rotation_status};
-use crate::support::terraform::{clients, Client, Run, Workspace};
+use crate::support::moto::{create_database_secret, repo_root, DatabaseSecret, Emulator};
+use crate::support::observe;
+use crate::support::terraform::{clients_at_least, Client, Run, Workspace};
 
 const MODULE: &str = "examples/modules/rotation";
 const MOCKED: &str = "tests/mocked.tftest.hcl";
@@ -39,20 +40,9 @@ const EMULATED_RUNS: [&str; 5] = [
     "rejects_a_one_day_limit",
 ];
 
-/// The clients with `terraform test` and `mock_provider`, announcing a run
-/// without any.
+/// The clients with `terraform test` and `mock_provider`.
 fn test_clients() -> Vec<Client> {
-    let all = clients();
-    for client in all.iter().filter(|c| !c.at_least(1, 7)) {
-        loud(&format!(
-            "=== SKIPPED for {client}: `terraform test` with mock_provider needs Terraform 1.7 or later. ==="
-        ));
-    }
-    let found: Vec<Client> = all.into_iter().filter(|c| c.at_least(1, 7)).collect();
-    if found.is_empty() {
-        loud("=== SKIPPED: no Terraform 1.7 or later (/usr/local/bin/terraform): the module's terraform test files did not run. ===");
-    }
-    found
+    clients_at_least(1, 7, "`terraform test` with mock_provider")
 }
 
 /// Copies `from` into `to` with its subdirectories, leaving out what a run
@@ -334,47 +324,18 @@ fn emulator_workspace(
 /// way of the next rotation; and the secret was rotated while it lasted.
 #[track_caller]
 fn assert_nothing_left(emulator: &Emulator, client: &Client, secret_arn: &str) {
-    let (enabled, lambda) = block_on(rotation_status(emulator, secret_arn));
-    assert!(
-        !enabled,
-        "{client}: rotation still on after terraform test ({lambda:?})"
-    );
-    assert!(
-        !block_on(pending_label_blocks(emulator, secret_arn)),
-        "{client}: an AWSPENDING label blocks the next rotation"
-    );
-    let stacks = block_on(live_stacks(emulator));
-    assert!(stacks.is_empty(), "{client}: stacks left: {stacks:?}");
-    let (functions, roles) = block_on(async {
-        let functions = emulator
-            .lambda()
-            .list_functions()
-            .send()
-            .await
-            .expect("list functions");
-        let roles = emulator
-            .iam()
-            .list_roles()
-            .send()
-            .await
-            .expect("list roles");
-        (
-            functions
-                .functions()
-                .iter()
-                .filter_map(|f| f.function_name().map(str::to_owned))
-                .collect::<Vec<_>>(),
-            roles
-                .roles()
-                .iter()
-                .map(|r| r.role_name().to_owned())
-                .collect::<Vec<_>>(),
-        )
-    });
+    eprintln!("{client}: checking what terraform test left for {secret_arn}");
+    block_on(observe::assert_nothing_left(
+        emulator, secret_arn, None, None,
+    ));
+    // The runs made every function and role there is: none may stay.
+    let functions = block_on(observe::functions(emulator));
     assert!(
         functions.is_empty(),
         "{client}: Lambdas left: {functions:?}"
     );
+    let roles = block_on(emulator.iam().list_roles().send()).expect("list roles");
+    let roles: Vec<&str> = roles.roles().iter().map(|r| r.role_name()).collect();
     assert!(roles.is_empty(), "{client}: roles left: {roles:?}");
 }
 

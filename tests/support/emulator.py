@@ -203,6 +203,10 @@ def apply_corrections():
        the four steps in the background, stopping at the first that fails
        (`_start_rotation`). And `GetSecretValue` without a stage answers a
        default-version pointer that does not follow AWSCURRENT.
+    6. Lambda: `AddPermission` appends a statement whose Sid is taken.
+    7. CloudFormation: `ExecuteChangeSet` runs an executed change set again.
+    8. CloudFormation and IAM: deleting a stack strips its role of policies
+       the template never declared.
     """
     from moto.cloudformation.models import CloudFormationBackend
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
@@ -337,6 +341,134 @@ def apply_corrections():
         return json.dumps(listed)
 
     SecretsManagerBackend.list_secret_version_ids = list_secret_version_ids_as_aws
+
+    _refuse_duplicate_statement_ids()
+    _refuse_executed_change_sets()
+    _keep_roles_with_undeclared_policies()
+
+
+# 6. Lambda: moto appends a statement whose Sid the policy already holds, so a
+#    replayed AddPermission looks like a success and leaves two statements.
+DUPLICATE_STATEMENT_ID = (
+    "The statement id ({}) provided already exists. Please specify a new statement id, "
+    "or remove the existing statement."
+)
+
+
+def _refuse_duplicate_statement_ids():
+    from moto.awslambda.exceptions import LambdaClientError
+    from moto.awslambda.policy import Policy
+
+    class ResourceConflict(LambdaClientError):
+        code = 409
+
+        def __init__(self, statement_id):
+            super().__init__("ResourceConflictException", DUPLICATE_STATEMENT_ID.format(statement_id))
+
+    add_statement = Policy.add_statement
+
+    def add_statement_once(self, raw, qualifier=None):
+        statement_id = json.loads(raw).get("StatementId")
+        if statement_id is not None and any(s.get("Sid") == statement_id for s in self.statements):
+            raise ResourceConflict(statement_id)
+        return add_statement(self, raw, qualifier)
+
+    Policy.add_statement = add_statement_once
+
+
+# 7. CloudFormation: moto runs a change set again each time it is executed;
+#    AWS executes one only while its ExecutionStatus is AVAILABLE. A retry
+#    with the first execution's ClientRequestToken is the same request, and
+#    AWS answers it as such (moto ignores the token).
+def _refuse_executed_change_sets():
+    from moto.cloudformation.exceptions import CloudFormationError
+    from moto.cloudformation.responses import CloudFormationResponse, EmptyResult
+
+    class InvalidChangeSetStatus(CloudFormationError):
+        code = "InvalidChangeSetStatus"
+
+    def execute_change_set_once(self):
+        backend = self.cloudformation_backend
+        change_set_name = self._get_param("ChangeSetName")
+        token = self._get_param("ClientRequestToken")
+        change_set = backend.change_sets.get(change_set_name) or next(
+            (cs for cs in backend.change_sets.values() if cs.change_set_name == change_set_name),
+            None,
+        )
+        if change_set is not None and change_set.execution_status != "AVAILABLE":
+            if token and getattr(change_set, "rdsrot_execution_token", None) == token:
+                LOG.info("cloudformation: ExecuteChangeSet token %s repeated: already executed", token)
+                return EmptyResult()
+            raise InvalidChangeSetStatus(
+                f"ChangeSet [{change_set.change_set_id}] cannot be executed in its current status of "
+                f"[{change_set.execution_status}]"
+            )
+        backend.execute_change_set(stack_name=self._get_param("StackName"), change_set_name=change_set_name)
+        if change_set is not None:
+            change_set.rdsrot_execution_token = token
+        return EmptyResult()
+
+    CloudFormationResponse.execute_change_set = execute_change_set_once
+
+
+# 8. IAM through CloudFormation: moto strips every inline policy from a
+#    stack's role before deleting it. AWS deletes only what the template
+#    declared, so a policy someone else put on the role (or attached) makes
+#    DeleteRole fail with DeleteConflict and the stack end DELETE_FAILED,
+#    with the other resources deleted and the role kept.
+ROLE_HAS_INLINE_POLICIES = "Cannot delete entity, must delete policies first."
+ROLE_HAS_MANAGED_POLICIES = "Cannot delete entity, must detach all policies first."
+
+
+def _keep_roles_with_undeclared_policies():
+    from moto.cloudformation.models import CloudFormationBackend
+    from moto.iam.exceptions import DeleteConflictException
+    from moto.iam.models import Role, iam_backends
+    from moto.utilities.utils import get_partition
+
+    delete_role = Role.delete_from_cloudformation_json.__func__
+
+    def delete_role_unless_policies_remain(cls, resource_name, cloudformation_json, account_id, region_name):
+        properties = cloudformation_json.get("Properties") or {}
+        declared_inline = {p.get("PolicyName") for p in properties.get("Policies") or []}
+        declared_managed = set(properties.get("ManagedPolicyArns") or [])
+        backend = iam_backends[account_id][get_partition(region_name)]
+        for role in backend.roles.values():
+            if role.name != resource_name:
+                continue
+            if set(role.managed_policies) - declared_managed:
+                raise DeleteConflictException(ROLE_HAS_MANAGED_POLICIES)
+            if set(role.policies) - declared_inline:
+                raise DeleteConflictException(ROLE_HAS_INLINE_POLICIES)
+        delete_role(cls, resource_name, cloudformation_json, account_id, region_name)
+
+    Role.delete_from_cloudformation_json = classmethod(delete_role_unless_policies_remain)
+
+    delete_stack = CloudFormationBackend.delete_stack
+
+    def delete_stack_or_fail_on_conflict(self, name_or_stack_id):
+        targets = [s for s in self.stacks.values() if name_or_stack_id in (s.name, s.stack_id)]
+        try:
+            delete_stack(self, name_or_stack_id)
+            for stack in targets:
+                stack.stack_status_reason = None
+            return None
+        except DeleteConflictException as conflict:
+            # moto took the stack out of its list before deleting its
+            # resources; on AWS it stays, DELETE_FAILED, for another try.
+            for stack in targets:
+                self.stacks[stack.stack_id] = stack
+                resources = stack.resource_map
+                left = sorted(k for k in resources._parsed_resources if k in resources._resource_json_map)
+                reason = f"The following resource(s) failed to delete: [{', '.join(left)}]. {conflict.message}"
+                stack._add_stack_event("DELETE_FAILED", resource_status_reason=reason)
+                stack.status = "DELETE_FAILED"
+                # Read by moto's serializer as the stack's StackStatusReason.
+                stack.stack_status_reason = reason
+            LOG.info("cloudformation: deleting %s failed: %s", name_or_stack_id, conflict.message)
+            return None
+
+    CloudFormationBackend.delete_stack = delete_stack_or_fail_on_conflict
 
 
 # --------------------------------------------------------------------------
@@ -560,10 +692,29 @@ def put_function_code(application, version, account_id, region):
     )
 
 
+# A repeated `clientToken` with the same request gets the first answer and
+# makes no second change set, as the repository's idempotency token promises.
+_ANSWERS_BY_CLIENT_TOKEN = {}
+_ANSWERS_BY_CLIENT_TOKEN_LOCK = threading.Lock()
+
+
+def _answer_once_per_client_token(application_id, request, region, create):
+    untokened = {k: v for k, v in request.items() if k != "clientToken"}
+    key = (application_id, region, request["clientToken"], json.dumps(untokened, sort_keys=True))
+    with _ANSWERS_BY_CLIENT_TOKEN_LOCK:
+        if key not in _ANSWERS_BY_CLIENT_TOKEN:
+            _ANSWERS_BY_CLIENT_TOKEN[key] = create(application_id, untokened, region)
+        else:
+            LOG.info("serverlessrepo: clientToken %s repeated: the first answer again", request["clientToken"])
+        return _ANSWERS_BY_CLIENT_TOKEN[key]
+
+
 def create_change_set(application_id, request, region):
     """CreateCloudFormationChangeSet: a CREATE (or UPDATE) change set in moto."""
     from moto.cloudformation.models import cloudformation_backends
 
+    if request.get("clientToken"):
+        return _answer_once_per_client_token(application_id, request, region, create_change_set)
     name = _application_name(application_id)
     version = _check_version(application_id, name, request.get("semanticVersion"))
     stack_name = request.get("stackName")

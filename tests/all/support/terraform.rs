@@ -2,7 +2,9 @@
 //!
 //! Clients: 1.0.3 from the repository's venv (the first release speaking
 //! protocol 6) and `/usr/local/bin/terraform` (1.11.4 on the project's
-//! machines) when present; a missing one is announced loudly.
+//! machines; `RDSROT_TERRAFORM_NEWER` names another path) when present; a
+//! missing one is announced loudly, and a test that needs a newer client
+//! ([`clients_at_least`]) fails without one under `RDSROT_REQUIRE_TOOLS=1`.
 //!
 //! Every [`Workspace`] is a temporary directory with its own CLI
 //! configuration (dev_overrides pointing at the freshly built binary, so no
@@ -100,9 +102,17 @@ fn client_version(path: &Path) -> Option<String> {
         .map(|v| v.trim().to_owned())
 }
 
-/// The Terraform clients to test with. Empty (after a loud SKIPPED line)
-/// when even the venv's 1.0.3 is missing and tools are not required.
-pub fn clients() -> Vec<Client> {
+/// Where the newer client is looked for: `RDSROT_TERRAFORM_NEWER` when set
+/// (a test-only override: `/nonexistent` hides it, to check that a suite
+/// needing it fails under `RDSROT_REQUIRE_TOOLS=1`), else
+/// `/usr/local/bin/terraform`.
+fn newer_client_path() -> PathBuf {
+    std::env::var_os("RDSROT_TERRAFORM_NEWER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin/terraform"))
+}
+
+fn found_clients() -> Vec<Client> {
     static FOUND: OnceLock<(Vec<Client>, Vec<String>)> = OnceLock::new();
     let (found, missing) = FOUND.get_or_init(|| {
         let mut found = Vec::new();
@@ -115,13 +125,13 @@ pub fn clients() -> Vec<Client> {
             }),
             None => missing.push(format!("Terraform 1.0.3: {} does not run", venv.display())),
         }
-        let system = PathBuf::from("/usr/local/bin/terraform");
-        match client_version(&system) {
+        let newer = newer_client_path();
+        match client_version(&newer) {
             Some(version) => found.push(Client {
-                path: system,
+                path: newer,
                 version,
             }),
-            None => missing.push(format!("Terraform 1.11.4: {} is absent", system.display())),
+            None => missing.push(format!("Terraform 1.11.4: {} is absent", newer.display())),
         }
         (found, missing)
     });
@@ -139,6 +149,45 @@ pub fn clients() -> Vec<Client> {
         return Vec::new();
     }
     found.clone()
+}
+
+/// One line naming the clients a test runs with, so that a run with fewer
+/// than expected shows in the output.
+fn announce(clients: &[Client]) {
+    let versions: Vec<&str> = clients.iter().map(|c| c.version.as_str()).collect();
+    if versions.is_empty() {
+        loud("clients: none");
+    } else {
+        loud(&format!("clients: {}", versions.join(", ")));
+    }
+}
+
+/// The Terraform clients to test with, announced. Empty (after a loud
+/// SKIPPED line) when even the venv's 1.0.3 is missing and tools are not
+/// required.
+pub fn clients() -> Vec<Client> {
+    let found = found_clients();
+    announce(&found);
+    found
+}
+
+/// The clients at `major.minor` or later, announced. None found fails the
+/// test under `RDSROT_REQUIRE_TOOLS=1` (a test looping over no client would
+/// pass having checked nothing), else prints a loud SKIPPED line naming
+/// what went untested (`needs`).
+pub fn clients_at_least(major: u64, minor: u64, needs: &str) -> Vec<Client> {
+    let found: Vec<Client> = found_clients()
+        .into_iter()
+        .filter(|c| c.at_least(major, minor))
+        .collect();
+    announce(&found);
+    if found.is_empty() {
+        skip_or_fail(
+            &format!("Terraform {major}.{minor} or later ({needs})"),
+            &format!("{} does not run one", newer_client_path().display()),
+        );
+    }
+    found
 }
 
 /// The provider binary this test build produced.
