@@ -13,7 +13,7 @@ use crate::emulator_or_skip;
 use crate::support::engines::{self, NEW_ROTATION_TYPES};
 use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{self, Emulator};
-use crate::support::observe::{live_stacks, look, Applied, Drift};
+use crate::support::observe::{assert_nothing_left, live_stacks, look, Applied, Drift};
 
 const TYPE: &str = "rdsrot_rotation";
 
@@ -164,47 +164,32 @@ fn model(t: &Tracked) -> Rotation {
 }
 
 async fn master_secret(em: &Emulator, name: &str) -> String {
-    moto::create_database_secret(&em.secretsmanager(), name, "postgres", None)
+    master_secret_of(em, name, "postgres").await
+}
+
+/// A master secret for a database of `engine`: the alternating-users
+/// functions sign in with it to that database.
+async fn master_secret_of(em: &Emulator, name: &str, engine: &str) -> String {
+    moto::create_database_secret(&em.secretsmanager(), name, engine, None)
         .await
         .arn
 }
 
-/// An IAM role and a Lambda made outside the provider.
+/// An IAM role and a Lambda made outside the provider: the test stack's
+/// working rotation function, as `support::moto` makes it for every suite.
 async fn existing_lambda(em: &Emulator, name: &str) -> (String, String) {
+    let arn = moto::create_existing_rotation_lambda(&em.sdk_config(), name).await;
     let role = em
-        .iam()
-        .create_role()
-        .role_name(format!("{name}-role"))
-        .assume_role_policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-        )
-        .send()
-        .await
-        .expect("create role");
-    let role_arn = role.role().map(|r| r.arn().to_string()).expect("role arn");
-    // The smallest valid zip archive (an empty one): moto's Lambda without
-    // Docker never runs it.
-    let mut zip = b"PK\x05\x06".to_vec();
-    zip.extend([0u8; 18]);
-    let f = em
         .lambda()
-        .create_function()
-        .function_name(name)
-        .runtime(aws_sdk_lambda::types::Runtime::Python312)
-        .role(&role_arn)
-        .handler("index.handler")
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
-                .build(),
-        )
+        .get_function_configuration()
+        .function_name(&arn)
         .send()
         .await
-        .expect("create function");
-    (
-        f.function_arn().expect("function arn").to_string(),
-        role_arn,
-    )
+        .expect("the function just made")
+        .role()
+        .expect("a function has a role")
+        .to_string();
+    (arn, role)
 }
 
 fn leaked(t: &Tracked, password: &str) -> bool {
@@ -216,7 +201,8 @@ fn leaked(t: &Tracked, password: &str) -> bool {
 async fn every_template_creates_plans_empty_and_destroys_clean() {
     let em = emulator_or_skip!();
     let p = provider(&em);
-    let master = master_secret(&em, "master").await;
+    let postgres_master = master_secret(&em, "master").await;
+    let mysql_master = master_secret_of(&em, "mysql-master", "mysql").await;
     for rotation_type in [
         "mysql_single_user",
         "mysql_multi_user",
@@ -225,10 +211,10 @@ async fn every_template_creates_plans_empty_and_destroys_clean() {
         "generic",
     ] {
         let multi = rotation_type.ends_with("_multi_user");
-        let engine = if rotation_type.starts_with("mysql") {
-            "mysql"
+        let (engine, master) = if rotation_type.starts_with("mysql") {
+            ("mysql", mysql_master.clone())
         } else {
-            "postgres"
+            ("postgres", postgres_master.clone())
         };
         let secret = moto::create_database_secret(
             &em.secretsmanager(),
@@ -269,14 +255,7 @@ async fn every_template_creates_plans_empty_and_destroys_clean() {
         assert!(empty, "{rotation_type}: plan after apply must be empty");
 
         destroy(&p, &t).await;
-        let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
-        assert!(!seen.rotation_enabled, "{rotation_type}: {seen:?}");
-        assert!(
-            !seen.live_stacks.contains(&stack),
-            "{rotation_type}: stack left"
-        );
-        assert!(seen.our_statements.is_empty());
-        assert!(!seen.master_policy);
+        assert_nothing_left(&em, &secret.arn, Some(&lambda), Some(&role)).await;
     }
 }
 
@@ -285,7 +264,7 @@ async fn an_existing_lambda_is_used_placed_and_restored() {
     let em = emulator_or_skip!();
     let p = provider(&em);
     let (lambda, role) = existing_lambda(&em, "own-rotator").await;
-    let master = master_secret(&em, "master").await;
+    let master = master_secret_of(&em, "master", "mysql").await;
     let secret =
         moto::create_database_secret(&em.secretsmanager(), "db", "mysql", Some(&master)).await;
     let cfg = config(&secret.arn, |c| {
@@ -340,7 +319,7 @@ async fn an_existing_lambda_is_used_placed_and_restored() {
 
     destroy(&p, &t).await;
     assert_left_as_found(&em, &secret.arn, &second, &second_role).await;
-    assert!(!look(&em, &secret.arn, None, None).await.rotation_enabled);
+    assert_nothing_left(&em, &secret.arn, Some(&second), Some(&second_role)).await;
 }
 
 /// The Lambda still exists, out of any VPC as it was made, with no
@@ -360,7 +339,7 @@ async fn assert_left_as_found(em: &Emulator, secret: &str, lambda: &str, role: &
     );
     let seen = look(em, secret, Some(lambda), Some(role)).await;
     assert!(
-        !seen.master_policy && seen.our_statements.is_empty(),
+        seen.role_policies.is_empty() && seen.our_statements.is_empty(),
         "{seen:?}"
     );
 }
@@ -438,14 +417,14 @@ async fn drift_is_detected_and_repaired(drift: Drift) {
     );
     destroy(&p, &again).await;
     let s = model(&again);
-    let seen = look(
+    eprintln!("{drift:?}: checking what destroy left");
+    assert_nothing_left(
         &em,
         &secret.arn,
         s.rotation_lambda_arn.as_deref(),
         s.rotation_lambda_role_arn.as_deref(),
     )
     .await;
-    assert!(seen.nothing_left(), "{drift:?}: {seen:?}");
 }
 
 #[tokio::test]
@@ -735,7 +714,7 @@ async fn the_replaced_stack_stays_until_rotation_has_moved() {
 async fn import_gives_a_state_whose_plan_is_empty() {
     let em = emulator_or_skip!();
     let p = provider(&em);
-    let master = master_secret(&em, "master").await;
+    let master = master_secret_of(&em, "master", "mysql").await;
     let secret =
         moto::create_database_secret(&em.secretsmanager(), "db", "mysql", Some(&master)).await;
     let cfg = config(&secret.arn, |c| {
@@ -901,6 +880,7 @@ async fn apply_losing_answer(
 
 const CHANGE_SET: (&str, &str) = ("serverlessrepo", "CreateCloudFormationChangeSet");
 const ADD_PERMISSION: (&str, &str) = ("lambda", "AddPermission");
+const EXECUTE_CHANGE_SET: (&str, &str) = ("cloudformation", "ExecuteChangeSet");
 
 #[tokio::test]
 async fn a_call_whose_answer_is_lost_leaves_what_it_made_recorded() {
@@ -960,23 +940,69 @@ async fn a_call_whose_answer_is_lost_leaves_what_it_made_recorded() {
     }
 }
 
-/// Item: a call whose answer was lost is sent again, and the replay counts
-/// as done when the first attempt did the work (AddPermission answers
-/// "statement exists", RotateSecret "rotation in progress"): the apply
-/// succeeds and the next plan is empty.
+/// Applies `cfg` while `call` loses its first answer (the call happened),
+/// and checks that the fault was injected and that the apply converged: it
+/// succeeded and the next plan is empty.
+async fn apply_after_lost_answer(
+    em: &Emulator,
+    p: &RdsrotProvider,
+    (service, call): (&str, &str),
+    cfg: &Value,
+) -> Tracked {
+    em.set_faults(
+        1,
+        &[FaultRule::on(service, call, Fault::ResetAfter).times(1)],
+    );
+    let (t, d) = apply(p, cfg, &none()).await;
+    let counts = em.fault_counts();
+    em.clear_faults();
+    assert_eq!(
+        counts["calls"][format!("{service}:{call}")]["faults"]["reset_after"],
+        1,
+        "{call}: the answer was lost once: {counts}"
+    );
+    assert!(
+        d.is_empty(),
+        "{call}: the replay succeeds: {:?}",
+        errors(&d)
+    );
+    assert!(
+        plan(p, cfg, &read(p, &t).await).await.1,
+        "{call}: plan after"
+    );
+    t
+}
+
+/// A call whose answer was lost is sent again, and the replay counts as
+/// done when the first attempt did the work: AddPermission finds its
+/// statement id taken, RotateSecret, CreateCloudFormationChangeSet and
+/// ExecuteChangeSet repeat their token. The apply converges with one
+/// statement of ours, and destroy leaves nothing.
 #[tokio::test]
 async fn a_replay_after_a_lost_answer_succeeds() {
     let em = emulator_or_skip!();
     let p = provider(&em);
-    let (lambda, _) = existing_lambda(&em, "replay-rotator").await;
+    // A function that rotates, since the provider waits for the rotation
+    // RotateSecret starts.
+    let lambda = moto::create_existing_rotation_lambda(&em.sdk_config(), "replay-rotator").await;
+    let role = em
+        .iam()
+        .get_role()
+        .role_name("replay-rotator-role")
+        .send()
+        .await
+        .expect("the rotator's role")
+        .role()
+        .map(|r| r.arn().to_owned())
+        .expect("role arn");
     let master = master_secret(&em, "replay-master").await;
     let calls = [
-        ("lambda", "AddPermission"),
+        ADD_PERMISSION,
         ("lambda", "UpdateFunctionConfiguration"),
         ("iam", "PutRolePolicy"),
         ("secretsmanager", "RotateSecret"),
     ];
-    for (i, (service, call)) in calls.iter().enumerate() {
+    for (i, call) in calls.into_iter().enumerate() {
         let secret = moto::create_database_secret(
             &em.secretsmanager(),
             &format!("replay-{i}"),
@@ -990,25 +1016,17 @@ async fn a_replay_after_a_lost_answer_succeeds() {
             c.vpc_subnet_ids = Attr::Known(vec![format!("subnet-{i}")]);
             c.vpc_security_group_ids = Attr::Known(vec!["sg-1".into()]);
         });
-        em.set_faults(
-            1,
-            &[FaultRule::on(service, call, Fault::ResetAfter).times(1)],
-        );
-        let t = apply_ok(&p, &cfg, &none()).await;
-        let counts = em.fault_counts();
-        em.clear_faults();
-        assert_eq!(
-            counts["calls"][format!("{service}:{call}")]["faults"]["reset_after"],
-            1,
-            "{call}: the fault was injected: {counts}"
-        );
-        assert!(plan(&p, &cfg, &read(&p, &t).await).await.1, "{call}");
+        let t = apply_after_lost_answer(&em, &p, call, &cfg).await;
+        let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
+        assert_eq!(seen.our_statements.len(), 1, "{call:?}: {seen:?}");
+        assert!(seen.master_policy, "{call:?}: {seen:?}");
         destroy(&p, &t).await;
+        assert_nothing_left(&em, &secret.arn, Some(&lambda), Some(&role)).await;
     }
-    for (service, call) in [CHANGE_SET, ("cloudformation", "ExecuteChangeSet")] {
+    for call in [CHANGE_SET, EXECUTE_CHANGE_SET] {
         let secret = moto::create_database_secret(
             &em.secretsmanager(),
-            &format!("replay-{call}"),
+            &format!("replay-{}", call.1),
             "postgres",
             None,
         )
@@ -1016,16 +1034,11 @@ async fn a_replay_after_a_lost_answer_succeeds() {
         let cfg = config(&secret.arn, |c| {
             c.rotation_type = Attr::Known("postgresql_single_user".into());
         });
-        em.set_faults(
-            1,
-            &[FaultRule::on(service, call, Fault::ResetAfter).times(1)],
-        );
-        let t = apply_ok(&p, &cfg, &none()).await;
-        em.clear_faults();
-        assert!(plan(&p, &cfg, &read(&p, &t).await).await.1, "{call}");
-        destroy(&p, &t).await;
+        let t = apply_after_lost_answer(&em, &p, call, &cfg).await;
         let seen = look(&em, &secret.arn, None, None).await;
-        assert!(seen.live_stacks.is_empty(), "{call}: {seen:?}");
+        assert_eq!(seen.live_stacks.len(), 1, "{call:?}: one stack: {seen:?}");
+        destroy(&p, &t).await;
+        assert_nothing_left(&em, &secret.arn, None, None).await;
     }
 }
 
@@ -1374,11 +1387,7 @@ async fn stop_cancels_the_wait_and_returns_what_exists() {
 
     // A new provider process destroys the partial resource.
     destroy(&provider(&em), &t).await;
-    let seen = look(&em, &secret.arn, None, None).await;
-    assert!(
-        seen.live_stacks.is_empty() && !seen.rotation_enabled,
-        "{seen:?}"
-    );
+    assert_nothing_left(&em, &secret.arn, None, None).await;
 }
 
 /// This test binary, set to run only the ignored test `probe` (a name in
@@ -1564,14 +1573,35 @@ async fn pending_versions(em: &Emulator, secret: &str) -> usize {
 }
 
 /// Whether the AWSPENDING version holds a value (see its use).
-async fn pending_has_value(em: &Emulator, secret: &str) -> bool {
+/// The version holding AWSCURRENT.
+async fn current_version(em: &Emulator, secret: &str) -> String {
     em.secretsmanager()
         .get_secret_value()
         .secret_id(secret)
-        .version_stage("AWSPENDING")
+        .version_stage("AWSCURRENT")
         .send()
         .await
-        .is_ok_and(|v| v.secret_string().is_some())
+        .expect("read the current version")
+        .version_id()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Everything the function (by ARN) logged, oldest first.
+async fn function_log(em: &Emulator, function_arn: &str) -> String {
+    let name = function_arn.rsplit(':').next().unwrap_or_default();
+    let events = aws_sdk_cloudwatchlogs::Client::new(&em.sdk_config())
+        .filter_log_events()
+        .log_group_name(format!("/aws/lambda/{name}"))
+        .send()
+        .await
+        .expect("read the function's log");
+    events
+        .events()
+        .iter()
+        .filter_map(|e| e.message())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 async fn stack_parameter(em: &Emulator, stack: &str, key: &str) -> Option<String> {
@@ -1715,10 +1745,7 @@ async fn updates_in_place_and_a_new_template_replaces_the_stack() {
     destroy(&p, &t).await;
     assert_eq!(pending_versions(&em, &secret.arn).await, 0);
     assert_left_as_found(&em, &secret.arn, &own, &own_role).await;
-    assert!(look(&em, &secret.arn, None, None)
-        .await
-        .live_stacks
-        .is_empty());
+    assert_nothing_left(&em, &secret.arn, Some(&own), Some(&own_role)).await;
 }
 
 #[tokio::test]
@@ -1743,19 +1770,24 @@ async fn created_disabled_sets_everything_up_but_does_not_rotate() {
     assert_eq!(pending_versions(&em, &secret.arn).await, 0);
     assert!(plan(&p, &off, &read(&p, &t).await).await.1);
 
-    // Enabled without an immediate rotation. The emulator marks the
-    // difference its own way: for a test-only run it copies the current
-    // value into the AWSPENDING version, for a real rotation it leaves that
-    // version empty for the Lambda to fill.
+    // Enabled without an immediate rotation: Secrets Manager runs only the
+    // function's testSecret step, and AWSCURRENT stays where it was.
+    let current_before = current_version(&em, &secret.arn).await;
     let on = config(&secret.arn, |c| {
         c.rotation_type = Attr::Known("generic".into());
         c.rotate_immediately = Attr::Known(false);
     });
     let t = apply_ok(&p, &on, &read(&p, &t).await).await;
     assert!(look(&em, &secret.arn, None, None).await.rotation_enabled);
+    assert_eq!(
+        current_version(&em, &secret.arn).await,
+        current_before,
+        "RotateImmediately=false rotated the secret"
+    );
+    let log = function_log(&em, &lambda).await;
     assert!(
-        pending_has_value(&em, &secret.arn).await,
-        "RotateImmediately=false was sent"
+        log.contains("testSecret") && !log.contains("createSecret"),
+        "RotateImmediately=false was not what the function saw:\n{log}"
     );
     assert!(plan(&p, &on, &read(&p, &t).await).await.1);
     destroy(&p, &t).await;
@@ -2338,11 +2370,7 @@ async fn every_engine_template_creates_plans_empty_and_destroys_clean() {
         assert!(empty, "{rotation_type}: plan after apply must be empty");
 
         destroy(&p, &t).await;
-        let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
-        assert!(!seen.rotation_enabled, "{rotation_type}: {seen:?}");
-        assert!(seen.live_stacks.is_empty(), "{rotation_type}: {seen:?}");
-        assert!(seen.our_statements.is_empty(), "{rotation_type}");
-        assert!(!seen.master_policy, "{rotation_type}");
+        assert_nothing_left(&em, &secret.arn, Some(&lambda), Some(&role)).await;
     }
 }
 
