@@ -7,6 +7,7 @@ use std::sync::RwLock;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::aws::endpoint::{self, EndpointHost};
 use crate::aws::{Clients, Endpoints};
 use crate::logging;
 use crate::rotation::validate::{check_arn, check_url};
@@ -301,59 +302,12 @@ amazonaws.com.cn, api.aws). Make sure that host is yours to trust."
     (pc, d)
 }
 
-/// Where an endpoint URL points, as far as its transport's safety goes.
-#[derive(Debug, PartialEq)]
-enum EndpointHost {
-    /// This machine: a local emulator, for which plain `http://` is fine.
-    Loopback,
-    /// A host in one of AWS's domains.
-    Aws,
-    /// Any other host, named in a warning.
-    OutsideAws(String),
-}
-
-/// Hosts that never leave this machine. Only these three spellings: a
-/// name that merely resolves to loopback could resolve elsewhere tomorrow.
-const LOOPBACK_HOSTS: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
-
-/// AWS's endpoint domains: the commercial and GovCloud partitions
-/// (`amazonaws.com`), China (`amazonaws.com.cn`) and the dual-stack names
-/// (`api.aws`). FIPS endpoints (`secretsmanager-fips.<region>.amazonaws.com`)
-/// and VPC endpoints (`vpce-*.vpce.amazonaws.com`) are in them too.
-const AWS_DOMAINS: [&str; 3] = ["amazonaws.com", "amazonaws.com.cn", "api.aws"];
-
-/// Session tokens and secret values travel in these requests, so plain
-/// `http://` is refused unless the host is this machine.
+/// Session tokens and secret values travel in these requests.
 fn check_endpoint_transport(url: &str) -> Result<EndpointHost, String> {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_and_port = authority.rsplit('@').next().unwrap_or_default();
-    let host = if host_and_port.starts_with('[') {
-        host_and_port
-            .find(']')
-            .map_or(host_and_port, |end| &host_and_port[..=end])
-    } else {
-        host_and_port.split(':').next().unwrap_or_default()
-    };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if LOOPBACK_HOSTS.contains(&host.as_str()) {
-        return Ok(EndpointHost::Loopback);
-    }
-    if !scheme.eq_ignore_ascii_case("https") {
-        return Err(format!(
-            "{url:?} must use https://: the provider's calls carry session tokens and secret \
-values. Plain http:// is accepted only for this machine ({}).",
-            LOOPBACK_HOSTS.join(", ")
-        ));
-    }
-    let in_aws = AWS_DOMAINS
-        .iter()
-        .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")));
-    Ok(if in_aws {
-        EndpointHost::Aws
-    } else {
-        EndpointHost::OutsideAws(host)
-    })
+    endpoint::classify(
+        url,
+        "the provider's calls carry session tokens and secret values",
+    )
 }
 
 /// Settings whose value is not known yet (they come from a resource not

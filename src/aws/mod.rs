@@ -5,6 +5,7 @@
 pub mod arn;
 pub mod cache;
 pub mod cloudformation;
+pub mod endpoint;
 pub mod error;
 pub mod iam;
 pub mod lambda;

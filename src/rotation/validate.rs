@@ -2,6 +2,7 @@
 //! call. A value that is not known yet skips the checks that need it.
 
 use crate::aws::arn::Arn;
+use crate::aws::endpoint::{self, EndpointHost, AWS_DOMAINS};
 use crate::tf::{AttributePath, Diagnostic, Diagnostics};
 
 use super::model::{Attr, Rotation};
@@ -586,38 +587,14 @@ fn is_vpc_id(id: &str, prefix: &str) -> bool {
         .is_some_and(|hex| !hex.is_empty() && hex.chars().all(|ch| ch.is_ascii_hexdigit()))
 }
 
-const LOOPBACK_HOSTS: [&str; 3] = ["127.0.0.1", "localhost", "[::1]"];
-
-/// AWS's endpoint domains; FIPS (`secretsmanager-fips.<region>...`),
-/// dual-stack and VPC endpoint names are within them.
-const AWS_DOMAINS: [&str; 3] = ["amazonaws.com", "amazonaws.com.cn", "api.aws"];
-
-/// The rotation Lambda sends each new password to `endpoint`: plain
-/// `http://` only to this machine (a local emulator). `Ok(Some(host))` for
-/// a host outside AWS's domains, which deserves a warning.
+/// The rotation Lambda sends each new password to `endpoint`.
+/// `Ok(Some(host))` for a host outside AWS's domains, which deserves a
+/// warning.
 fn check_rotation_endpoint(url: &str) -> Result<Option<String>, String> {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host_and_port = authority.rsplit('@').next().unwrap_or_default();
-    let host = match host_and_port.find(']') {
-        Some(end) if host_and_port.starts_with('[') => &host_and_port[..=end],
-        _ => host_and_port.split(':').next().unwrap_or_default(),
-    };
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if LOOPBACK_HOSTS.contains(&host.as_str()) {
-        return Ok(None);
+    match endpoint::classify(url, "the rotation Lambda sends new passwords there")? {
+        EndpointHost::OutsideAws(host) => Ok(Some(host)),
+        EndpointHost::Loopback | EndpointHost::Aws => Ok(None),
     }
-    if !scheme.eq_ignore_ascii_case("https") {
-        return Err(format!(
-            "{url:?} must use https://: the rotation Lambda sends new passwords there. Plain \
-http:// is accepted only for this machine ({}).",
-            LOOPBACK_HOSTS.join(", ")
-        ));
-    }
-    let in_aws = AWS_DOMAINS
-        .iter()
-        .any(|domain| host == *domain || host.ends_with(&format!(".{domain}")));
-    Ok((!in_aws).then_some(host))
 }
 
 pub fn is_lambda_name(name: &str) -> bool {

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::support::engines::{self, NEW_ROTATION_TYPES};
 use crate::support::moto::{
-    create_database_secret, create_existing_rotation_lambda, loud, rds_secret_json, repo_root,
+    create_database_secret, create_existing_rotation_lambda, rds_secret_json, repo_root,
     DatabaseSecret, Emulator, ACCOUNT_ID,
 };
 use crate::support::observe::{
@@ -985,81 +985,6 @@ fn terraform_init_installs_from_a_filesystem_mirror() {
     }
 }
 
-#[test]
-fn release_script_writes_a_zip_sums_and_manifest_that_check() {
-    let script = repo_root().join("scripts/release.sh");
-    assert!(script.exists(), "scripts/release.sh is missing");
-    let dist = tempfile::tempdir().expect("a dist directory");
-    let output = std::process::Command::new("bash")
-        .arg(&script)
-        .env("RELEASE_BINARY", provider_binary())
-        .env("DIST_DIR", dist.path())
-        .current_dir(repo_root())
-        .output()
-        .expect("run scripts/release.sh");
-    assert!(
-        output.status.success(),
-        "release.sh failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let version = crate_version();
-    let prefix = format!("terraform-provider-rdsrot_{version}");
-    for file in [
-        format!("{prefix}_linux_amd64.zip"),
-        format!("{prefix}_SHA256SUMS"),
-        format!("{prefix}_manifest.json"),
-    ] {
-        assert!(dist.path().join(&file).is_file(), "dist/{file} is missing");
-    }
-    let manifest: Value = serde_json::from_str(
-        &std::fs::read_to_string(dist.path().join(format!("{prefix}_manifest.json")))
-            .unwrap_or_default(),
-    )
-    .expect("the manifest is JSON");
-    assert_eq!(manifest["version"], 1);
-    assert_eq!(manifest["metadata"]["protocol_versions"][0], "6.0");
-    let check = std::process::Command::new("sha256sum")
-        .args(["-c", &format!("{prefix}_SHA256SUMS")])
-        .current_dir(dist.path())
-        .output()
-        .expect("run sha256sum");
-    assert!(
-        check.status.success(),
-        "sha256sum -c: {}",
-        String::from_utf8_lossy(&check.stdout)
-    );
-    let listed = String::from_utf8_lossy(&check.stdout);
-    assert_eq!(
-        listed.matches(": OK").count(),
-        2,
-        "zip and manifest are both listed: {listed}"
-    );
-    // The zip holds the binary under the name Terraform looks for.
-    let unzip = std::process::Command::new(repo_root().join(".venv/bin/python"))
-        .args(["-m", "zipfile", "-l"])
-        .arg(dist.path().join(format!("{prefix}_linux_amd64.zip")))
-        .output();
-    match unzip {
-        Ok(out) if out.status.success() => {
-            let listing = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                listing.contains(&format!("terraform-provider-rdsrot_v{version}")),
-                "{listing}"
-            );
-        }
-        _ => loud("=== zip listing skipped: no venv python ==="),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Every engine's templates in one configuration
-// ---------------------------------------------------------------------------
-
-/// One resource per rotation type of the engines beyond MySQL and
-/// PostgreSQL (MariaDB, Oracle, SQL Server, Db2, Redshift, DocumentDB; single
-/// user and alternating users), in one configuration: apply, an empty plan,
-/// destroy, and nothing of ours left, with each Terraform client.
 #[test]
 fn every_engine_template_in_one_configuration_applies_plans_empty_and_destroys() {
     for client in clients() {

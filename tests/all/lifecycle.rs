@@ -1464,6 +1464,7 @@ async fn probe_configure_from_environment() {
         ("cloudformation", Value::Null),
         ("serverlessrepo", Value::Null),
         ("sts", Value::Null),
+        ("logs", Value::Null),
     ]);
     let d = p
         .configure(
@@ -1711,14 +1712,12 @@ async fn updates_in_place_and_a_new_template_replaces_the_stack() {
     assert_ne!(seen.live_stacks.first(), Some(&named_stack));
     assert!(plan(&p, &named("generic"), &read(&p, &t).await).await.1);
 
-    // Another template: a new stack, rotation moved to it, the old one gone.
-    // The secret is a PostgreSQL one: only the stack handling is under test
-    // here, so the pre-flight check, which would refuse it, is off.
-    let mysql = config(&secret.arn, |c| {
-        c.rotation_type = Attr::Known("mysql_single_user".into());
-        c.preflight_check = Attr::Known(false);
+    // Another template (the PostgreSQL one again, under its own default
+    // function name): a new stack, rotation moved to it, the old one gone.
+    let default_named = config(&secret.arn, |c| {
+        c.rotation_type = Attr::Known("postgresql_single_user".into());
     });
-    let t = apply_ok(&p, &mysql, &read(&p, &t).await).await;
+    let t = apply_ok(&p, &default_named, &read(&p, &t).await).await;
     let s = model(&t);
     let new_stack = s.stack_id.known().cloned().expect("stack");
     assert_ne!(new_stack, first_stack);
@@ -1728,7 +1727,7 @@ async fn updates_in_place_and_a_new_template_replaces_the_stack() {
         seen.rotation_lambda.as_deref(),
         s.rotation_lambda_arn.as_deref()
     );
-    assert!(plan(&p, &mysql, &read(&p, &t).await).await.1);
+    assert!(plan(&p, &default_named, &read(&p, &t).await).await.1);
 
     // From a template to an existing Lambda: the stack goes.
     let (own, own_role) = existing_lambda(&em, "own-rotator").await;
@@ -1961,15 +1960,21 @@ async fn a_hundred_and_twenty_secrets_share_one_lambda() {
         .expect("policy");
     let doc: serde_json::Value =
         serde_json::from_str(statements.policy().unwrap_or("{}")).expect("json");
-    assert_eq!(
-        doc["Statement"].as_array().map(Vec::len),
-        Some(1),
-        "one shared statement"
-    );
-    // A new operation (as the next `terraform plan` is) sees no drift.
+    let ours: Vec<&serde_json::Value> = doc["Statement"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|st| st["Sid"] != moto::USER_INVOKE_STATEMENT)
+        .collect();
+    assert_eq!(ours.len(), 1, "one shared statement: {ours:?}");
+    // A new operation (as the next `terraform plan` is) sees no drift, for
+    // every one of them.
     let fresh = provider(&em);
-    for (t, cfg) in &tracked[..10] {
-        assert!(plan(&fresh, cfg, &read(&fresh, t).await).await.1);
+    for (i, (t, cfg)) in tracked.iter().enumerate() {
+        assert!(
+            plan(&fresh, cfg, &read(&fresh, t).await).await.1,
+            "rotation {i} plans a change"
+        );
     }
     // Destroying all but one keeps the statement; the last one removes it,
     // with ListSecrets lagging as AWS says it may.
@@ -2019,9 +2024,10 @@ async fn a_hundred_and_twenty_secrets_share_one_lambda() {
     let (t, d, arn) = refused.expect("the policy fills up before 120 statements");
     assert!(t.state.is_null(), "nothing half-made");
     let message = errors(&d).join(" ");
+    // The policy also holds the user's own statement.
     assert!(
         message.contains("permission_scope")
-            && message.contains(&format!("holds {} statements", made.len())),
+            && message.contains(&format!("holds {} statements", made.len() + 1)),
         "{message}"
     );
     let seen = look(&em, &arn, Some(&lambda), None).await;
@@ -2661,7 +2667,7 @@ async fn preflight_refuses_a_masterarn_naming_another_secret_on_master_secret_ar
 async fn preflight_accepts_masterarn_by_name_when_master_secret_arn_is_the_arn() {
     let em = emulator_or_skip!();
     let p = provider(&em);
-    let master = master_secret(&em, "by-name-master").await;
+    let master = master_secret_of(&em, "by-name-master", "mysql").await;
     // The Lambda resolves a name as well as an ARN.
     let secret = moto::create_database_secret(
         &em.secretsmanager(),
@@ -2684,7 +2690,8 @@ async fn preflight_check_false_skips_the_check_and_changing_it_changes_nothing()
     let em = emulator_or_skip!();
     let p = provider(&em);
     let master = master_secret(&em, "master").await;
-    // A format this template cannot use, read by some other process.
+    // A format this template cannot use, read by some other process: its
+    // rotations fail, so the first one is not waited for either.
     let secret =
         moto::create_database_secret(&em.secretsmanager(), "own-format", "postgres", None).await;
     let with = |check: bool| {
@@ -2692,6 +2699,7 @@ async fn preflight_check_false_skips_the_check_and_changing_it_changes_nothing()
             c.rotation_type = Attr::Known("postgresql_multi_user".into());
             c.master_secret_arn = Attr::Known(master.clone());
             c.preflight_check = Attr::Known(check);
+            c.wait_for_rotation_timeout = Attr::Known("0".into());
         })
     };
     let t = apply_ok(&p, &with(false), &none()).await;
@@ -2720,8 +2728,11 @@ async fn preflight_that_cannot_read_the_secret_warns_and_the_apply_goes_on() {
     let p = provider_without_retries(&em);
     let secret =
         moto::create_database_secret(&em.secretsmanager(), "unreadable", "mysql", None).await;
+    // Every GetSecretValue fails, the rotation function's too: its rotation
+    // cannot finish, and is not waited for.
     let cfg = config(&secret.arn, |c| {
         c.rotation_type = Attr::Known("mysql_single_user".into());
+        c.wait_for_rotation_timeout = Attr::Known("0".into());
     });
     em.set_faults(
         1,

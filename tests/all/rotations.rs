@@ -18,8 +18,8 @@ use crate::e2e::block_on;
 use crate::support::databases::Databases;
 use crate::support::engines;
 use crate::support::moto::{
-    create_database_secret, create_rotation_lambda, create_secret, distinctive_password,
-    rds_secret_json, rotation_function_zip, DatabaseSecret, Emulator,
+    create_database_secret, create_rotation_lambda, create_rotation_lambda_for, create_secret,
+    distinctive_password, rds_secret_json, DatabaseSecret, Emulator,
 };
 use crate::support::observe::{look, pending_label_blocks};
 use crate::support::terraform::{clients, required_providers_block, Client, Workspace};
@@ -828,63 +828,7 @@ async fn create_lambda_for_one_secret(
     kind: &str,
     secret_arn: &str,
 ) -> String {
-    let role_name = format!("{name}-role");
-    let role = emulator
-        .iam()
-        .create_role()
-        .role_name(&role_name)
-        .assume_role_policy_document(
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
-        )
-        .send()
-        .await
-        .expect("create the function's role");
-    let policy = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Action": [
-                    "secretsmanager:DescribeSecret",
-                    "secretsmanager:GetSecretValue",
-                    "secretsmanager:PutSecretValue",
-                    "secretsmanager:UpdateSecretVersionStage",
-                ],
-                "Resource": secret_arn,
-            },
-            {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*"},
-        ],
-    });
-    emulator
-        .iam()
-        .put_role_policy()
-        .role_name(&role_name)
-        .policy_name("rotate-one-secret")
-        .policy_document(policy.to_string())
-        .send()
-        .await
-        .expect("the role's policy");
-    emulator
-        .lambda()
-        .create_function()
-        .function_name(name)
-        .runtime(aws_sdk_lambda::types::Runtime::Python312)
-        .handler("lambda_function.lambda_handler")
-        .role(role.role().map(|r| r.arn()).unwrap_or_default())
-        .timeout(30)
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(
-                    rotation_function_zip(kind),
-                ))
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create the function")
-        .function_arn()
-        .expect("CreateFunction answers the ARN")
-        .to_owned()
+    create_rotation_lambda_for(&emulator.sdk_config(), name, kind, secret_arn).await
 }
 
 /// The provider's master-secret grant deleted behind Terraform's back: the

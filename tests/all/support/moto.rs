@@ -268,6 +268,14 @@ impl Emulator {
     pub fn sdk_config(&self) -> SdkConfig {
         SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
+            // The tests' own look-ups share AWS's quotas with the provider
+            // (the emulator enforces them): a throttle is waited out, as a
+            // person checking by hand would, and anything else still fails.
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_max_attempts(10)
+                    .with_max_backoff(std::time::Duration::from_secs(5)),
+            )
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
             .credentials_provider(
@@ -557,6 +565,18 @@ pub async fn create_existing_rotation_lambda(config: &SdkConfig, name: &str) -> 
 /// as a user makes their own, with a role allowed what a rotation needs on
 /// every secret. Returns the function ARN.
 pub async fn create_rotation_lambda(config: &SdkConfig, name: &str, kind: &str) -> String {
+    create_rotation_lambda_for(config, name, kind, "*").await
+}
+
+/// As [`create_rotation_lambda`], with a role whose secret actions are
+/// allowed only on `secrets` (an ARN or pattern): a master secret is then
+/// readable only through a grant of its own.
+pub async fn create_rotation_lambda_for(
+    config: &SdkConfig,
+    name: &str,
+    kind: &str,
+    secrets: &str,
+) -> String {
     let iam = aws_sdk_iam::Client::new(config);
     let role = iam
         .create_role()
@@ -574,7 +594,7 @@ pub async fn create_rotation_lambda(config: &SdkConfig, name: &str, kind: &str) 
     iam.put_role_policy()
         .role_name(format!("{name}-role"))
         .policy_name(USER_ROLE_POLICY)
-        .policy_document(ROTATION_ROLE_POLICY)
+        .policy_document(rotation_role_policy(secrets))
         .send()
         .await
         .unwrap_or_else(|e| panic!("role policy for {name}: {e:?}"));
@@ -623,7 +643,25 @@ pub const USER_INVOKE_STATEMENT: &str = "AllowSecretsManagerInThisAccount";
 pub const USER_ROLE_POLICY: &str = "rotate-secrets";
 
 /// What a rotation function's role needs on the secrets it rotates.
-const ROTATION_ROLE_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["secretsmanager:DescribeSecret","secretsmanager:GetSecretValue","secretsmanager:PutSecretValue","secretsmanager:UpdateSecretVersionStage"],"Resource":"*"},{"Effect":"Allow","Action":"secretsmanager:GetRandomPassword","Resource":"*"}]}"#;
+fn rotation_role_policy(secrets: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "secretsmanager:DescribeSecret",
+                    "secretsmanager:GetSecretValue",
+                    "secretsmanager:PutSecretValue",
+                    "secretsmanager:UpdateSecretVersionStage",
+                ],
+                "Resource": secrets,
+            },
+            {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*"},
+        ],
+    })
+    .to_string()
+}
 
 /// The zip of one kind of the test stack's rotation functions, built by
 /// `package.py` (cached per kind: the bytes depend only on the sources).

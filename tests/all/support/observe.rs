@@ -676,7 +676,10 @@ mod checks {
         );
         grant(&emulator, &function, "exact", Some(&secret.arn));
         grant(&emulator, &function, "other-secret", Some(&other.arn));
-        let pattern = format!("{}*", &secret.arn[..secret.arn.rfind(':').unwrap() + 1]);
+        let pattern = format!(
+            "{}*",
+            &secret.arn[..secret.arn.rfind(':').expect("an ARN has colons") + 1]
+        );
         grant(&emulator, &function, "every-secret", Some(&pattern));
         grant(&emulator, &function, "unconditioned", None);
         assert_eq!(
