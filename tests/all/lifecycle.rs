@@ -13,7 +13,9 @@ use crate::emulator_or_skip;
 use crate::support::engines::{self, NEW_ROTATION_TYPES};
 use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{self, Emulator};
-use crate::support::observe::{assert_nothing_left, live_stacks, look, Applied, Drift};
+use crate::support::observe::{
+    assert_nothing_left, live_stacks, look, pending_label_blocks, Applied, Drift,
+};
 
 const TYPE: &str = "rdsrot_rotation";
 
@@ -1742,7 +1744,9 @@ async fn updates_in_place_and_a_new_template_replaces_the_stack() {
     assert!(plan(&p, &existing, &read(&p, &t).await).await.1);
 
     destroy(&p, &t).await;
-    assert_eq!(pending_versions(&em, &secret.arn).await, 0);
+    // AWSPENDING may stay beside AWSCURRENT after a finished rotation, as
+    // on AWS; alone on another version it would block the next rotation.
+    assert!(!pending_label_blocks(&em, &secret.arn).await);
     assert_left_as_found(&em, &secret.arn, &own, &own_role).await;
     assert_nothing_left(&em, &secret.arn, Some(&own), Some(&own_role)).await;
 }
