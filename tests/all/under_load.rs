@@ -748,7 +748,9 @@ async fn every_call_is_named_by_service_and_operation() {
         "serverlessrepo:ListApplicationVersions",
         "sts:GetCallerIdentity",
     ] {
-        assert_eq!(counts[key]["seen"], 1, "{key} in {counts:#}");
+        // The existing Lambda comes with the user's own invoke statement.
+        let sent = if key == "lambda:AddPermission" { 2 } else { 1 };
+        assert_eq!(counts[key]["seen"], sent, "{key} in {counts:#}");
     }
 }
 
