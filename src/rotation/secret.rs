@@ -202,8 +202,8 @@ fn is_propagation_error(e: &AwsError) -> bool {
 /// Turns rotation on with the planned Lambda and schedule (or off, when
 /// `enabled = false`); nothing when AWS already has it so, unless
 /// `retry_failed` (the last rotation this resource started did not finish):
-/// then the stuck AWSPENDING label is cleared and the rotation started
-/// again. Returns the rotation started, for `verify` to wait on.
+/// then that rotation is continued on its own version. Returns the rotation
+/// started, for `verify` to wait on.
 pub async fn ensure_rotation(
     c: &Clients,
     d: &Deadline,
@@ -234,15 +234,14 @@ pub async fn ensure_rotation(
     if current_ok && !retry_failed {
         return Ok(None);
     }
-    if retry_failed {
-        // AWS's advice for "A previous rotation isn't complete": take the
-        // AWSPENDING label off the version the failed rotation left.
-        sm::remove_orphan_pending_label(c, d, &secret.arn).await?;
-    }
     let immediately = planned.rotate_immediately.known().copied().unwrap_or(true);
     // One token for every attempt: a RotateSecret whose answer was lost and
     // is sent again starts no second rotation.
-    let token = uuid::Uuid::new_v4().to_string();
+    let token = match retry_failed && immediately {
+        true => rotation_to_retry(c, d, secret).await?,
+        false => None,
+    }
+    .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let started = Started {
         secret_arn: secret.arn.clone(),
         lambda_arn: lambda_arn.to_string(),
@@ -289,6 +288,44 @@ pub async fn ensure_rotation(
         }
         Err(e) => Err(e),
     }
+}
+
+/// The token to retry a failed rotation with: its own version's, to
+/// continue it (that version may hold the password the database already
+/// took, which a new rotation would not know), unless AWSCURRENT was
+/// replaced after it began (someone fixed the secret's value, which the
+/// stuck version was derived from): then its label goes and `None` starts a
+/// new rotation from the fixed value.
+async fn rotation_to_retry(
+    c: &Clients,
+    d: &Deadline,
+    secret: &sm::SecretInfo,
+) -> Result<Option<String>, AwsError> {
+    if !has_stuck_pending(secret) {
+        return Ok(None);
+    }
+    let (Some(pending), Some(current)) = (
+        secret.version_with("AWSPENDING"),
+        secret.version_with("AWSCURRENT"),
+    ) else {
+        return Ok(None);
+    };
+    let versions = sm::list_versions(c, d, &secret.arn)
+        .await?
+        .unwrap_or_default();
+    let created = |id: &str| {
+        versions
+            .iter()
+            .find(|v| v.version_id == id)
+            .and_then(|v| v.created_date)
+    };
+    if let (Some(p), Some(cur)) = (created(pending), created(current)) {
+        if cur > p {
+            sm::remove_orphan_pending_label(c, d, &secret.arn).await?;
+            return Ok(None);
+        }
+    }
+    Ok(Some(pending.to_string()))
 }
 
 /// How long a new rotation waits for one already under way when the

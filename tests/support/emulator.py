@@ -79,6 +79,10 @@ CANNOT_INVOKE = (
 )
 ROTATION_STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
+# (secret ARN, version id) of the rotations whose steps are running now.
+_RUNNING = set()
+_RUNNING_LOCK = threading.Lock()
+
 
 def _start_rotation(
     backend, secret_id, client_request_token=None, rotation_lambda_arn=None, rotation_rules=None, rotate_immediately=True
@@ -131,8 +135,22 @@ def _start_rotation(
         secret.rotation_enabled = True
     secret.last_rotation_date = int(time.time())
     # The token is the rotation's idempotency key: the version it names was
-    # (or is being) rotated already.
+    # (or is being) rotated already. A rotation of it that stopped at a
+    # failed step is continued, as AWS says of an unfinished rotation ("That
+    # rotation will be continued"): its steps run again on the same version,
+    # whose value the database may already hold.
     if client_request_token in secret.versions:
+        stages = secret.versions[client_request_token].get("version_stages", [])
+        unfinished = "AWSPENDING" in stages and "AWSCURRENT" not in stages
+        key = (secret.arn, client_request_token)
+        with _RUNNING_LOCK:
+            start = unfinished and rotate_immediately and key not in _RUNNING
+            if start:
+                _RUNNING.add(key)
+        if start:
+            threading.Thread(
+                target=_run_rotation, args=(function, secret, client_request_token, ROTATION_STEPS, False), daemon=True
+            ).start()
         return secret.to_short_dict(version_id=client_request_token)
 
     version_id = client_request_token or str(uuid.uuid4())
@@ -145,6 +163,8 @@ def _start_rotation(
     secret.remove_version_stages_from_old_versions(["AWSPENDING"])
     secret.versions[version_id] = pending
     steps = ROTATION_STEPS if rotate_immediately else ("testSecret",)
+    with _RUNNING_LOCK:
+        _RUNNING.add((secret.arn, version_id))
     threading.Thread(
         target=_run_rotation, args=(function, secret, version_id, steps, not rotate_immediately), daemon=True
     ).start()
@@ -174,6 +194,8 @@ def _run_rotation(function, secret, version_id, steps, only_testing):
             stages = secret.versions.get(version_id, {}).get("version_stages", [])
             if "AWSPENDING" in stages:
                 stages.remove("AWSPENDING")
+        with _RUNNING_LOCK:
+            _RUNNING.discard((secret.arn, version_id))
 
 
 def apply_corrections():
