@@ -886,6 +886,7 @@ def main(argv=None):
         apply_corrections()
     install_stack_failures()
 
+    aws_under_load.spared_by_faults = function_iam.is_function_credential
     application = aws_under_load.AwsUnderLoad(
         function_iam.FunctionIam(ServerlessRepositoryStandIn(DomainDispatcherApplication(create_backend_app))),
         quota_scale=args.quota_scale,

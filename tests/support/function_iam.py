@@ -183,6 +183,11 @@ def _denial(name, message):
     return aws_under_load.error_answer(name, 403, "AccessDeniedException", message)
 
 
+def is_function_credential(access_key):
+    """Whether `access_key` was minted for a function's role."""
+    return access_key is not None and _principal_of(access_key) is not None
+
+
 class FunctionIam:
     """Checks the calls functions make with their role's credentials."""
 
