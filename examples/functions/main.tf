@@ -19,7 +19,7 @@ variable "rotation_type" {
   default = "postgresql_multi_user"
 }
 
-# Credentials at most 90 days old: alternating users rotate every 45 days.
+# Credentials at most 90 days old: alternating users rotate every 44 days.
 output "rotation_interval_days" {
   value = provider::rdsrot::rotation_interval_days(90, "multi_user")
 }

@@ -28,8 +28,9 @@ resource "rdsrot_rotation" "app_db" {
   vpc_security_group_ids = var.security_group_ids
 
   rotation_rules {
-    # Multi-user keeps the previous user valid for one more cycle, so the
-    # provider rotates every 45 days to honour a 90-day limit.
+    # Multi-user keeps the previous user valid for one more interval, and a
+    # rotation may run a day late, so the provider rotates every 44 days to
+    # honour a 90-day limit.
     max_credential_age_days = 90
   }
 }

@@ -42,17 +42,19 @@ impl ProviderFunction for RotationIntervalDays {
                 Parameter::new(
                     "strategy",
                     Type::String,
-                    "`single_user` or `multi_user`, or a `rotation_type` of `rdsrot_rotation` \
-(`generic` counts as single-user).",
+                    "`single_user` or `multi_user` (alternating users: also an existing Lambda or \
+`generic` given a master secret), or a `rotation_type` of `rdsrot_rotation` (`generic` counts as \
+single-user).",
                 ),
             ],
             variadic_parameter: None,
             return_type: Type::Number,
             summary: "The rotation interval that keeps credentials younger than an age".into(),
             description: "The number of days between rotations that keeps every credential \
-younger than `max_credential_age_days`, as `rotation_rules.max_credential_age_days` sets it: \
-half of it with alternating users (`multi_user`), whose previous user stays valid one more \
-cycle, and one day less with a single user. The result is between 1 and 1000."
+younger than `max_credential_age_days`, as `rotation_rules.max_credential_age_days` sets it. \
+A rotation may run up to a day late (the end of its window), so each interval counts a day \
+longer: one day less with a single user; with alternating users (`multi_user`), whose previous \
+password stays valid one more interval, a day less than half. The result is between 1 and 1000."
                 .into(),
             deprecation_message: String::new(),
         }
@@ -87,9 +89,9 @@ mod tests {
     }
 
     #[test]
-    fn half_for_multi_user_and_one_day_less_for_single_user() {
-        assert_eq!(call(Value::int(90), "multi_user"), Ok(Value::int(45)));
-        assert_eq!(call(Value::int(91), "multi_user"), Ok(Value::int(45)));
+    fn a_day_less_than_half_for_multi_user_and_one_day_less_for_single_user() {
+        assert_eq!(call(Value::int(90), "multi_user"), Ok(Value::int(44)));
+        assert_eq!(call(Value::int(91), "multi_user"), Ok(Value::int(44)));
         assert_eq!(call(Value::int(90), "single_user"), Ok(Value::int(89)));
         assert_eq!(call(Value::int(2), "single_user"), Ok(Value::int(1)));
     }
@@ -98,7 +100,7 @@ mod tests {
     fn a_rotation_type_counts_as_its_strategy() {
         assert_eq!(
             call(Value::int(30), "postgresql_multi_user"),
-            Ok(Value::int(15))
+            Ok(Value::int(14))
         );
         assert_eq!(
             call(Value::int(30), "mysql_single_user"),
@@ -109,7 +111,7 @@ mod tests {
 
     #[test]
     fn every_answer_matches_the_resource_arithmetic() {
-        for age in [-5, 0, 1, 2, 3, 60, 1001, 2001, 2002] {
+        for age in [-5, 0, 1, 2, 3, 4, 60, 1001, 2001, 2002, 2003, 2004] {
             for (strategy, multi) in [("single_user", false), ("multi_user", true)] {
                 let expected = days_for_max_credential_age(age, multi).map(Value::int);
                 let got = call(Value::int(age), strategy).map_err(|e| e.text);

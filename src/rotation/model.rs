@@ -313,6 +313,26 @@ impl Rotation {
             .as_deref()
             .is_some_and(|t| t.ends_with("_multi_user"))
     }
+
+    /// Whether rotation alternates between two database users, so that a
+    /// password stays valid, as the fallback, one interval after it stops
+    /// being current: the multi-user types, and a master secret given to an
+    /// existing Lambda or the generic template (its function signs in as
+    /// the master user to set the other user's password; counted as
+    /// alternating, the shorter interval keeps the promise either way).
+    /// `None` while either value is unknown.
+    pub fn credentials_alternate(&self) -> Option<bool> {
+        if self.rotation_type.is_unknown() || self.master_secret_arn.is_unknown() {
+            return None;
+        }
+        let single_user_type = self
+            .rotation_type
+            .as_deref()
+            .is_some_and(|t| t.ends_with("_single_user"));
+        Some(
+            self.is_multi_user() || (!single_user_type && self.master_secret_arn.known().is_some()),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -282,12 +282,13 @@ fn plan_rules(r: &RotationRules, c: &Rotation) -> RotationRules {
     let mut out = r.clone();
     if r.automatically_after_days.is_null() {
         out.automatically_after_days = match r.max_credential_age_days {
-            Attr::Known(n) if !c.rotation_type.is_unknown() => {
-                match schedule::days_for_max_credential_age(n, c.is_multi_user()) {
+            Attr::Known(n) => match c.credentials_alternate() {
+                Some(alternating) => match schedule::days_for_max_credential_age(n, alternating) {
                     Ok(days) => Attr::Known(days),
                     Err(_) => Attr::Unknown,
-                }
-            }
+                },
+                None => Attr::Unknown,
+            },
             Attr::Null => Attr::Null,
             _ => Attr::Unknown,
         };
@@ -659,12 +660,21 @@ mod tests {
             max_credential_age_days: Attr::Known(90),
             ..Default::default()
         }]);
-        let s =
-            Rotation::from_value(&plan(&c.to_value(), &Value::Null, &Private::new(), &ctx()).state);
-        assert_eq!(
-            s.rules().map(|r| r.automatically_after_days.clone()),
-            Some(Attr::Known(45))
-        );
+        let days = |c: &Rotation| {
+            Rotation::from_value(&plan(&c.to_value(), &Value::Null, &Private::new(), &ctx()).state)
+                .rules()
+                .map(|r| r.automatically_after_days.clone())
+        };
+        assert_eq!(days(&c), Some(Attr::Known(44)));
+
+        // An existing Lambda given a master secret alternates users too.
+        c.rotation_type = Attr::Null;
+        c.rotation_lambda_arn = Attr::Known("arn:aws:lambda:eu-west-1:1:function:rotate".into());
+        assert_eq!(days(&c), Some(Attr::Known(44)));
+        c.master_secret_arn = Attr::Null;
+        assert_eq!(days(&c), Some(Attr::Known(89)));
+        c.master_secret_arn = Attr::Unknown;
+        assert_eq!(days(&c), Some(Attr::Unknown));
     }
 
     /// Each drift a read records in the prior state plans back to config.

@@ -218,21 +218,29 @@ fn cron_hours(field: &str) -> Option<Vec<i64>> {
 }
 
 /// The rotation interval that keeps every credential younger than
-/// `max_age_days`: with multi-user rotation the previous user stays valid
-/// one more cycle, so half of it; otherwise one day less.
-pub fn days_for_max_credential_age(max_age_days: i64, multi_user: bool) -> Result<i64, String> {
-    let days = if multi_user {
-        max_age_days.div_euclid(2)
+/// `max_age_days`. A rotation may start as late as the end of its window,
+/// up to a day after the interval's last day (a window lasts at most 24
+/// hours), so each interval counts as one day longer than its number. A
+/// single user's password lives for one interval: one day less. With
+/// alternating users the previous user stays valid, as the fallback, for
+/// one more interval, so a password lives for two: half of what is left
+/// after a day for each of them.
+pub fn days_for_max_credential_age(
+    max_age_days: i64,
+    alternating_users: bool,
+) -> Result<i64, String> {
+    let days = if alternating_users {
+        max_age_days.saturating_sub(2).div_euclid(2)
     } else {
         max_age_days.saturating_sub(1)
     };
     if (1..=MAX_DAYS).contains(&days) {
         Ok(days)
     } else {
-        let rule = if multi_user {
-            "half of it (multi-user rotation)"
+        let rule = if alternating_users {
+            "a day less than half of it: alternating users, whose previous password stays valid one more interval"
         } else {
-            "one day less"
+            "one day less: a single user"
         };
         Err(format!(
             "max_credential_age_days = {max_age_days} gives a rotation every {days} days ({rule}); \
@@ -324,6 +332,29 @@ mod tests {
         assert!(check_schedule_expression("cron(0 1 $ * ? *)").is_err());
     }
 
+    /// Worst case: every rotation starts at the end of its window, a day
+    /// after its interval's last day. The interval is the longest for which
+    /// no password outlives the promised age.
+    #[test]
+    fn no_password_outlives_max_credential_age_even_when_rotations_run_late() {
+        for max_age in 2..=2002 {
+            for alternating in [false, true] {
+                let Ok(days) = days_for_max_credential_age(max_age, alternating) else {
+                    continue;
+                };
+                let intervals_lived = if alternating { 2 } else { 1 };
+                let oldest = |days: i64| intervals_lived * (days + 1);
+                assert!(oldest(days) <= max_age, "{max_age} {alternating}: {days}");
+                if days < MAX_DAYS {
+                    assert!(
+                        oldest(days + 1) > max_age,
+                        "{max_age} {alternating}: {days} is not the longest"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn durations() {
         assert_eq!(check_duration("1h"), Ok(1));
@@ -356,14 +387,18 @@ mod tests {
 
     #[test]
     fn compliance_arithmetic() {
-        assert_eq!(days_for_max_credential_age(30, true), Ok(15));
-        assert_eq!(days_for_max_credential_age(31, true), Ok(15));
+        // Two intervals of 14 days, each up to a day late: 30 days at most.
+        assert_eq!(days_for_max_credential_age(30, true), Ok(14));
+        assert_eq!(days_for_max_credential_age(31, true), Ok(14));
+        assert_eq!(days_for_max_credential_age(32, true), Ok(15));
+        assert_eq!(days_for_max_credential_age(4, true), Ok(1));
+        assert!(days_for_max_credential_age(3, true).is_err());
         assert_eq!(days_for_max_credential_age(30, false), Ok(29));
         assert_eq!(days_for_max_credential_age(2, false), Ok(1));
-        assert_eq!(days_for_max_credential_age(2001, true), Ok(1000));
+        assert_eq!(days_for_max_credential_age(2002, true), Ok(1000));
         assert!(days_for_max_credential_age(1, false).is_err());
         assert!(days_for_max_credential_age(1, true).is_err());
-        assert!(days_for_max_credential_age(2002, true).is_err());
+        assert!(days_for_max_credential_age(2004, true).is_err());
         assert!(days_for_max_credential_age(1002, false).is_err());
         assert!(days_for_max_credential_age(i64::MIN, false).is_err());
     }

@@ -387,9 +387,9 @@ max_credential_age_days.",
         }
     }
     if let Some(n) = r.max_credential_age_days.known() {
-        // The strategy must be known to do the arithmetic.
-        if !c.rotation_type.is_unknown() {
-            if let Err(msg) = schedule::days_for_max_credential_age(*n, c.is_multi_user()) {
+        // Whether users alternate must be known to do the arithmetic.
+        if let Some(alternating) = c.credentials_alternate() {
+            if let Err(msg) = schedule::days_for_max_credential_age(*n, alternating) {
                 d.push(invalid(
                     rules_path("max_credential_age_days"),
                     "Invalid max_credential_age_days",

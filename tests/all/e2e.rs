@@ -301,7 +301,7 @@ fn quickstart_example_applies_plans_empty_and_destroys() {
         ws.plan(&[]).assert_code(0);
         let values = ws.resource_values("rdsrot_rotation.app_db");
         assert_eq!(
-            values["rotation_rules"][0]["automatically_after_days"], 45,
+            values["rotation_rules"][0]["automatically_after_days"], 44,
             "{client}: {values:#}"
         );
         let outputs = ws.terraform(&["output", "-json"]);
@@ -715,9 +715,9 @@ fn full_lifecycle(variant: Variant) {
                     text(&values, "stack_id").contains(":stack/serverlessrepo-"),
                     "{values:#}"
                 );
-                // Half of 90 days: old credentials stay valid one more cycle.
+                // Two intervals of 44 days, each up to a day late: 90 days.
                 assert_eq!(
-                    values["rotation_rules"][0]["automatically_after_days"], 45,
+                    values["rotation_rules"][0]["automatically_after_days"], 44,
                     "{values:#}"
                 );
                 assert_eq!(

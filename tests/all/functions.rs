@@ -69,10 +69,10 @@ fn the_functions_example_evaluates_its_outputs() {
         run.assert_success();
         let outputs = json_of(&client, &run);
         let value = |name: &str| outputs[name]["value"].clone();
-        assert_eq!(value("rotation_interval_days"), 45, "{client}: {outputs:#}");
+        assert_eq!(value("rotation_interval_days"), 44, "{client}: {outputs:#}");
         assert_eq!(
             value("rotation_interval_days_for_type"),
-            45,
+            44,
             "{client}: {outputs:#}"
         );
         assert_eq!(

@@ -446,7 +446,7 @@ fn emulator_tests_fail_on_a_wrong_interval_and_refuse_a_remote_endpoint() {
             report
                 .errors
                 .iter()
-                .any(|e| e.contains("must rotate every 45 days, not 90")),
+                .any(|e| e.contains("must rotate every 44 days, not 90")),
             "{client}: {:#?}",
             report.errors
         );

@@ -32,7 +32,7 @@ variable "master_secret_arn" {
 }
 
 variable "max_credential_age_days" {
-  description = "The longest any credential may stay valid. The provider rotates every max_credential_age_days / 2 days with a multi-user type (the previous user stays valid one more cycle) and one day sooner than the limit otherwise."
+  description = "The longest any credential may stay valid. The provider rotates every max_credential_age_days / 2 - 1 days (rounded down) when users alternate (the previous user stays valid one more interval, and a rotation may run a day late) and one day sooner than the limit otherwise."
   type        = number
   default     = 90
 

@@ -33,7 +33,8 @@ resource "rdsrot_rotation" "single_user" {
 # using the master secret to manage them, so there is no downtime. The
 # database secret's JSON must carry a "masterarn" key naming the master
 # secret. With max_credential_age_days = 90 the provider rotates every
-# 45 days: the previous user stays valid for one more cycle.
+# 44 days: the previous user stays valid for one more interval, and each
+# rotation may run up to a day late.
 resource "rdsrot_rotation" "multi_user" {
   secret_id         = "reports/db"
   rotation_type     = "postgresql_multi_user"

@@ -48,8 +48,8 @@ run "multi_user_rotation_is_on" {
   }
 
   assert {
-    condition     = output.rotation_interval_days == 45
-    error_message = "A 90-day limit with alternating users must rotate every 45 days, not ${output.rotation_interval_days}."
+    condition     = output.rotation_interval_days == 44
+    error_message = "A 90-day limit with alternating users must rotate every 44 days, not ${output.rotation_interval_days}."
   }
 
   assert {
@@ -85,8 +85,8 @@ run "shorter_limit_updates_in_place" {
   }
 
   assert {
-    condition     = output.rotation_interval_days == 15
-    error_message = "A 30-day limit with alternating users must rotate every 15 days, not ${output.rotation_interval_days}."
+    condition     = output.rotation_interval_days == 14
+    error_message = "A 30-day limit with alternating users must rotate every 14 days, not ${output.rotation_interval_days}."
   }
 
   assert {
