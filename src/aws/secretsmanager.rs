@@ -40,6 +40,9 @@ pub struct SecretInfo {
     pub last_rotated_date: Option<i64>,
     /// When Secrets Manager plans the next rotation (Unix seconds).
     pub next_rotation_date: Option<i64>,
+    /// The KMS key that encrypts the secret, as it was given (a key ARN, key
+    /// id, alias or alias ARN); `None` for Secrets Manager's AWS managed key.
+    pub kms_key_id: Option<String>,
 }
 
 impl SecretInfo {
@@ -92,6 +95,10 @@ pub async fn find_secret(
         version_stages: out.version_ids_to_stages().cloned().unwrap_or_default(),
         last_rotated_date: out.last_rotated_date().map(|t| t.secs()),
         next_rotation_date: out.next_rotation_date().map(|t| t.secs()),
+        kms_key_id: out
+            .kms_key_id()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
     }))
 }
 

@@ -3,7 +3,8 @@
 //! - `schema` and `model`: the typed value;
 //! - `validate` and `schedule`: pure plan-time checks; `plan`: pure planning;
 //!   `plan_checks`: read-only look-ups at plan time; `preflight`: the check of
-//!   the secret's JSON, at plan and before apply's first step;
+//!   the secret's JSON, at plan and before apply's first step; `master_key`:
+//!   the master secret's KMS key, at plan;
 //! - `private`: what the provider made, for undoing it;
 //! - one module per AWS part, each with what apply, read and destroy do to
 //!   it: `secret` (the secret and its rotation schedule), `stack` (the
@@ -17,6 +18,7 @@
 //! - `resource`: the resource as the provider serves it (the RPC glue).
 
 pub mod apply;
+pub mod master_key;
 pub mod master_policy;
 pub mod model;
 pub mod permission;

@@ -106,6 +106,7 @@ existing function; to have a rotation Lambda deployed for you, set `rotation_typ
     // The secret's JSON, once the secret is known to be there.
     if !diags.has_errors() {
         diags.extend(super::preflight::at_plan(c, d, config, prior).await?);
+        diags.extend(super::master_key::at_plan(c, d, config, prior).await?);
     }
     Ok(diags)
 }

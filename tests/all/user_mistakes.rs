@@ -154,3 +154,71 @@ fn switching_secret_id_between_arn_and_name_keeps_the_stack() {
         ws.assert_no_leaks();
     }
 }
+
+/// A master secret encrypted with a customer managed key (as RDS-managed
+/// master secrets often are) needs `kms:Decrypt` on that key for the
+/// rotation function to read it: plan says so, naming the key and
+/// `master_secret_kms_key_arn`, before anything is made, and stays quiet
+/// once the attribute grants that key.
+#[test]
+fn a_master_secret_under_a_customer_managed_key_is_named_at_plan() {
+    const KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/0b4c6b2e-7d2a-4a8e-9b39-5a1f0c2d3e4f";
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let sm = emulator.secretsmanager();
+        let (secret, master) = block_on(async {
+            let master = create_database_secret(&sm, "cmk/master", "postgres", None).await;
+            sm.update_secret()
+                .secret_id(&master.arn)
+                .kms_key_id(KEY)
+                .send()
+                .await
+                .expect("the master secret takes the key");
+            let secret = create_database_secret(&sm, "cmk/db", "postgres", Some(&master.arn)).await;
+            (secret, master)
+        });
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        ws.forbid(&secret.password);
+        ws.forbid(&master.password);
+        let config = template_config(&secret.arn, &master.arn);
+        ws.write("main.tf", &config);
+        let plan = ws.plan(&[]);
+        plan.assert_code(2)
+            .assert_mentions("encrypted with a customer managed key");
+        // Terraform wraps a diagnostic's detail: compare words.
+        let words = plan
+            .output()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            words.contains(&format!("Set `master_secret_kms_key_arn = \"{KEY}\"`")),
+            "{client}: the warning does not give the fix:\n{}",
+            plan.output()
+        );
+
+        ws.write(
+            "main.tf",
+            &config.replace(
+                "  rotation_type     = \"postgresql_multi_user\"\n",
+                &format!(
+                    "  rotation_type     = \"postgresql_multi_user\"\n  master_secret_kms_key_arn = \"{KEY}\"\n"
+                ),
+            ),
+        );
+        let plan = ws.plan(&[]);
+        plan.assert_code(2);
+        assert!(
+            !plan.output().contains("customer managed key"),
+            "{client}: the granted key is still reported:\n{}",
+            plan.output()
+        );
+        assert!(
+            plan.output().contains(KEY),
+            "{client}: the plan shows the key granted:\n{}",
+            plan.output()
+        );
+    }
+}
