@@ -315,6 +315,63 @@ pub async fn find_stack_lambda(
     }))
 }
 
+/// The id of the stack that holds the resource with this physical id (a
+/// function's name, say), whatever the stack is called: how a Lambda set up
+/// outside the provider leads back to the stack that made it. `None` when
+/// no stack holds it.
+pub async fn find_stack_holding(
+    c: &Clients,
+    d: &Deadline,
+    physical_id: &str,
+) -> Result<Option<String>, AwsError> {
+    let out = c
+        .call(d, &READ, Quota::Unpublished, || async {
+            c.cloudformation
+                .describe_stack_resources()
+                .physical_resource_id(physical_id)
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await
+        .or_not_found()?;
+    Ok(out.and_then(|o| {
+        o.stack_resources()
+            .iter()
+            .find_map(|r| r.stack_id().map(str::to_string))
+    }))
+}
+
+/// The physical ids of the stack's resources of one type, e.g.
+/// `AWS::Lambda::Permission`.
+pub async fn find_stack_resources_of_type(
+    c: &Clients,
+    d: &Deadline,
+    stack_ref: &str,
+    resource_type: &str,
+) -> Result<Vec<String>, AwsError> {
+    let out = c
+        .call(d, &READ, Quota::Unpublished, || async {
+            c.cloudformation
+                .describe_stack_resources()
+                .stack_name(stack_ref)
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await
+        .or_not_found()?;
+    Ok(out
+        .map(|o| {
+            o.stack_resources()
+                .iter()
+                .filter(|r| r.resource_type() == Some(resource_type))
+                .filter_map(|r| r.physical_resource_id().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// The names of the IAM roles the stack made (its `AWS::IAM::Role`
 /// resources' physical ids).
 pub async fn find_stack_roles(

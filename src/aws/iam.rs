@@ -31,6 +31,34 @@ pub async fn find_role_policy(
     Ok(Some(decode_policy_document(out.policy_document())))
 }
 
+/// The names of the role's inline policies (every page).
+pub async fn list_role_policy_names(
+    c: &Clients,
+    d: &Deadline,
+    role: &str,
+) -> Result<Vec<String>, AwsError> {
+    let mut names = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = c
+            .call(d, &READ, Quota::Unpublished, || async {
+                c.iam
+                    .list_role_policies()
+                    .role_name(role)
+                    .set_marker(marker.clone())
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await?;
+        names.extend(out.policy_names().iter().cloned());
+        match out.marker().filter(|m| out.is_truncated() && !m.is_empty()) {
+            Some(m) => marker = Some(m.to_string()),
+            None => return Ok(names),
+        }
+    }
+}
+
 pub fn decode_policy_document(raw: &str) -> serde_json::Value {
     let decoded = percent_decode_str(raw).decode_utf8_lossy();
     serde_json::from_str(&decoded)

@@ -17,6 +17,7 @@
 //! - `apply`: the order of the steps; `read`: drift detection and import;
 //! - `resource`: the resource as the provider serves it (the RPC glue).
 
+pub mod adopt;
 pub mod apply;
 pub mod master_key;
 pub mod master_policy;

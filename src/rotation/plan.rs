@@ -225,12 +225,72 @@ then needs the secret to exist. To only clean up, remove the resource from the c
         other => other.clone(),
     };
     out.rotation_verified = planned_verification(&out, &p, prior_exists && !replacing);
+    if prior_exists && !replacing {
+        if let Some(warning) = lambda_switch_warning(&out, &p, private) {
+            diagnostics.push(warning);
+        }
+    }
 
     Planned {
         state: out.to_value(),
         requires_replace,
         diagnostics,
     }
+}
+
+/// A plan that moves the rotation to another Lambda (another template, or
+/// between a template and an existing Lambda) says so before anything
+/// changes: the new Lambda rotates the secret at once, and the stack in use
+/// now, taken over on import or made by this resource, is deleted.
+fn lambda_switch_warning(
+    out: &Rotation,
+    prior: &Rotation,
+    private: &Private,
+) -> Option<Diagnostic> {
+    let was_template = prior.rotation_type.known().is_some();
+    let to_template = out.rotation_type.known();
+    let changes = match (prior.rotation_type.known(), to_template) {
+        (Some(a), Some(b)) => a != b,
+        (None, Some(_)) => true,
+        (Some(_), None) => out.rotation_lambda_arn.known().is_some(),
+        (None, None) => false,
+    };
+    if !changes {
+        return None;
+    }
+    let new_lambda = match (to_template, out.rotation_lambda_arn.known()) {
+        (Some(t), _) => format!("deploys a new rotation Lambda from the {t} template"),
+        (None, Some(arn)) => format!("moves the rotation to the Lambda {arn}"),
+        (None, None) => return None,
+    };
+    let old = match (was_template, private.adopted.stack_id.as_deref()) {
+        (true, Some(id)) => format!(
+            "The stack {id}, taken over on import, and its Lambda are deleted once the secret rotates with the new Lambda."
+        ),
+        (true, None) => "The stack of the template in use now, and its Lambda, are deleted once the secret rotates with the new Lambda."
+            .to_string(),
+        (false, _) => format!(
+            "The Lambda in use now ({}) is not deleted; its invoke permission and master-secret grant for this secret are removed.",
+            prior.rotation_lambda_arn.as_deref().unwrap_or("unknown")
+        ),
+    };
+    let rotates = if out.rotate_immediately.known() == Some(&false) {
+        "The secret rotates with it from its next scheduled rotation."
+    } else {
+        "The secret is rotated with it at once (`rotate_immediately`)."
+    };
+    let path = if to_template.is_some() {
+        "rotation_type"
+    } else {
+        "rotation_lambda_arn"
+    };
+    Some(
+        Diagnostic::warning(
+            "The rotation moves to another Lambda",
+            format!("This plan {new_lambda}. {rotates} {old}"),
+        )
+        .at(AttributePath::root(path)),
+    )
 }
 
 /// Whether `secret_id` names the secret the prior state recorded: its ARN,
@@ -753,6 +813,51 @@ mod tests {
         );
         assert!(s.stack_id.is_unknown());
         assert_ne!(s.function_name, applied().function_name);
+    }
+
+    #[test]
+    fn moving_the_rotation_to_another_lambda_warns_before_anything_changes() {
+        let warning = |planned: &Planned| {
+            planned
+                .diagnostics
+                .0
+                .iter()
+                .find(|d| d.summary == "The rotation moves to another Lambda")
+                .map(|d| d.detail.clone())
+        };
+        // Unchanged: no warning.
+        let same = plan(
+            &config().to_value(),
+            &applied().to_value(),
+            &private(),
+            &ctx(),
+        );
+        assert_eq!(warning(&same), None);
+
+        let mut c = config();
+        c.rotation_type = Attr::Known("mysql_single_user".into());
+        let mut adopted = private();
+        adopted.adopted.stack_id = Some(STACK.into());
+        let other = plan(&c.to_value(), &applied().to_value(), &adopted, &ctx());
+        let detail = warning(&other).expect("a warning");
+        assert!(detail.contains("mysql_single_user template"), "{detail}");
+        assert!(
+            detail.contains(STACK) && detail.contains("taken over on import"),
+            "{detail}"
+        );
+
+        let mut existing = config();
+        existing.rotation_type = Attr::Null;
+        existing.rotation_lambda_arn =
+            Attr::Known("arn:aws:lambda:eu-west-1:111122223333:function:own-rotator".into());
+        let moved = plan(
+            &existing.to_value(),
+            &applied().to_value(),
+            &private(),
+            &ctx(),
+        );
+        let detail = warning(&moved).expect("a warning");
+        assert!(detail.contains("own-rotator"), "{detail}");
     }
 
     fn planned_version(rotation_type: &str, secret_id: &str, region: Option<&str>) -> Attr<String> {

@@ -30,11 +30,48 @@ pub struct Private {
     /// The VPC placement an existing Lambda had before we changed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_vpc: Option<VpcRecord>,
+    /// What import took over from a rotation set up outside this provider
+    /// (see `adopt`): those objects carry no mark of ours, and destroy
+    /// removes them as it removes what the provider made.
+    #[serde(default, skip_serializing_if = "Adopted::is_empty")]
+    pub adopted: Adopted,
     /// Keys this version does not know (written by a newer provider): kept
     /// and written back, so that going back and forth between versions loses
     /// no record of what to undo.
     #[serde(flatten)]
     pub unknown: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The objects import took over, each by what identifies it in AWS.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adopted {
+    /// The stack's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_id: Option<String>,
+    /// The invoke statement: `(function ARN, statement id)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<(String, String)>,
+    /// The inline role policy: `(role name, policy name)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_policy: Option<(String, String)>,
+}
+
+impl Adopted {
+    pub fn is_empty(&self) -> bool {
+        self == &Adopted::default()
+    }
+
+    /// Whether this statement is the one import took over.
+    pub fn has_statement(&self, function: &str, sid: &str) -> bool {
+        self.statement
+            .as_ref()
+            .is_some_and(|(f, s)| f == function && s == sid)
+    }
+
+    /// Whether this stack (by id) is the one import took over.
+    pub fn has_stack(&self, stack_id: &str) -> bool {
+        self.stack_id.as_deref() == Some(stack_id)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ use crate::aws::{cloudformation as cfn, iam, lambda, secretsmanager as sm, serve
 use super::model::{Attr, Rotation};
 use super::plan::default_statement_id;
 use super::private::{PermissionRecord, Private, RolePolicyRecord, StackRecord};
-use super::{master_policy, permission, secret, stack, template, vpc};
+use super::{adopt, master_policy, permission, secret, stack, template, vpc};
 
 /// The state as AWS has it. A deleted secret keeps the resource (see
 /// `secret::record_gone`): destroy must still remove what was made for it.
@@ -120,10 +120,11 @@ pub async fn read(
 }
 
 /// Rebuilds the state of a rotation configured on the secret `id` (an ARN
-/// or a name). Only what this provider made is recorded as its own: a stack
-/// tagged for this secret, statements with its id prefix, the secret's own
-/// master-secret policy. Destroying an imported rotation then removes those
-/// and leaves anything else in place.
+/// or a name). Recorded as the resource's own: what this provider made (a
+/// stack tagged for this secret, statements with its id prefix, the
+/// secret's own master-secret policy), or else, for a rotation set up
+/// outside it, what `adopt` takes over. Destroying an imported rotation
+/// then removes those and leaves anything else in place.
 pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Private), AwsError> {
     let secret = sm::find_secret(c, d, id)
         .await?
@@ -158,10 +159,26 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
     p.lambda = Some(function.arn.clone());
 
     // A Lambda from a repository template: find its stack, when it was
-    // deployed for this secret.
-    let found = find_lambda_stack(c, d, &function)
-        .await?
-        .filter(|st| st.tags.get(stack::OWNER_TAG) == Some(&stack::owner_tag_value(&secret.arn)));
+    // deployed for this secret, by this provider or (adopted) outside it.
+    let stack_found = find_lambda_stack(c, d, &function).await?;
+    let stack_sids = match &stack_found {
+        Some(st) => adopt::stack_statement_ids(c, d, &st.id).await?,
+        None => vec![],
+    };
+    let found = match stack_found {
+        Some(st) if st.tags.get(stack::OWNER_TAG) == Some(&stack::owner_tag_value(&secret.arn)) => {
+            Some(st)
+        }
+        Some(st) if adoptable_stack(&st) => {
+            if adopt::serves_other_secrets(c, d, &function.arn, &secret.arn).await? {
+                None
+            } else {
+                p.adopted.stack_id = Some(st.id.clone());
+                Some(st)
+            }
+        }
+        _ => None,
+    };
     let app = found
         .as_ref()
         .and_then(|st| st.tags.get("serverlessrepo:applicationId"))
@@ -232,7 +249,9 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
     // statement of ours scoped to this secret.
     let statements = lambda::list_invoke_permissions(c, d, &function.arn).await?;
     let default_sid = default_statement_id(id);
-    // None of ours: the next plan adds one (the default id).
+    // None of ours: one set up outside the provider for this secret, else
+    // none (the next plan adds one, the default id).
+    let account = Arn::parse(&secret.arn).map(|a| a.account.to_string());
     if let Some((st, scope)) = permission::find_ours(&statements, &secret.arn, &default_sid) {
         s.permission_statement_id = Attr::Known(st.sid.clone());
         s.permission_scope = Attr::Known(scope.to_string());
@@ -240,7 +259,19 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
             function: function.arn.clone(),
             sid: st.sid.clone(),
             shared: scope == permission::SCOPE_ACCOUNT,
+            ..Default::default()
         });
+    } else if let Some(st) =
+        adopt::adoptable_statement(&statements, &secret.arn, account.as_deref(), &stack_sids)
+    {
+        s.permission_statement_id = Attr::Known(st.sid.clone());
+        s.permission_scope = Attr::Known(permission::SCOPE_SECRET.to_string());
+        p.permission = Some(PermissionRecord {
+            function: function.arn.clone(),
+            sid: st.sid.clone(),
+            ..Default::default()
+        });
+        p.adopted.statement = Some((function.arn.clone(), st.sid.clone()));
     }
 
     // The master-secret policy: the secret's own, or the legacy shared one.
@@ -260,12 +291,41 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
                 break;
             }
         }
+        if p.role_policy.is_none() {
+            if let Some((name, master, key)) =
+                adopt::find_master_policy(c, d, role, &secret.arn).await?
+            {
+                s.master_secret_arn = Attr::Known(master);
+                s.master_secret_kms_key_arn = Attr::from_option(key);
+                p.adopted.role_policy = Some((role.to_string(), name.clone()));
+                p.role_policy = Some(RolePolicyRecord {
+                    role: role.to_string(),
+                    name,
+                });
+            }
+        }
     }
     Ok((s, p))
 }
 
-/// The stack that made the function: named by its CloudFormation tags, or
-/// by the provider's own naming of stacks.
+/// A stack the repository deployed from one of the rotation templates
+/// (`serverlessrepo-<name>`, tagged with the application) that carries no
+/// owner tag of this provider: one set up outside it, which import may take
+/// over. A stack of another name cannot be updated through the repository,
+/// and one owned for another secret is not this resource's.
+fn adoptable_stack(st: &cfn::StackInfo) -> bool {
+    !st.tags.contains_key(stack::OWNER_TAG)
+        && st.name.starts_with(sar::STACK_NAME_PREFIX)
+        && st.is_healthy()
+        && st
+            .tags
+            .get("serverlessrepo:applicationId")
+            .is_some_and(|a| template::of_application(a).is_some())
+}
+
+/// The stack that made the function: named by its CloudFormation tags, by
+/// the stack that holds a resource of the function's name, or by the
+/// provider's own naming of stacks.
 async fn find_lambda_stack(
     c: &Clients,
     d: &Deadline,
@@ -283,6 +343,11 @@ async fn find_lambda_stack(
     .filter_map(|k| tags.get(*k).cloned())
     .collect();
     if let Some(name) = function.arn.rsplit(':').next() {
+        if candidates.is_empty() {
+            if let Some(id) = cfn::find_stack_holding(c, d, name).await? {
+                candidates.push(id);
+            }
+        }
         candidates.push(sar::deployed_stack_name(&stack::stack_name_for(name)));
     }
     for candidate in candidates {

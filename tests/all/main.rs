@@ -19,9 +19,12 @@
 //!   Terraform, and a failed first rotation fails the apply and recovers.
 //! - `user_mistakes`: mistakes users make (a deleted secret, values refused at
 //!   validate or plan, `secret_id` between name and ARN), through real Terraform.
+//! - `adoption`: rotations set up outside the provider (the guide's CLI
+//!   steps) imported and taken over, through real Terraform.
 //! - `release`: `scripts/release.sh`, the release workflow, and the release's
 //!   zip as a filesystem mirror for both Terraform clients.
 
+mod adoption;
 mod chaos;
 mod configs;
 mod databases;

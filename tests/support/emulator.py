@@ -49,6 +49,7 @@ from werkzeug.wrappers import Request, Response  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aws_under_load  # noqa: E402
+import cloudformation_lookups  # noqa: E402
 import function_iam  # noqa: E402
 import lambda_runtime  # noqa: E402
 import stand_in_templates as templates  # noqa: E402
@@ -229,6 +230,9 @@ def apply_corrections():
     7. CloudFormation: `ExecuteChangeSet` runs an executed change set again.
     8. CloudFormation and IAM: deleting a stack strips its role of policies
        the template never declared.
+    9. CloudFormation: functions a stack makes carry no `aws:cloudformation:*`
+       tags, and `DescribeStackResources` cannot start from a resource's
+       physical id (`cloudformation_lookups`).
     """
     from moto.cloudformation.models import CloudFormationBackend
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
@@ -367,6 +371,7 @@ def apply_corrections():
     _refuse_duplicate_statement_ids()
     _refuse_executed_change_sets()
     _keep_roles_with_undeclared_policies()
+    cloudformation_lookups.apply()
 
 
 # 6. Lambda: moto appends a statement whose Sid the policy already holds, so a
