@@ -259,7 +259,6 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
             function: function.arn.clone(),
             sid: st.sid.clone(),
             shared: scope == permission::SCOPE_ACCOUNT,
-            ..Default::default()
         });
     } else if let Some(st) =
         adopt::adoptable_statement(&statements, &secret.arn, account.as_deref(), &stack_sids)
@@ -269,7 +268,7 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
         p.permission = Some(PermissionRecord {
             function: function.arn.clone(),
             sid: st.sid.clone(),
-            ..Default::default()
+            shared: false,
         });
         p.adopted.statement = Some((function.arn.clone(), st.sid.clone()));
     }
