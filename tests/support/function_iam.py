@@ -697,7 +697,10 @@ def _resource_contexts(stack, template, parameters, operation, account, region):
         else:
             if made is None:
                 continue
-            wanted = ["iam:DeleteRolePolicy"] if properties.get("Policies") else []
+            # The handler lists what the role holds before it removes what
+            # the template declared.
+            wanted = ["iam:ListRolePolicies", "iam:ListAttachedRolePolicies"]
+            wanted += ["iam:DeleteRolePolicy"] if properties.get("Policies") else []
             wanted += ["iam:DetachRolePolicy"] if properties.get("ManagedPolicyArns") else []
             wanted += ["iam:DeleteRole"]
         calls += [(logical_id, RequestContext(a, arn)) for a in wanted]
