@@ -8,7 +8,8 @@
 //! - without any one of its statements, the step that needs it fails (or,
 //!   where the docs say so, warns) naming a missing action of that statement;
 //! - the roles of the rotation functions get only what a rotation needs,
-//!   and a real rotation still succeeds with them.
+//!   and a real rotation still succeeds with them;
+//! - a role session held to its policy is refused as each service refuses.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,10 +20,12 @@ use crate::support::databases::Databases;
 use crate::support::engines;
 use crate::support::moto::{
     create_enforced_user, create_rotation_lambda_for, create_secret, repo_root, DatabaseSecret,
-    Emulator, EnforcedUser, ACCOUNT_ID, REGION,
+    Emulator, EnforcedUser, ACCOUNT_ID, ENFORCED_TAG, REGION,
 };
 use crate::support::observe::assert_nothing_left;
 use crate::support::terraform::{clients, required_providers_block, Client, Run, Workspace};
+use aws_sdk_secretsmanager::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use rdsrot::aws::iam::decode_policy_document;
 
 // ---------------------------------------------------------------------------
@@ -685,4 +688,151 @@ fn each_statement_of_the_documented_policy_is_needed() {
         unneeded.is_empty(),
         "the documented policy has statements no step needs: {unneeded:?}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// The enforcement itself
+// ---------------------------------------------------------------------------
+
+/// HTTP status, error code and message of a refused call.
+fn refusal<E: ProvideErrorMetadata>(error: SdkError<E>) -> (u16, String, String) {
+    let status = error.raw_response().map(|r| r.status().as_u16());
+    (
+        status.expect("the call got an answer"),
+        error.code().unwrap_or_default().to_owned(),
+        error.message().unwrap_or_default().to_owned(),
+    )
+}
+
+/// A role tagged as enforced, assumed through STS: its session may do what
+/// the role's policy allows and is refused the rest, before the resource is
+/// even looked up, in each service's own shape, with AWS's message naming
+/// the session, the action and the resource.
+#[test]
+fn an_enforced_role_session_is_refused_in_each_services_shape() {
+    let Some(emulator) = Emulator::try_start() else {
+        return;
+    };
+    block_on(async {
+        let admin = emulator.sdk_config();
+        let secret = create_secret(&emulator.secretsmanager(), "enforced/one", "{}").await;
+        let iam = emulator.iam();
+        iam.create_role()
+            .role_name("auditor")
+            .assume_role_policy_document(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#,
+            )
+            .tags(
+                aws_sdk_iam::types::Tag::builder()
+                    .key(ENFORCED_TAG.0)
+                    .value(ENFORCED_TAG.1)
+                    .build()
+                    .expect("a tag"),
+            )
+            .send()
+            .await
+            .expect("create the role");
+        iam.put_role_policy()
+            .role_name("auditor")
+            .policy_name("describe-only")
+            .policy_document(
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:DescribeSecret","Resource":"*"}]}"#,
+            )
+            .send()
+            .await
+            .expect("the role's policy");
+        let assumed = aws_sdk_sts::Client::new(&admin)
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{ACCOUNT_ID}:role/auditor"))
+            .role_session_name("audit-run")
+            .send()
+            .await
+            .expect("assume the role");
+        let keys = assumed
+            .credentials()
+            .expect("AssumeRole answers credentials");
+        let session = admin
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                keys.access_key_id(),
+                keys.secret_access_key(),
+                Some(keys.session_token().to_owned()),
+                None,
+                "enforced-session",
+            )))
+            .build();
+        let who = format!("User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/auditor/audit-run is not authorized to perform:");
+
+        aws_sdk_secretsmanager::Client::new(&session)
+            .describe_secret()
+            .secret_id(&secret)
+            .send()
+            .await
+            .expect("DescribeSecret is allowed");
+        let (status, code, message) = refusal(
+            aws_sdk_secretsmanager::Client::new(&session)
+                .get_secret_value()
+                .secret_id(&secret)
+                .send()
+                .await
+                .expect_err("GetSecretValue is not allowed"),
+        );
+        assert_eq!((status, code.as_str()), (400, "AccessDeniedException"));
+        assert_eq!(
+            message,
+            format!("{who} secretsmanager:GetSecretValue on resource: {secret} because no identity-based policy allows the secretsmanager:GetSecretValue action")
+        );
+
+        let (status, code, message) = refusal(
+            aws_sdk_lambda::Client::new(&session)
+                .get_function()
+                .function_name("not-there")
+                .send()
+                .await
+                .expect_err("GetFunction is not allowed"),
+        );
+        assert_eq!((status, code.as_str()), (403, "AccessDeniedException"));
+        assert!(
+            message.starts_with(&format!("{who} lambda:GetFunction on resource: arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:not-there")),
+            "{message}"
+        );
+
+        let (status, code, message) = refusal(
+            aws_sdk_iam::Client::new(&session)
+                .get_role()
+                .role_name("auditor")
+                .send()
+                .await
+                .expect_err("GetRole is not allowed"),
+        );
+        assert_eq!((status, code.as_str()), (403, "AccessDenied"));
+        assert!(
+            message.starts_with(&format!(
+                "{who} iam:GetRole on resource: arn:aws:iam::{ACCOUNT_ID}:role/auditor"
+            )),
+            "{message}"
+        );
+
+        let (status, code, message) = refusal(
+            aws_sdk_cloudformation::Client::new(&session)
+                .describe_stacks()
+                .stack_name("serverlessrepo-x")
+                .send()
+                .await
+                .expect_err("DescribeStacks is not allowed"),
+        );
+        assert_eq!((status, code.as_str()), (403, "AccessDenied"));
+        assert!(
+            message.contains("cloudformation:DescribeStacks on resource: arn:aws:cloudformation:"),
+            "{message}"
+        );
+        let refused = emulator.iam_decisions();
+        let session_arn = format!("arn:aws:sts::{ACCOUNT_ID}:assumed-role/auditor/audit-run");
+        assert!(
+            refused[&session_arn]["refused"]["secretsmanager:GetSecretValue"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|x| x == &Value::String(secret.clone()))),
+            "the refusal is recorded: {refused:#}"
+        );
+    });
 }
