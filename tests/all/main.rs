@@ -21,6 +21,9 @@
 //!   validate or plan, `secret_id` between name and ARN), through real Terraform.
 //! - `adoption`: rotations set up outside the provider (the guide's CLI
 //!   steps) imported and taken over, through real Terraform.
+//! - `documented_policy`: the IAM policy of `docs/index.md`, held to as AWS
+//!   would, is enough for the whole lifecycle and no statement is spare; the
+//!   rotation functions' roles get only what a rotation needs.
 //! - `release`: `scripts/release.sh`, the release workflow, and the release's
 //!   zip as a filesystem mirror for both Terraform clients.
 
@@ -28,6 +31,7 @@ mod adoption;
 mod chaos;
 mod configs;
 mod databases;
+mod documented_policy;
 mod e2e;
 mod emulator_runtime;
 mod functions;

@@ -1,5 +1,5 @@
 """How AWS lets a resource lead back to the stack that made it, where moto
-does not (correction 9 of `emulator.apply_corrections`).
+does not (correction 10 of `emulator.apply_corrections`).
 
 - AWS tags every function a stack creates with `aws:cloudformation:stack-name`,
   `aws:cloudformation:stack-id` and `aws:cloudformation:logical-id` (and the

@@ -230,9 +230,13 @@ def apply_corrections():
     7. CloudFormation: `ExecuteChangeSet` runs an executed change set again.
     8. CloudFormation and IAM: deleting a stack strips its role of policies
        the template never declared.
-    9. CloudFormation: functions a stack makes carry no `aws:cloudformation:*`
-       tags, and `DescribeStackResources` cannot start from a resource's
-       physical id (`cloudformation_lookups`).
+    9. CloudFormation and IAM: a template role's inline policy is kept as the
+       template's parsed object, so `GetRolePolicy` answers Python's repr of
+       it instead of a JSON document.
+    10. CloudFormation: functions a stack makes carry no `aws:cloudformation:*`
+        tags, a stack's invoke statements are not named by their resource,
+        and `DescribeStackResources` cannot start from a resource's physical
+        id (`cloudformation_lookups`).
     """
     from moto.cloudformation.models import CloudFormationBackend
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
@@ -371,6 +375,7 @@ def apply_corrections():
     _refuse_duplicate_statement_ids()
     _refuse_executed_change_sets()
     _keep_roles_with_undeclared_policies()
+    _keep_role_policies_as_json()
     cloudformation_lookups.apply()
 
 
@@ -445,6 +450,19 @@ def _refuse_executed_change_sets():
 #    with the other resources deleted and the role kept.
 ROLE_HAS_INLINE_POLICIES = "Cannot delete entity, must delete policies first."
 ROLE_HAS_MANAGED_POLICIES = "Cannot delete entity, must detach all policies first."
+
+
+def _keep_role_policies_as_json():
+    from moto.iam.models import Role
+
+    put_policy = Role.put_policy
+
+    def put_policy_as_json(self, policy_name, policy_json):
+        if not isinstance(policy_json, str):
+            policy_json = json.dumps(policy_json)
+        put_policy(self, policy_name, policy_json)
+
+    Role.put_policy = put_policy_as_json
 
 
 def _keep_roles_with_undeclared_policies():
@@ -895,7 +913,7 @@ def main(argv=None):
     application = aws_under_load.AwsUnderLoad(
         function_iam.FunctionIam(ServerlessRepositoryStandIn(DomainDispatcherApplication(create_backend_app))),
         quota_scale=args.quota_scale,
-        controls={"stacks": stacks_control},
+        controls={"stacks": stacks_control, "iam": function_iam.iam_control},
     )
     server = make_server(
         "127.0.0.1",

@@ -142,6 +142,18 @@ def required_parameters(application):
     return [name for name, spec in parameters(application).items() if "Default" not in spec]
 
 
+def _with_optional(statements, optional):
+    """The statements, each optional one added when its condition holds.
+
+    Whole lists are chosen with nested `Fn::If`: an `AWS::NoValue` inside a
+    list is dropped by CloudFormation but kept as a null by moto.
+    """
+    if not optional:
+        return statements
+    (condition, statement), rest = optional[0], optional[1:]
+    return {"Fn::If": [condition, _with_optional(statements + [statement], rest), _with_optional(statements, rest)]}
+
+
 def template(application, version):
     """The stand-in template body (JSON) for one version of one application.
 
@@ -150,10 +162,15 @@ def template(application, version):
     name the version): a change of version alone is a real change to the
     stack, never an empty change set.
     """
-    # What the function calls on the rotated secret, on the secrets of this
-    # account and Region (a rotation application serves any number of them),
-    # as the real templates grant.
+    # The secret actions reach every secret of the account and Region (one
+    # rotation application serves any number of secrets) but, as in the real
+    # templates, only those whose rotation function is this one: Secrets
+    # Manager exposes the secret's RotationLambdaARN to IAM as
+    # `secretsmanager:resource/AllowRotationLambdaArn`.
     rotated_secrets = {"Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:*"}
+    this_function = {
+        "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${functionName}"
+    }
     statements = [
         {
             "Effect": "Allow",
@@ -164,11 +181,32 @@ def template(application, version):
                 "secretsmanager:UpdateSecretVersionStage",
             ],
             "Resource": rotated_secrets,
+            "Condition": {"StringEquals": {"secretsmanager:resource/AllowRotationLambdaArn": this_function}},
         },
         # GetRandomPassword acts on no resource.
         {"Effect": "Allow", "Action": ["secretsmanager:GetRandomPassword"], "Resource": "*"},
     ]
+    # A customer managed key is used only through Secrets Manager.
+    through_secrets_manager = {
+        "StringEquals": {"kms:ViaService": {"Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}
+    }
+    optional = [
+        (
+            "SecretUsesCustomerKey",
+            {
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": {"Ref": "kmsKeyArn"},
+                "Condition": through_secrets_manager,
+            },
+        )
+    ]
+    conditions = {
+        "PlacedInVpc": {"Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "vpcSubnetIds"}]}, ""]}]},
+        "SecretUsesCustomerKey": {"Fn::Not": [{"Fn::Equals": [{"Ref": "kmsKeyArn"}, ""]}]},
+    }
     if application in MULTI_USER:
+        # The master secret rotates with another function: no condition on it.
         statements.append(
             {
                 "Effect": "Allow",
@@ -176,16 +214,26 @@ def template(application, version):
                 "Resource": {"Ref": "masterSecretArn"},
             }
         )
+        conditions["MasterSecretUsesCustomerKey"] = {
+            "Fn::Not": [{"Fn::Equals": [{"Ref": "masterSecretKmsKeyArn"}, ""]}]
+        }
+        optional.append(
+            (
+                "MasterSecretUsesCustomerKey",
+                {
+                    "Effect": "Allow",
+                    "Action": ["kms:Decrypt"],
+                    "Resource": {"Ref": "masterSecretKmsKeyArn"},
+                    "Condition": through_secrets_manager,
+                },
+            )
+        )
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": f"Stand-in for {application}: {APPLICATIONS[application]}",
         "Metadata": {"AWS::ServerlessRepo::Application": {"Name": application, "SemanticVersion": version}},
         "Parameters": parameters(application),
-        "Conditions": {
-            "PlacedInVpc": {
-                "Fn::Not": [{"Fn::Equals": [{"Fn::Join": ["", {"Ref": "vpcSubnetIds"}]}, ""]}]
-            }
-        },
+        "Conditions": conditions,
         "Resources": {
             "RotationLambdaRole": {
                 "Type": "AWS::IAM::Role",
@@ -203,7 +251,7 @@ def template(application, version):
                     "Policies": [
                         {
                             "PolicyName": "SecretsManagerRotationPolicy",
-                            "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                            "PolicyDocument": {"Version": "2012-10-17", "Statement": _with_optional(statements, optional)},
                         }
                     ],
                 },

@@ -639,6 +639,74 @@ pub fn rotation_function_zip(kind: &str) -> Vec<u8> {
     zip
 }
 
+/// The tag that makes the emulator check an IAM user's or role's calls
+/// against its identity policies (`tests/support/function_iam.py`).
+pub const ENFORCED_TAG: (&str, &str) = ("rdsrot:iam", "enforced");
+
+/// Access keys of an IAM user the emulator holds to its policies.
+pub struct EnforcedUser {
+    pub arn: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// Makes an IAM user tagged [`ENFORCED_TAG`] whose only permissions are
+/// `policy` (an inline policy document), with an access key: what it signs
+/// is allowed, refused and recorded as AWS would for such a user.
+pub async fn create_enforced_user(config: &SdkConfig, name: &str, policy: &str) -> EnforcedUser {
+    let iam = aws_sdk_iam::Client::new(config);
+    let user = iam
+        .create_user()
+        .user_name(name)
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key(ENFORCED_TAG.0)
+                .value(ENFORCED_TAG.1)
+                .build()
+                .expect("a tag has a key and a value"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create user {name}: {e:?}"));
+    let arn = user
+        .user()
+        .map(|u| u.arn().to_owned())
+        .expect("CreateUser answers the user");
+    iam.put_user_policy()
+        .user_name(name)
+        .policy_name("granted")
+        .policy_document(policy)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("policy of user {name}: {e:?}"));
+    let key = iam
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("access key of user {name}: {e:?}"));
+    let key = key.access_key().expect("CreateAccessKey answers the key");
+    EnforcedUser {
+        arn,
+        access_key_id: key.access_key_id().to_owned(),
+        secret_access_key: key.secret_access_key().to_owned(),
+    }
+}
+
+impl Emulator {
+    /// Per enforced principal ARN, the actions it was `allowed` and
+    /// `refused`, each with the resources it was asked for.
+    pub fn iam_decisions(&self) -> serde_json::Value {
+        let (status, body) = self
+            .http("GET", "/_rdsrot/iam", "")
+            .expect("read the IAM decisions");
+        assert_eq!(status, 200, "GET /_rdsrot/iam answered {body}");
+        let answer: serde_json::Value =
+            serde_json::from_str(&body).expect("the IAM decisions are JSON");
+        answer["principals"].clone()
+    }
+}
+
 /// The emulator itself: the stand-in repository, the corrections to moto
 /// and the fixtures behave as the provider's tests assume.
 #[cfg(test)]
