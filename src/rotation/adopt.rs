@@ -163,18 +163,21 @@ pub async fn find_master_policy(
     Ok(None)
 }
 
-/// Whether any secret other than `secret_arn` rotates with the function: a
-/// stack serving several secrets is not this resource's to delete.
-pub async fn serves_other_secrets(
+/// Whether no secret but `secret_arn` rotates with the function: parts
+/// that serve several secrets are not one resource's to delete. When the
+/// listing is refused or fails, nothing is adopted (the import still
+/// succeeds, without taking anything over).
+pub async fn serves_no_other_secret(
     c: &Clients,
     d: &Deadline,
     function: &str,
     secret_arn: &str,
 ) -> Result<bool, AwsError> {
-    Ok(sm::secrets_rotating_with(c, d, function)
-        .await?
-        .iter()
-        .any(|s| s != secret_arn))
+    match sm::secrets_rotating_with(c, d, function).await {
+        Ok(secrets) => Ok(secrets.iter().all(|s| s == secret_arn)),
+        Err(e) if e.is_no_credentials() || matches!(e, AwsError::Cancelled) => Err(e),
+        Err(_) => Ok(false),
+    }
 }
 
 #[cfg(test)]

@@ -161,6 +161,8 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
     // A Lambda from a repository template: find its stack, when it was
     // deployed for this secret, by this provider or (adopted) outside it.
     let stack_found = find_lambda_stack(c, d, &function).await?;
+    // What other secrets rotate with is theirs too: nothing is adopted then.
+    let may_adopt = adopt::serves_no_other_secret(c, d, &function.arn, &secret.arn).await?;
     let stack_sids = match &stack_found {
         Some(st) => adopt::stack_statement_ids(c, d, &st.id).await?,
         None => vec![],
@@ -169,13 +171,9 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
         Some(st) if st.tags.get(stack::OWNER_TAG) == Some(&stack::owner_tag_value(&secret.arn)) => {
             Some(st)
         }
-        Some(st) if adoptable_stack(&st) => {
-            if adopt::serves_other_secrets(c, d, &function.arn, &secret.arn).await? {
-                None
-            } else {
-                p.adopted.stack_id = Some(st.id.clone());
-                Some(st)
-            }
+        Some(st) if may_adopt && adoptable_stack(&st) => {
+            p.adopted.stack_id = Some(st.id.clone());
+            Some(st)
         }
         _ => None,
     };
@@ -262,6 +260,7 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
         });
     } else if let Some(st) =
         adopt::adoptable_statement(&statements, &secret.arn, account.as_deref(), &stack_sids)
+            .filter(|_| may_adopt)
     {
         s.permission_statement_id = Attr::Known(st.sid.clone());
         s.permission_scope = Attr::Known(permission::SCOPE_SECRET.to_string());
@@ -290,7 +289,7 @@ pub async fn import(c: &Clients, d: &Deadline, id: &str) -> Result<(Rotation, Pr
                 break;
             }
         }
-        if p.role_policy.is_none() {
+        if p.role_policy.is_none() && may_adopt {
             if let Some((name, master, key)) =
                 adopt::find_master_policy(c, d, role, &secret.arn).await?
             {
@@ -343,8 +342,15 @@ async fn find_lambda_stack(
     .collect();
     if let Some(name) = function.arn.rsplit(':').next() {
         if candidates.is_empty() {
-            if let Some(id) = cfn::find_stack_holding(c, d, name).await? {
-                candidates.push(id);
+            // Only where the tags could not be read; a refusal of this
+            // look-up too leaves the naming convention.
+            match cfn::find_stack_holding(c, d, name).await {
+                Ok(Some(id)) => candidates.push(id),
+                Ok(None) => {}
+                Err(e) if e.is_no_credentials() || matches!(e, AwsError::Cancelled) => {
+                    return Err(e)
+                }
+                Err(_) => {}
             }
         }
         candidates.push(sar::deployed_stack_name(&stack::stack_name_for(name)));
