@@ -388,3 +388,171 @@ fn chaos_rounds() {
 left and no protocol error"
     );
 }
+
+/// StopProvider, in process: the provider as Terraform's Ctrl-C reaches it.
+mod stop {
+    use std::time::{Duration, Instant};
+
+    use rdsrot::aws::{Clients, Endpoints};
+    use rdsrot::provider::RdsrotProvider;
+    use rdsrot::rotation::model::{Attr, Rotation, RotationRules};
+    use rdsrot::tf::{ApplyRequest, Diagnostics, PlanRequest, Provider, Value};
+
+    use crate::emulator_or_skip;
+    use crate::support::faults::{Fault, FaultRule};
+    use crate::support::moto::{create_database_secret, Emulator};
+    use crate::support::observe::{assert_nothing_left, look};
+
+    const TYPE: &str = "rdsrot_rotation";
+
+    /// Throttles met by the wait for the change set. After each the call is
+    /// retried with a jittered backoff starting at 0.1 s and doubling, so
+    /// these keep the wait going for 0.6 s at the least (a few seconds as a
+    /// rule) after the first one, and then it would carry on to
+    /// ExecuteChangeSet, AddPermission and RotateSecret.
+    const THROTTLES: u64 = 6;
+
+    fn provider(em: &Emulator) -> RdsrotProvider {
+        RdsrotProvider::with_clients(Clients::new(&em.sdk_config(), &Endpoints::default()))
+    }
+
+    fn errors(d: &Diagnostics) -> String {
+        d.iter()
+            .map(|x| format!("{}: {}", x.summary, x.detail))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Plan, then apply the plan as a create, as `terraform apply` does.
+    async fn create(p: &RdsrotProvider, config: &Value) -> (Value, Vec<u8>, Diagnostics) {
+        let plan = p
+            .plan_resource_change(PlanRequest {
+                type_name: TYPE.into(),
+                prior_state: Value::Null,
+                proposed_new_state: config.clone(),
+                config: config.clone(),
+                prior_private: vec![],
+            })
+            .await;
+        assert!(
+            !plan.diagnostics.has_errors(),
+            "{}",
+            errors(&plan.diagnostics)
+        );
+        let r = p
+            .apply_resource_change(ApplyRequest {
+                type_name: TYPE.into(),
+                prior_state: Value::Null,
+                planned_state: plan.planned_state,
+                config: config.clone(),
+                planned_private: vec![],
+            })
+            .await;
+        (r.new_state, r.private, r.diagnostics)
+    }
+
+    async fn destroy(p: &RdsrotProvider, state: &Value, private: &[u8]) {
+        let r = p
+            .apply_resource_change(ApplyRequest {
+                type_name: TYPE.into(),
+                prior_state: state.clone(),
+                planned_state: Value::Null,
+                config: Value::Null,
+                planned_private: private.to_vec(),
+            })
+            .await;
+        assert!(!r.diagnostics.has_errors(), "{}", errors(&r.diagnostics));
+        assert!(r.new_state.is_null());
+    }
+
+    fn throttles_injected(em: &Emulator) -> u64 {
+        em.fault_counts()["calls"]["cloudformation:DescribeChangeSet"]["faults"]["throttle"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// StopProvider while the apply waits on the change set: the wait gives
+    /// up at once, the stack it made is recorded, and from the stop on the
+    /// provider sends nothing more. The emulator's request log shows it.
+    /// Requests the provider had already sent are allowed: the create makes
+    /// one call at a time, so at most one of its requests can still reach
+    /// the emulator after the stop, and during this wait that can only be
+    /// the wait's own DescribeChangeSet. Any other request, or a second one,
+    /// is the provider carrying on after the stop.
+    #[tokio::test]
+    async fn stop_cancels_the_wait_and_returns_what_exists() {
+        let em = emulator_or_skip!();
+        let p = provider(&em);
+        let secret = create_database_secret(&em.secretsmanager(), "db", "postgres", None).await;
+        let config = Rotation {
+            secret_id: Attr::Known(secret.arn.clone()),
+            rotation_type: Attr::Known("postgresql_single_user".into()),
+            rotation_rules: Attr::Known(vec![RotationRules {
+                automatically_after_days: Attr::Known(30),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+        .to_value();
+        em.set_faults(
+            1,
+            &[
+                FaultRule::on("cloudformation", "DescribeChangeSet", Fault::Throttle)
+                    .times(THROTTLES),
+            ],
+        );
+        let stop_at_the_first_throttle = async {
+            while throttles_injected(&em) == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let last_before_stop = em.last_request();
+            p.stop();
+            let stopped = Instant::now();
+            (last_before_stop, stopped, throttles_injected(&em))
+        };
+        let ((state, private, d), (last_before_stop, stopped, throttled)) =
+            tokio::join!(create(&p, &config), stop_at_the_first_throttle);
+        let answered_in = stopped.elapsed();
+        // Time for anything the provider left running to show in the log.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after_stop: Vec<_> = em
+            .requests_after(last_before_stop)
+            .into_iter()
+            .filter(|r| !r.function)
+            .collect();
+        em.clear_faults();
+
+        assert!(
+            throttled < THROTTLES,
+            "the stop came after the wait's throttles ran out ({throttled}): \
+             it proves nothing about stopping a wait"
+        );
+        assert!(
+            after_stop.len() <= 1
+                && after_stop
+                    .iter()
+                    .all(|r| r.call == "cloudformation:DescribeChangeSet"),
+            "requests after the stop: {after_stop:?}"
+        );
+        let message = errors(&d);
+        assert!(message.contains("cancelled"), "{message}");
+        assert!(
+            answered_in < Duration::from_secs(1),
+            "the apply answered {answered_in:?} after the stop"
+        );
+
+        let made = Rotation::from_value(&state);
+        let stack = made
+            .stack_id
+            .known()
+            .cloned()
+            .expect("the stack is recorded");
+        let seen = look(&em, &secret.arn, None, None).await;
+        assert_eq!(seen.live_stacks, vec![stack]);
+        assert!(!seen.rotation_enabled, "rotation started after the stop");
+
+        // A new provider process destroys the partial resource.
+        destroy(&provider(&em), &state, &private).await;
+        assert_nothing_left(&em, &secret.arn, None, None).await;
+    }
+}

@@ -1341,57 +1341,6 @@ fn cfg_named(name: &str, lambda: &str) -> Value {
     })
 }
 
-#[tokio::test]
-async fn stop_cancels_the_wait_and_returns_what_exists() {
-    let em = emulator_or_skip!();
-    let p = provider(&em);
-    let secret = moto::create_database_secret(&em.secretsmanager(), "db", "postgres", None).await;
-    let cfg = config(&secret.arn, |c| {
-        c.rotation_type = Attr::Known("postgresql_single_user".into());
-    });
-    // StopProvider while the apply waits on the change set (its look-ups
-    // throttled, so the wait lasts): the wait gives up at once, after the
-    // stack exists, and nothing after it starts.
-    em.set_faults(
-        1,
-        &[FaultRule::on(
-            "cloudformation",
-            "DescribeChangeSet",
-            Fault::Throttle,
-        )],
-    );
-    let stop_once_the_stack_exists = async {
-        for _ in 0..600 {
-            if !look(&em, &secret.arn, None, None)
-                .await
-                .live_stacks
-                .is_empty()
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        p.stop();
-    };
-    let nothing = none();
-    let ((t, d), ()) = tokio::join!(apply(&p, &cfg, &nothing), stop_once_the_stack_exists);
-    em.clear_faults();
-    let message = errors(&d).join("\n");
-    assert!(message.contains("cancelled"), "{message}");
-    let s = model(&t);
-    let stack = s.stack_id.known().cloned().expect("the stack is recorded");
-    let seen = look(&em, &secret.arn, None, None).await;
-    assert_eq!(seen.live_stacks, vec![stack]);
-    assert!(
-        !seen.rotation_enabled,
-        "rotation must not start after a stop"
-    );
-
-    // A new provider process destroys the partial resource.
-    destroy(&provider(&em), &t).await;
-    assert_nothing_left(&em, &secret.arn, None, None).await;
-}
-
 /// This test binary, set to run only the ignored test `probe` (a name in
 /// this module): for checks that need an environment of their own, which
 /// is process-wide.
