@@ -199,6 +199,18 @@ impl Emulator {
             .unwrap_or(0)
     }
 
+    /// How long Lambda takes, from now on, to create a function (`State:
+    /// Pending` meanwhile) or apply a change to it (`LastUpdateStatus:
+    /// InProgress`); another change meanwhile is refused with
+    /// ResourceConflictException. 1 s unless set.
+    pub fn set_lambda_change_seconds(&self, seconds: f64) {
+        self.control(
+            "POST",
+            "/_rdsrot/lambda",
+            &json!({ "change_seconds": seconds }).to_string(),
+        );
+    }
+
     /// Puts the stack (by name or id) in `status` now, as a failure AWS
     /// can leave it in and moto never does (`UPDATE_ROLLBACK_FAILED`,
     /// `DELETE_FAILED`, ...).

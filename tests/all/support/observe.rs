@@ -23,6 +23,30 @@ const TEMPLATE_ROLE_ID: &str = "RotationLambdaRole";
 
 type Described = aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 
+/// Waits until the function is neither being created (`State: Pending`)
+/// nor updated (`LastUpdateStatus: InProgress`), as anyone changing a
+/// function on AWS must before changing it again (Lambda refuses the change
+/// with ResourceConflictException meanwhile).
+pub async fn wait_function_settled(lambda: &aws_sdk_lambda::Client, function: &str) {
+    use aws_sdk_lambda::types::{LastUpdateStatus, State};
+    for _ in 0..300 {
+        let out = lambda
+            .get_function()
+            .function_name(function)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetFunction {function}: {e:?}"));
+        let configuration = out.configuration().expect("GetFunction's configuration");
+        let pending = configuration.state() == Some(&State::Pending);
+        let updating = configuration.last_update_status() == Some(&LastUpdateStatus::InProgress);
+        if !pending && !updating {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the function {function} did not settle within 30 s");
+}
+
 /// The answer, or `None` when AWS says the thing does not exist. Anything
 /// else (a throttle, a 500, an access error) fails the test: an observer
 /// that took it for "absent" would pass a test that should fail.
@@ -465,7 +489,10 @@ impl Drift {
             | Drift::MasterPolicyEdited
             | Drift::MasterPolicyBroadened => &["master_secret_arn"],
             Drift::VpcMoved => &["vpc_subnet_ids", "vpc_security_group_ids"],
-            Drift::StackDeleted | Drift::StackLambdaDeleted => &["stack_id"],
+            // The stack took its Lambda, and the invoke permission with it.
+            Drift::StackDeleted | Drift::StackLambdaDeleted => {
+                &["stack_id", "permission_statement_id"]
+            }
         }
     }
 
@@ -578,6 +605,7 @@ impl Drift {
                     .expect("edit the master-secret policy");
             }
             Drift::VpcMoved => {
+                wait_function_settled(&lambda, &applied.lambda).await;
                 lambda
                     .update_function_configuration()
                     .function_name(&applied.lambda)
