@@ -316,9 +316,30 @@ fn interrupted_round(client: &Client, interrupt: Interrupt, point: Point) -> Opt
     let what = format!("{client} {interrupt:?} at {point:?}");
     emulator.set_faults(0, &[]);
     emulator.set_quota_scale(0.1);
-    let mut reached = || requests_seen(&emulator, point.call) >= point.count;
+    // RotateSecret, the last change of each rotation, seen when the
+    // interruption was sent: fewer than the fleet's rotations means the
+    // apply still had work in hand.
+    let rotations_when_interrupted = std::cell::Cell::new(None);
+    let mut reached = || {
+        let reached = requests_seen(&emulator, point.call) >= point.count;
+        if reached {
+            rotations_when_interrupted.set(Some(requests_seen(
+                &emulator,
+                "secretsmanager:RotateSecret",
+            )));
+        }
+        reached
+    };
     let first = ws.run_interrupted(&APPLY, Some((&mut reached, interrupt)));
     assert_no_protocol_error(&first, &what);
+    let rotated = rotations_when_interrupted
+        .get()
+        .unwrap_or_else(|| panic!("{what}: the apply ended before reaching the point"));
+    assert!(
+        rotated < fleet.secrets.len() as u64,
+        "{what}: every rotation was on before the interruption ({rotated})"
+    );
+    assert_interruption_landed(&first, interrupt, &what);
     let applies = until_success(&ws, &APPLY, &format!("{what}: apply"));
     ws.plan(&[]).assert_code(0);
     until_success(&ws, &DESTROY, &format!("{what}: destroy"));
@@ -327,6 +348,40 @@ fn interrupted_round(client: &Client, interrupt: Interrupt, point: Point) -> Opt
         cut_short: first.code != 0,
         applies,
     })
+}
+
+/// The interruption reached what it aimed at, mid-operation: after Ctrl-C,
+/// Terraform says it received it and the provider that it stopped an
+/// operation it was running (its "cancelled" error, which only a
+/// StopProvider arriving during an operation gives); after the kill,
+/// Terraform lost the provider during a call.
+fn assert_interruption_landed(run: &Run, interrupt: Interrupt, what: &str) {
+    let output = run.output();
+    match interrupt {
+        Interrupt::SigintTerraform => {
+            assert!(
+                output.contains("Interrupt received"),
+                "{what}: Terraform never received the interrupt:\n{output}"
+            );
+            assert!(
+                output.contains("cancelled: Terraform asked the provider to stop"),
+                "{what}: no operation of the provider was stopped mid-way:\n{output}"
+            );
+        }
+        Interrupt::KillProvider => {
+            assert!(
+                [
+                    "Plugin did not respond",
+                    "plugin exited",
+                    "connection refused",
+                    "Unavailable"
+                ]
+                .iter()
+                .any(|sign| output.contains(sign)),
+                "{what}: Terraform did not lose the provider mid-call:\n{output}"
+            );
+        }
+    }
 }
 
 /// What an interrupted round saw: whether the interruption cut the first
