@@ -14,7 +14,8 @@ use crate::support::engines::{self, NEW_ROTATION_TYPES};
 use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{self, Emulator};
 use crate::support::observe::{
-    assert_nothing_left, live_stacks, look, pending_label_blocks, Applied, Drift,
+    assert_nothing_left, live_stacks, look, master_secrets_granted, pending_label_blocks,
+    rotation_status, Applied, Drift,
 };
 
 const TYPE: &str = "rdsrot_rotation";
@@ -1251,7 +1252,7 @@ async fn secrets_sharing_one_lambda_keep_their_own_grants() {
             c.master_secret_arn = Attr::Known(master.clone());
         });
         tracked.push((apply_ok(&p, &cfg, &none()).await, cfg));
-        secrets.push(secret);
+        secrets.push((secret, master));
     }
     for (t, cfg) in &tracked {
         let again = read(&p, t).await;
@@ -1262,16 +1263,21 @@ async fn secrets_sharing_one_lambda_keep_their_own_grants() {
     }
     let (first, _) = tracked.remove(0);
     destroy(&p, &first).await;
-    let gone = look(&em, &secrets[0].arn, Some(&lambda), Some(&role)).await;
+    let gone = look(&em, &secrets[0].0.arn, Some(&lambda), Some(&role)).await;
     assert!(
         !gone.master_policy && gone.our_statements.is_empty(),
         "{gone:?}"
     );
-    for ((t, cfg), secret) in tracked.iter().zip(&secrets[1..]) {
+    for ((t, cfg), (secret, master)) in tracked.iter().zip(&secrets[1..]) {
         let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
         assert!(
             seen.master_policy && seen.our_statements.len() == 1 && seen.rotation_enabled,
             "{seen:?}"
+        );
+        assert_eq!(
+            master_secrets_granted(&em.sdk_config(), &role, &secret.arn).await,
+            vec![master.clone()],
+            "each grant names its own master secret"
         );
         assert!(plan(&p, cfg, &read(&p, t).await).await.1);
     }
@@ -1920,6 +1926,14 @@ async fn a_hundred_and_twenty_secrets_share_one_lambda() {
         .filter(|st| st["Sid"] != moto::USER_INVOKE_STATEMENT)
         .collect();
     assert_eq!(ours.len(), 1, "one shared statement: {ours:?}");
+    for s in &secrets {
+        assert_eq!(
+            rotation_status(&em, &s.arn).await,
+            (true, Some(lambda.clone())),
+            "{}",
+            s.arn
+        );
+    }
     // A new operation (as the next `terraform plan` is) sees no drift, for
     // every one of them.
     let fresh = provider(&em);

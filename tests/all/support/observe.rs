@@ -282,6 +282,54 @@ fn role_name(role_arn: &str) -> &str {
     role_arn.rsplit('/').next().unwrap_or_default()
 }
 
+/// The secrets the master-secret policy the provider put on `role` for
+/// `secret_arn` lets the role read (`secretsmanager:GetSecretValue`
+/// allowed on them); none when there is no such policy.
+pub async fn master_secrets_granted(
+    config: &SdkConfig,
+    role_arn: &str,
+    secret_arn: &str,
+) -> Vec<String> {
+    let iam = aws_sdk_iam::Client::new(config);
+    let Some(policy) = unless_not_found(
+        iam.get_role_policy()
+            .role_name(role_name(role_arn))
+            .policy_name(policy_name_for(secret_arn))
+            .send()
+            .await,
+        "read the master-secret policy",
+    ) else {
+        return Vec::new();
+    };
+    // IAM answers policy documents URL-encoded.
+    let text = percent_encoding::percent_decode_str(policy.policy_document())
+        .decode_utf8_lossy()
+        .into_owned();
+    let document: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("the master-secret policy is not JSON ({e}): {text}"));
+    let as_list = |v: &Value| match v {
+        Value::Array(items) => items.clone(),
+        Value::Null => vec![],
+        other => vec![other.clone()],
+    };
+    let mut granted = Vec::new();
+    for statement in as_list(&document["Statement"]) {
+        let reads = as_list(&statement["Action"]).iter().any(|a| {
+            a.as_str().is_some_and(|a| {
+                wildcard_match(&a.to_ascii_lowercase(), "secretsmanager:getsecretvalue")
+            })
+        });
+        if statement["Effect"] == "Allow" && reads {
+            granted.extend(
+                as_list(&statement["Resource"])
+                    .iter()
+                    .filter_map(|r| r.as_str().map(str::to_owned)),
+            );
+        }
+    }
+    granted
+}
+
 /// Inline policies of `role` other than the template's own and those a
 /// user's own Lambda came with, and every managed policy attached to it;
 /// none when the role is gone.
