@@ -5,6 +5,9 @@
 //! re-running it converges within a few runs, the next plan is empty, and
 //! destroy leaves nothing of ours.
 //!
+//! In process, `stop` checks that StopProvider ends a running wait and
+//! that nothing is sent after it.
+//!
 //! CI runs fixed seeds. `make chaos` runs many random rounds of the same
 //! (`RDSROT_CHAOS_ROUNDS`, `RDSROT_CHAOS_SEED`) through the ignored
 //! `chaos_rounds` test and prints the counts.
