@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_lambda::types::{LastUpdateStatus, VpcConfig};
+use aws_sdk_lambda::types::{LastUpdateStatus, State, VpcConfig};
 
 use super::cache::function_key;
 use super::error::{classify, AwsError, OptionalExt};
@@ -299,6 +299,10 @@ pub async fn update_vpc_config(
     let lock = c.function_locks.lock_for(function);
     let _guard = lock.lock().await;
     c.reads.forget_function(function);
+    // Lambda refuses a change while the function is still being created or
+    // another change of it runs (ResourceConflictException): a function a
+    // stack or someone else has just made or changed is waited out first.
+    wait_function_updated(c, function, deadline).await?;
     // Setting the same placement twice is harmless, so a replay after a lost
     // answer needs no check; "in progress" (our own first attempt still
     // running) is waited out by the policy.
@@ -323,11 +327,22 @@ pub async fn update_vpc_config(
     waited
 }
 
+/// How long a function may take to settle after a creation or an update
+/// before the provider gives up on it (Lambda takes seconds, a minute or
+/// more when it sets up network interfaces in a VPC).
+const FUNCTION_SETTLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Waits until the function is neither being created (`State: Pending`)
+/// nor updated (`LastUpdateStatus: InProgress`), polling with backoff.
 pub async fn wait_function_updated(
     c: &Clients,
     function: &str,
     deadline: &Deadline,
 ) -> Result<(), AwsError> {
+    let deadline = &deadline.within(
+        &format!("Lambda function {function} settling"),
+        FUNCTION_SETTLE_TIMEOUT,
+    );
     // GetFunction carries the update status under the larger quota.
     poll_until(deadline, || async {
         let out = c
@@ -343,6 +358,16 @@ pub async fn wait_function_updated(
         let Some(f) = out.configuration() else {
             return Ok(Poll::Ready(()));
         };
+        match f.state() {
+            Some(State::Pending) => return Ok(Poll::Pending),
+            Some(State::Failed) => {
+                return Err(AwsError::Failed(format!(
+                    "creating Lambda function {function} failed: {}",
+                    f.state_reason().unwrap_or("no reason given")
+                )))
+            }
+            _ => {}
+        }
         match f.last_update_status() {
             Some(LastUpdateStatus::InProgress) => Ok(Poll::Pending),
             Some(LastUpdateStatus::Failed) => Err(AwsError::Failed(format!(

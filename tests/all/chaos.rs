@@ -5,6 +5,9 @@
 //! re-running it converges within a few runs, the next plan is empty, and
 //! destroy leaves nothing of ours.
 //!
+//! In process, `stop` checks that StopProvider ends a running wait and
+//! that nothing is sent after it.
+//!
 //! CI runs fixed seeds. `make chaos` runs many random rounds of the same
 //! (`RDSROT_CHAOS_ROUNDS`, `RDSROT_CHAOS_SEED`) through the ignored
 //! `chaos_rounds` test and prints the counts.
@@ -118,17 +121,24 @@ resource "rdsrot_rotation" "shared" {{
     }
 }
 
+/// The services the fleet's provider calls, each with the changes it makes
+/// there (create, then destroy). STS is not among them: the fleet's
+/// provider assumes no role.
+const WRITES: [(&str, &[&str]); 5] = [
+    ("secretsmanager", &["RotateSecret", "CancelRotateSecret"]),
+    ("lambda", &["AddPermission", "RemovePermission"]),
+    ("iam", &["PutRolePolicy", "DeleteRolePolicy"]),
+    ("cloudformation", &["ExecuteChangeSet", "DeleteStack"]),
+    ("serverlessrepo", &["CreateCloudFormationChangeSet"]),
+];
+
 /// Every service faulted at `share`, each with one kind of fault; `turn`
 /// rotates which service gets which, so that different seeds cover every
-/// pairing.
+/// pairing. Before those, each change the provider makes loses one answer
+/// for certain (the change made, the connection reset instead of
+/// answering), the first or the second time it is sent, by `turn`: a random
+/// share alone leaves some services, with CI's seeds, never losing one.
 fn faults_everywhere(share: f64, turn: usize) -> Vec<FaultRule> {
-    let services = [
-        "secretsmanager",
-        "lambda",
-        "iam",
-        "cloudformation",
-        "serverlessrepo",
-    ];
     let kinds = [
         Fault::Throttle,
         Fault::ResetAfter,
@@ -136,30 +146,54 @@ fn faults_everywhere(share: f64, turn: usize) -> Vec<FaultRule> {
         Fault::Unavailable,
         Fault::ResetBefore,
     ];
-    services
-        .iter()
-        .enumerate()
-        .map(|(i, service)| {
-            FaultRule::on(service, "*", kinds[(i + turn) % kinds.len()]).share(share)
+    let lost_answers = WRITES.iter().enumerate().flat_map(|(i, (service, calls))| {
+        calls.iter().map(move |call| {
+            FaultRule::on(service, call, Fault::ResetAfter)
+                .skip(((i + turn) % 2) as u64)
+                .times(1)
         })
-        .collect()
+    });
+    let shares = WRITES.iter().enumerate().map(|(i, (service, _))| {
+        FaultRule::on(service, "*", kinds[(i + turn) % kinds.len()]).share(share)
+    });
+    lost_answers.chain(shares).collect()
 }
 
-/// How many requests the emulator's layer faulted since the rules were set.
-fn faults_injected(emulator: &Emulator) -> u64 {
+/// The calls whose answers were lost since the rules were set, from the
+/// emulator's fault log, and how many faults it injected in all.
+fn lost_answers(emulator: &Emulator) -> (Vec<String>, u64) {
     let counts = emulator.fault_counts();
-    counts["calls"]
-        .as_object()
-        .into_iter()
-        .flat_map(|calls| calls.values())
-        .flat_map(|call| {
-            call["faults"]
-                .as_object()
-                .into_iter()
-                .flat_map(|f| f.values())
-        })
-        .filter_map(serde_json::Value::as_u64)
-        .sum()
+    let (mut lost, mut injected) = (Vec::new(), 0);
+    for (key, call) in counts["calls"].as_object().into_iter().flatten() {
+        for (kind, n) in call["faults"].as_object().into_iter().flatten() {
+            let n = n.as_u64().unwrap_or(0);
+            injected += n;
+            if kind == "reset_after" && n > 0 {
+                lost.push(key.clone());
+            }
+        }
+    }
+    (lost, injected)
+}
+
+/// Each service of `services` lost the answer to one of its changes at
+/// least once since the rules were set; returns the faults injected.
+fn assert_every_service_lost_a_change(emulator: &Emulator, services: &[&str], what: &str) -> u64 {
+    let (lost, injected) = lost_answers(emulator);
+    for service in services {
+        let (_, changes) = WRITES
+            .iter()
+            .find(|(s, _)| s == service)
+            .expect("a service of the fleet");
+        assert!(
+            changes
+                .iter()
+                .any(|c| lost.contains(&format!("{service}:{c}"))),
+            "{what}: no change of {service} lost its answer; lost: {lost:?}"
+        );
+    }
+    eprintln!("{what}: {injected} faults injected, answers lost by {lost:?}");
+    injected
 }
 
 /// Terraform itself must never see the provider break its rules.
@@ -222,13 +256,14 @@ fn faulted_round(client: &Client, seed: u64, share: f64) -> Option<(usize, usize
     let rules = faults_everywhere(share, seed as usize);
     emulator.set_faults(seed, &rules);
     let applies = until_success(&ws, &APPLY, &format!("{what}: apply"));
-    let injected = faults_injected(&emulator);
-    assert!(injected > 0, "{what}: no fault was injected");
-    eprintln!("{what}: {injected} faults injected during apply");
+    let every_service: Vec<&str> = WRITES.iter().map(|(s, _)| *s).collect();
+    assert_every_service_lost_a_change(&emulator, &every_service, &format!("{what}: apply"));
     emulator.clear_faults();
     ws.plan(&[]).assert_code(0);
     emulator.set_faults(seed + 1, &rules);
     let destroys = until_success(&ws, &DESTROY, &format!("{what}: destroy"));
+    // Destroy has no change set to create: the repository is not called.
+    assert_every_service_lost_a_change(&emulator, &every_service[..4], &format!("{what}: destroy"));
     emulator.clear_faults();
     assert_fleet_gone(&emulator, &fleet, &what);
     ws.assert_no_leaks();
@@ -284,9 +319,30 @@ fn interrupted_round(client: &Client, interrupt: Interrupt, point: Point) -> Opt
     let what = format!("{client} {interrupt:?} at {point:?}");
     emulator.set_faults(0, &[]);
     emulator.set_quota_scale(0.1);
-    let mut reached = || requests_seen(&emulator, point.call) >= point.count;
+    // RotateSecret, the last change of each rotation, seen when the
+    // interruption was sent: fewer than the fleet's rotations means the
+    // apply still had work in hand.
+    let rotations_when_interrupted = std::cell::Cell::new(None);
+    let mut reached = || {
+        let reached = requests_seen(&emulator, point.call) >= point.count;
+        if reached {
+            rotations_when_interrupted.set(Some(requests_seen(
+                &emulator,
+                "secretsmanager:RotateSecret",
+            )));
+        }
+        reached
+    };
     let first = ws.run_interrupted(&APPLY, Some((&mut reached, interrupt)));
     assert_no_protocol_error(&first, &what);
+    let rotated = rotations_when_interrupted
+        .get()
+        .unwrap_or_else(|| panic!("{what}: the apply ended before reaching the point"));
+    assert!(
+        rotated < fleet.secrets.len() as u64,
+        "{what}: every rotation was on before the interruption ({rotated})"
+    );
+    assert_interruption_landed(&first, interrupt, &what);
     let applies = until_success(&ws, &APPLY, &format!("{what}: apply"));
     ws.plan(&[]).assert_code(0);
     until_success(&ws, &DESTROY, &format!("{what}: destroy"));
@@ -295,6 +351,40 @@ fn interrupted_round(client: &Client, interrupt: Interrupt, point: Point) -> Opt
         cut_short: first.code != 0,
         applies,
     })
+}
+
+/// The interruption reached what it aimed at, mid-operation: after Ctrl-C,
+/// Terraform says it received it and the provider that it stopped an
+/// operation it was running (its "cancelled" error, which only a
+/// StopProvider arriving during an operation gives); after the kill,
+/// Terraform lost the provider during a call.
+fn assert_interruption_landed(run: &Run, interrupt: Interrupt, what: &str) {
+    let output = run.output();
+    match interrupt {
+        Interrupt::SigintTerraform => {
+            assert!(
+                output.contains("Interrupt received"),
+                "{what}: Terraform never received the interrupt:\n{output}"
+            );
+            assert!(
+                output.contains("cancelled: Terraform asked the provider to stop"),
+                "{what}: no operation of the provider was stopped mid-way:\n{output}"
+            );
+        }
+        Interrupt::KillProvider => {
+            assert!(
+                [
+                    "Plugin did not respond",
+                    "plugin exited",
+                    "connection refused",
+                    "Unavailable"
+                ]
+                .iter()
+                .any(|sign| output.contains(sign)),
+                "{what}: Terraform did not lose the provider mid-call:\n{output}"
+            );
+        }
+    }
 }
 
 /// What an interrupted round saw: whether the interruption cut the first
@@ -387,4 +477,172 @@ fn chaos_rounds() {
 {killed} provider killed; {apply_runs} apply runs in all; every round ended with nothing of ours \
 left and no protocol error"
     );
+}
+
+/// StopProvider, in process: the provider as Terraform's Ctrl-C reaches it.
+mod stop {
+    use std::time::{Duration, Instant};
+
+    use rdsrot::aws::{Clients, Endpoints};
+    use rdsrot::provider::RdsrotProvider;
+    use rdsrot::rotation::model::{Attr, Rotation, RotationRules};
+    use rdsrot::tf::{ApplyRequest, Diagnostics, PlanRequest, Provider, Value};
+
+    use crate::emulator_or_skip;
+    use crate::support::faults::{Fault, FaultRule};
+    use crate::support::moto::{create_database_secret, Emulator};
+    use crate::support::observe::{assert_nothing_left, look};
+
+    const TYPE: &str = "rdsrot_rotation";
+
+    /// Throttles met by the wait for the change set. After each the call is
+    /// retried with a jittered backoff starting at 0.1 s and doubling, so
+    /// these keep the wait going for 0.6 s at the least (a few seconds as a
+    /// rule) after the first one, and then it would carry on to
+    /// ExecuteChangeSet, AddPermission and RotateSecret.
+    const THROTTLES: u64 = 6;
+
+    fn provider(em: &Emulator) -> RdsrotProvider {
+        RdsrotProvider::with_clients(Clients::new(&em.sdk_config(), &Endpoints::default()))
+    }
+
+    fn errors(d: &Diagnostics) -> String {
+        d.iter()
+            .map(|x| format!("{}: {}", x.summary, x.detail))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Plan, then apply the plan as a create, as `terraform apply` does.
+    async fn create(p: &RdsrotProvider, config: &Value) -> (Value, Vec<u8>, Diagnostics) {
+        let plan = p
+            .plan_resource_change(PlanRequest {
+                type_name: TYPE.into(),
+                prior_state: Value::Null,
+                proposed_new_state: config.clone(),
+                config: config.clone(),
+                prior_private: vec![],
+            })
+            .await;
+        assert!(
+            !plan.diagnostics.has_errors(),
+            "{}",
+            errors(&plan.diagnostics)
+        );
+        let r = p
+            .apply_resource_change(ApplyRequest {
+                type_name: TYPE.into(),
+                prior_state: Value::Null,
+                planned_state: plan.planned_state,
+                config: config.clone(),
+                planned_private: vec![],
+            })
+            .await;
+        (r.new_state, r.private, r.diagnostics)
+    }
+
+    async fn destroy(p: &RdsrotProvider, state: &Value, private: &[u8]) {
+        let r = p
+            .apply_resource_change(ApplyRequest {
+                type_name: TYPE.into(),
+                prior_state: state.clone(),
+                planned_state: Value::Null,
+                config: Value::Null,
+                planned_private: private.to_vec(),
+            })
+            .await;
+        assert!(!r.diagnostics.has_errors(), "{}", errors(&r.diagnostics));
+        assert!(r.new_state.is_null());
+    }
+
+    fn throttles_injected(em: &Emulator) -> u64 {
+        em.fault_counts()["calls"]["cloudformation:DescribeChangeSet"]["faults"]["throttle"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    /// StopProvider while the apply waits on the change set: the wait gives
+    /// up at once, the stack it made is recorded, and from the stop on the
+    /// provider sends nothing more. The emulator's request log shows it.
+    /// Requests the provider had already sent are allowed: the create makes
+    /// one call at a time, so at most one of its requests can still reach
+    /// the emulator after the stop, and during this wait that can only be
+    /// the wait's own DescribeChangeSet. Any other request, or a second one,
+    /// is the provider carrying on after the stop.
+    #[tokio::test]
+    async fn stop_cancels_the_wait_and_returns_what_exists() {
+        let em = emulator_or_skip!();
+        let p = provider(&em);
+        let secret = create_database_secret(&em.secretsmanager(), "db", "postgres", None).await;
+        let config = Rotation {
+            secret_id: Attr::Known(secret.arn.clone()),
+            rotation_type: Attr::Known("postgresql_single_user".into()),
+            rotation_rules: Attr::Known(vec![RotationRules {
+                automatically_after_days: Attr::Known(30),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }
+        .to_value();
+        em.set_faults(
+            1,
+            &[
+                FaultRule::on("cloudformation", "DescribeChangeSet", Fault::Throttle)
+                    .times(THROTTLES),
+            ],
+        );
+        let stop_at_the_first_throttle = async {
+            while throttles_injected(&em) == 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let last_before_stop = em.last_request();
+            p.stop();
+            let stopped = Instant::now();
+            (last_before_stop, stopped, throttles_injected(&em))
+        };
+        let ((state, private, d), (last_before_stop, stopped, throttled)) =
+            tokio::join!(create(&p, &config), stop_at_the_first_throttle);
+        let answered_in = stopped.elapsed();
+        // Time for anything the provider left running to show in the log.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after_stop: Vec<_> = em
+            .requests_after(last_before_stop)
+            .into_iter()
+            .filter(|r| !r.function)
+            .collect();
+        em.clear_faults();
+
+        assert!(
+            throttled < THROTTLES,
+            "the stop came after the wait's throttles ran out ({throttled}): \
+             it proves nothing about stopping a wait"
+        );
+        assert!(
+            after_stop.len() <= 1
+                && after_stop
+                    .iter()
+                    .all(|r| r.call == "cloudformation:DescribeChangeSet"),
+            "requests after the stop: {after_stop:?}"
+        );
+        let message = errors(&d);
+        assert!(message.contains("cancelled"), "{message}");
+        assert!(
+            answered_in < Duration::from_secs(1),
+            "the apply answered {answered_in:?} after the stop"
+        );
+
+        let made = Rotation::from_value(&state);
+        let stack = made
+            .stack_id
+            .known()
+            .cloned()
+            .expect("the stack is recorded");
+        let seen = look(&em, &secret.arn, None, None).await;
+        assert_eq!(seen.live_stacks, vec![stack]);
+        assert!(!seen.rotation_enabled, "rotation started after the stop");
+
+        // A new provider process destroys the partial resource.
+        destroy(&provider(&em), &state, &private).await;
+        assert_nothing_left(&em, &secret.arn, None, None).await;
+    }
 }

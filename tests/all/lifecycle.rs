@@ -14,7 +14,8 @@ use crate::support::engines::{self, NEW_ROTATION_TYPES};
 use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{self, Emulator};
 use crate::support::observe::{
-    assert_nothing_left, live_stacks, look, pending_label_blocks, Applied, Drift,
+    assert_nothing_left, live_stacks, look, master_secrets_granted, pending_label_blocks,
+    rotation_status, Applied, Drift,
 };
 
 const TYPE: &str = "rdsrot_rotation";
@@ -1251,7 +1252,7 @@ async fn secrets_sharing_one_lambda_keep_their_own_grants() {
             c.master_secret_arn = Attr::Known(master.clone());
         });
         tracked.push((apply_ok(&p, &cfg, &none()).await, cfg));
-        secrets.push(secret);
+        secrets.push((secret, master));
     }
     for (t, cfg) in &tracked {
         let again = read(&p, t).await;
@@ -1262,16 +1263,21 @@ async fn secrets_sharing_one_lambda_keep_their_own_grants() {
     }
     let (first, _) = tracked.remove(0);
     destroy(&p, &first).await;
-    let gone = look(&em, &secrets[0].arn, Some(&lambda), Some(&role)).await;
+    let gone = look(&em, &secrets[0].0.arn, Some(&lambda), Some(&role)).await;
     assert!(
         !gone.master_policy && gone.our_statements.is_empty(),
         "{gone:?}"
     );
-    for ((t, cfg), secret) in tracked.iter().zip(&secrets[1..]) {
+    for ((t, cfg), (secret, master)) in tracked.iter().zip(&secrets[1..]) {
         let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
         assert!(
             seen.master_policy && seen.our_statements.len() == 1 && seen.rotation_enabled,
             "{seen:?}"
+        );
+        assert_eq!(
+            master_secrets_granted(&em.sdk_config(), &role, &secret.arn).await,
+            vec![master.clone()],
+            "each grant names its own master secret"
         );
         assert!(plan(&p, cfg, &read(&p, t).await).await.1);
     }
@@ -1339,57 +1345,6 @@ fn cfg_named(name: &str, lambda: &str) -> Value {
             ..Default::default()
         }]);
     })
-}
-
-#[tokio::test]
-async fn stop_cancels_the_wait_and_returns_what_exists() {
-    let em = emulator_or_skip!();
-    let p = provider(&em);
-    let secret = moto::create_database_secret(&em.secretsmanager(), "db", "postgres", None).await;
-    let cfg = config(&secret.arn, |c| {
-        c.rotation_type = Attr::Known("postgresql_single_user".into());
-    });
-    // StopProvider while the apply waits on the change set (its look-ups
-    // throttled, so the wait lasts): the wait gives up at once, after the
-    // stack exists, and nothing after it starts.
-    em.set_faults(
-        1,
-        &[FaultRule::on(
-            "cloudformation",
-            "DescribeChangeSet",
-            Fault::Throttle,
-        )],
-    );
-    let stop_once_the_stack_exists = async {
-        for _ in 0..600 {
-            if !look(&em, &secret.arn, None, None)
-                .await
-                .live_stacks
-                .is_empty()
-            {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        p.stop();
-    };
-    let nothing = none();
-    let ((t, d), ()) = tokio::join!(apply(&p, &cfg, &nothing), stop_once_the_stack_exists);
-    em.clear_faults();
-    let message = errors(&d).join("\n");
-    assert!(message.contains("cancelled"), "{message}");
-    let s = model(&t);
-    let stack = s.stack_id.known().cloned().expect("the stack is recorded");
-    let seen = look(&em, &secret.arn, None, None).await;
-    assert_eq!(seen.live_stacks, vec![stack]);
-    assert!(
-        !seen.rotation_enabled,
-        "rotation must not start after a stop"
-    );
-
-    // A new provider process destroys the partial resource.
-    destroy(&provider(&em), &t).await;
-    assert_nothing_left(&em, &secret.arn, None, None).await;
 }
 
 /// This test binary, set to run only the ignored test `probe` (a name in
@@ -1971,6 +1926,14 @@ async fn a_hundred_and_twenty_secrets_share_one_lambda() {
         .filter(|st| st["Sid"] != moto::USER_INVOKE_STATEMENT)
         .collect();
     assert_eq!(ours.len(), 1, "one shared statement: {ours:?}");
+    for s in &secrets {
+        assert_eq!(
+            rotation_status(&em, &s.arn).await,
+            (true, Some(lambda.clone())),
+            "{}",
+            s.arn
+        );
+    }
     // A new operation (as the next `terraform plan` is) sees no drift, for
     // every one of them.
     let fresh = provider(&em);

@@ -21,6 +21,7 @@ use serde_json::Value;
 use crate::emulator_or_skip;
 use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{create_existing_rotation_lambda, create_secret, Emulator, ACCOUNT_ID};
+use crate::support::observe::wait_function_settled;
 
 /// A rotation application the repository stand-in serves.
 const APPLICATION_ARN: &str =
@@ -665,6 +666,7 @@ async fn every_call_is_named_by_service_and_operation() {
         .send()
         .await
         .expect("GetFunctionConfiguration");
+    wait_function_settled(&lambda, &function).await;
     lambda
         .update_function_configuration()
         .function_name("named")
@@ -748,6 +750,14 @@ async fn every_call_is_named_by_service_and_operation() {
         "serverlessrepo:ListApplicationVersions",
         "sts:GetCallerIdentity",
     ] {
+        if key == "lambda:GetFunction" {
+            // Also the polls while the new function settles.
+            assert!(
+                counts[key]["seen"].as_u64() >= Some(1),
+                "{key} in {counts:#}"
+            );
+            continue;
+        }
         // The existing Lambda comes with the user's own invoke statement.
         let sent = if key == "lambda:AddPermission" { 2 } else { 1 };
         assert_eq!(counts[key]["seen"], sent, "{key} in {counts:#}");
@@ -919,4 +929,92 @@ async fn add_permission_past_20_kb_is_refused_and_leaves_the_policy_unchanged() 
         return;
     }
     panic!("100 statements never reached 20 KB");
+}
+
+async fn change_timeout(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    seconds: i32,
+) -> Result<
+    aws_sdk_lambda::operation::update_function_configuration::UpdateFunctionConfigurationOutput,
+    Refusal,
+> {
+    lambda
+        .update_function_configuration()
+        .function_name(function)
+        .timeout(seconds)
+        .send()
+        .await
+        .map_err(refusal)
+}
+
+/// Lambda takes a while to create a function and to apply a change to it:
+/// the function is `Pending`, then its update `InProgress`, and a change
+/// meanwhile is refused with 409 ResourceConflictException, as on AWS.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lambda_change_is_refused_while_the_function_is_created_or_updated() {
+    use aws_sdk_lambda::types::{LastUpdateStatus, State};
+    let em = emulator_or_skip!();
+    let lambda = em.lambda();
+    let function = create_existing_rotation_lambda(&em.sdk_config(), "settling").await;
+    let status = |f: &aws_sdk_lambda::types::FunctionConfiguration| {
+        (f.state().cloned(), f.last_update_status().cloned())
+    };
+    let described = lambda
+        .get_function()
+        .function_name(&function)
+        .send()
+        .await
+        .expect("GetFunction");
+    assert_eq!(
+        described.configuration().map(status),
+        Some((Some(State::Pending), None)),
+        "right after CreateFunction"
+    );
+    let refused = change_timeout(&lambda, &function, 31)
+        .await
+        .expect_err("a change while the function is created");
+    assert_eq!(refused.status, Some(409), "{refused:?}");
+    assert_eq!(refused.code.as_deref(), Some("ResourceConflictException"));
+    assert_eq!(
+        refused.message.as_deref(),
+        Some("The operation cannot be performed at this time. The function is currently in the following state: Pending")
+    );
+
+    wait_function_settled(&lambda, &function).await;
+    let changed = change_timeout(&lambda, &function, 31)
+        .await
+        .expect("a change once the function is active");
+    assert_eq!(
+        (
+            changed.state().cloned(),
+            changed.last_update_status().cloned()
+        ),
+        (Some(State::Active), Some(LastUpdateStatus::InProgress)),
+        "UpdateFunctionConfiguration's answer"
+    );
+    let refused = change_timeout(&lambda, &function, 32)
+        .await
+        .expect_err("a second change while the first runs");
+    assert_eq!(refused.status, Some(409), "{refused:?}");
+    assert_eq!(refused.code.as_deref(), Some("ResourceConflictException"));
+    assert_eq!(
+        refused.message,
+        Some(format!(
+            "The operation cannot be performed at this time. An update is in progress for resource: {function}"
+        ))
+    );
+
+    wait_function_settled(&lambda, &function).await;
+    let settled = lambda
+        .get_function_configuration()
+        .function_name(&function)
+        .send()
+        .await
+        .expect("GetFunctionConfiguration");
+    assert_eq!(
+        (settled.last_update_status().cloned(), settled.timeout()),
+        (Some(LastUpdateStatus::Successful), Some(31)),
+        "the first change applied, the refused one not"
+    );
 }

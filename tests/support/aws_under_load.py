@@ -31,8 +31,11 @@ Control endpoints on the same port (never faulted, never throttled):
     GET    /_rdsrot/quotas  the scale and, per API class, the rate and the requests admitted and throttled
     POST   /_rdsrot/consistency  {"list_secrets_lag_seconds": 300}  (0 turns the lag off and forgets the answers kept)
     GET    /_rdsrot/consistency  the lag and how many ListSecrets answers were given again
+    GET    /_rdsrot/requests[?after=N]  the signed requests in the order they arrived (those numbered past N),
+                             each with what it was answered
 """
 
+import collections
 import copy
 import io
 import json
@@ -521,6 +524,45 @@ class FaultPlan:
             }
 
 
+class RequestLog:
+    """Every signed request in the order it reached this layer, numbered from
+    1, with what it was answered: for tests that must show when a caller
+    stopped calling, which counts alone cannot (a count read at a moment
+    does not say whether a request arrived before or after it).
+
+    `answer` is `null` while the request is being handled, then the fault
+    that answered it (`throttle`, `server_error`, `unavailable`,
+    `reset_before`), `quota` for an empty bucket, or the status moto gave
+    (`reset_after` when that answer was then dropped). `function` marks the
+    calls a rotation function made with its role's credentials.
+    """
+
+    KEEP = 50000
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entries = collections.deque(maxlen=self.KEEP)
+        self._last = 0
+
+    def arrived(self, name, function):
+        with self._lock:
+            self._last += 1
+            entry = {"n": self._last, "call": name.key, "function": function, "answer": None}
+            self._entries.append(entry)
+            return entry
+
+    def answered(self, entry, answer):
+        with self._lock:
+            entry["answer"] = answer
+
+    def report(self, after=0):
+        with self._lock:
+            return {
+                "last": self._last,
+                "requests": [dict(e) for e in self._entries if e["n"] > after],
+            }
+
+
 # --------------------------------------------------------------------------
 # Quotas
 # --------------------------------------------------------------------------
@@ -818,6 +860,7 @@ class AwsUnderLoad:
         self.faults = FaultPlan()
         self.quotas = Quotas(quota_scale)
         self.lists = LaggingList()
+        self.requests = RequestLog()
         # AddPermission is measured and rolled back under one lock, so that
         # two grants to the same function cannot interleave with the check.
         self._policy_lock = threading.Lock()
@@ -830,17 +873,22 @@ class AwsUnderLoad:
         if name is None:
             return self.app(environ, start_response)
 
-        fault = None if spared_by_faults(name.access_key) else self.faults.decide(name)
+        spared = spared_by_faults(name.access_key)
+        logged = self.requests.arrived(name, spared)
+        fault = None if spared else self.faults.decide(name)
         if fault in ("throttle", "server_error", "unavailable"):
             LOG.info("fault %s on %s", fault, name.key)
+            self.requests.answered(logged, fault)
             return self._answer(start_response, fault_answer(name, fault))
         if fault == "reset_before":
             LOG.info("fault reset_before on %s: the call does not happen", name.key)
+            self.requests.answered(logged, fault)
             _reset_request(environ)
 
         account = _account_of(name.access_key)
         if not self.quotas.admit(name, account):
             LOG.info("quota: %s throttled", name.key)
+            self.requests.answered(logged, "quota")
             return self._answer(start_response, fault_answer(name, "throttle"))
 
         if name.service == "lambda" and name.call == "AddPermission":
@@ -852,7 +900,9 @@ class AwsUnderLoad:
 
         if fault == "reset_after":
             LOG.info("fault reset_after on %s: the call happened, its answer is lost", name.key)
+            self.requests.answered(logged, "reset_after")
             _reset_request(environ)
+        self.requests.answered(logged, str(captured.status_code))
         start_response(captured.status, captured.headers)
         return captured.chunks
 
@@ -940,6 +990,11 @@ class AwsUnderLoad:
                 self.lists.set_lag(float(lag))
                 LOG.info("ListSecrets lag %s s", lag)
                 return _json_answer(start_response, 200, self.lists.report())
+            if resource == "requests" and method == "GET":
+                after = parse_qs(environ.get("QUERY_STRING", "")).get("after", ["0"])[0]
+                if not after.isdigit():
+                    raise RuleError(f"after is a request number, not {after!r}")
+                return _json_answer(start_response, 200, self.requests.report(int(after)))
             if resource in self.controls:
                 document = self._json_body(environ) if method == "POST" else {}
                 status, answer = self.controls[resource](method, document)

@@ -237,6 +237,8 @@ def apply_corrections():
         tags, a stack's invoke statements are not named by their resource,
         and `DescribeStackResources` cannot start from a resource's physical
         id (`cloudformation_lookups`).
+    11. Lambda: a function is `Active` and its last update `Successful` at
+        once, and an update is accepted at any time.
     """
     from moto.cloudformation.models import CloudFormationBackend
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
@@ -377,6 +379,7 @@ def apply_corrections():
     _keep_roles_with_undeclared_policies()
     _keep_role_policies_as_json()
     cloudformation_lookups.apply()
+    _lambda_changes_take_time()
 
 
 # 6. Lambda: moto appends a statement whose Sid the policy already holds, so a
@@ -441,6 +444,101 @@ def _refuse_executed_change_sets():
         return EmptyResult()
 
     CloudFormationResponse.execute_change_set = execute_change_set_once
+
+
+# 11. Lambda: creating a function or changing its configuration or code
+#    takes AWS a while: the function is `State: Pending` after
+#    CreateFunction, its `LastUpdateStatus` `InProgress` after an update, and
+#    another update meanwhile answers 409 ResourceConflictException. moto
+#    finishes every change at once.
+LAMBDA_CHANGE_SECONDS = 1.0
+# Set over `POST /_rdsrot/lambda {"change_seconds": S}`, so that a test can
+# hold a function in its Pending or InProgress state long enough to meet it.
+_LAMBDA_CHANGE = {"seconds": LAMBDA_CHANGE_SECONDS}
+UPDATE_IN_PROGRESS = "The operation cannot be performed at this time. An update is in progress for resource: {}"
+FUNCTION_PENDING = "The operation cannot be performed at this time. The function is currently in the following state: Pending"
+
+
+def _lambda_changes_take_time():
+    from moto.awslambda.exceptions import LambdaClientError
+    from moto.awslambda.models import LambdaBackend, LambdaFunction
+
+    class ChangeInProgress(LambdaClientError):
+        code = 409
+
+        def __init__(self, message):
+            super().__init__("ResourceConflictException", message)
+
+    def busy_with(function):
+        """The change still running ("create" or "update"), else None."""
+        until, kind = getattr(function, "rdsrot_change", (0.0, None))
+        return kind if time.monotonic() < until else None
+
+    def start_change(function, kind):
+        function.rdsrot_change = (time.monotonic() + _LAMBDA_CHANGE["seconds"], kind)
+
+    def refuse_while_busy(function):
+        busy = busy_with(function)
+        if busy == "create":
+            raise ChangeInProgress(FUNCTION_PENDING)
+        if busy == "update":
+            raise ChangeInProgress(UPDATE_IN_PROGRESS.format(function.function_arn))
+
+    get_configuration = LambdaFunction.get_configuration
+
+    def get_configuration_as_it_settles(self, *args, **kwargs):
+        config = get_configuration(self, *args, **kwargs)
+        busy = busy_with(self)
+        if busy == "create":
+            config["State"] = "Pending"
+            config["StateReason"] = "The function is being created."
+            config["StateReasonCode"] = "Creating"
+            config.pop("LastUpdateStatus", None)
+        elif busy == "update":
+            config["LastUpdateStatus"] = "InProgress"
+            config["LastUpdateStatusReason"] = "The function is being updated."
+            config["LastUpdateStatusReasonCode"] = "InProgress"
+        return config
+
+    create_function = LambdaBackend.create_function
+
+    def create_function_pending(self, spec):
+        created = create_function(self, spec)
+        start_change(self.get_function(spec["FunctionName"]), "create")
+        return created
+
+    def one_change_at_a_time(change):
+        def changed_when_settled(self, function_name, qualifier, body):
+            function = self.get_function(function_name, qualifier)
+            refuse_while_busy(function)
+            # Started before moto answers, so that the answer says InProgress
+            # as AWS's does; a change moto refuses starts nothing.
+            before = getattr(function, "rdsrot_change", (0.0, None))
+            start_change(function, "update")
+            try:
+                return change(self, function_name, qualifier, body)
+            except Exception:
+                function.rdsrot_change = before
+                raise
+
+        return changed_when_settled
+
+    LambdaFunction.get_configuration = get_configuration_as_it_settles
+    LambdaBackend.create_function = create_function_pending
+    LambdaBackend.update_function_configuration = one_change_at_a_time(LambdaBackend.update_function_configuration)
+    LambdaBackend.update_function_code = one_change_at_a_time(LambdaBackend.update_function_code)
+
+
+def lambda_control(method, document):
+    """`POST /_rdsrot/lambda {"change_seconds": S}`: how long a function's
+    creation or update takes from now on; `GET` answers it."""
+    if method == "POST":
+        seconds = document.get("change_seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise aws_under_load.RuleError(f"change_seconds is a number >= 0, not {seconds!r}")
+        _LAMBDA_CHANGE["seconds"] = float(seconds)
+        LOG.info("lambda: a function's creation or update now takes %s s", seconds)
+    return 200, {"change_seconds": _LAMBDA_CHANGE["seconds"]}
 
 
 # 8. IAM through CloudFormation: moto strips every inline policy from a
@@ -913,7 +1011,7 @@ def main(argv=None):
     application = aws_under_load.AwsUnderLoad(
         function_iam.FunctionIam(ServerlessRepositoryStandIn(DomainDispatcherApplication(create_backend_app))),
         quota_scale=args.quota_scale,
-        controls={"stacks": stacks_control, "iam": function_iam.iam_control},
+        controls={"stacks": stacks_control, "iam": function_iam.iam_control, "lambda": lambda_control},
     )
     server = make_server(
         "127.0.0.1",

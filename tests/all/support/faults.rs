@@ -103,7 +103,47 @@ impl FaultRule {
     }
 }
 
+/// One signed request as the emulator's layer logged it, in arrival order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedRequest {
+    /// 1 for the emulator's first request, then one more per request.
+    pub n: u64,
+    /// `"service:call"`, as in [`Emulator::fault_counts`].
+    pub call: String,
+    /// Made by a rotation function with its role's credentials, not by the
+    /// provider or the test.
+    pub function: bool,
+    /// `None` while it is being handled; then the fault that answered it
+    /// (`"throttle"`, `"reset_before"`, ...), `"quota"` for an empty bucket,
+    /// `"reset_after"`, or moto's status (`"200"`).
+    pub answer: Option<String>,
+}
+
 impl Emulator {
+    /// The number of the last request the emulator's layer has seen (0:
+    /// none yet).
+    pub fn last_request(&self) -> u64 {
+        self.control("GET", "/_rdsrot/requests?after=0", "")["last"]
+            .as_u64()
+            .expect("the request log's last number")
+    }
+
+    /// The requests numbered after `n`, in the order they arrived.
+    pub fn requests_after(&self, n: u64) -> Vec<LoggedRequest> {
+        let log = self.control("GET", &format!("/_rdsrot/requests?after={n}"), "");
+        log["requests"]
+            .as_array()
+            .expect("the request log's requests")
+            .iter()
+            .map(|r| LoggedRequest {
+                n: r["n"].as_u64().expect("a request's number"),
+                call: r["call"].as_str().expect("a request's call").to_owned(),
+                function: r["function"].as_bool().unwrap_or(false),
+                answer: r["answer"].as_str().map(str::to_owned),
+            })
+            .collect()
+    }
+
     /// Replaces the fault rules (and zeroes the counts); `seed` makes the
     /// `share` draws repeatable for the same order of requests.
     pub fn set_faults(&self, seed: u64, rules: &[FaultRule]) {
@@ -157,6 +197,18 @@ impl Emulator {
         self.control("GET", "/_rdsrot/consistency", "")["list_secrets_replayed"]
             .as_u64()
             .unwrap_or(0)
+    }
+
+    /// How long Lambda takes, from now on, to create a function (`State:
+    /// Pending` meanwhile) or apply a change to it (`LastUpdateStatus:
+    /// InProgress`); another change meanwhile is refused with
+    /// ResourceConflictException. 1 s unless set.
+    pub fn set_lambda_change_seconds(&self, seconds: f64) {
+        self.control(
+            "POST",
+            "/_rdsrot/lambda",
+            &json!({ "change_seconds": seconds }).to_string(),
+        );
     }
 
     /// Puts the stack (by name or id) in `status` now, as a failure AWS

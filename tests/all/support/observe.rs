@@ -23,6 +23,30 @@ const TEMPLATE_ROLE_ID: &str = "RotationLambdaRole";
 
 type Described = aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 
+/// Waits until the function is neither being created (`State: Pending`)
+/// nor updated (`LastUpdateStatus: InProgress`), as anyone changing a
+/// function on AWS must before changing it again (Lambda refuses the change
+/// with ResourceConflictException meanwhile).
+pub async fn wait_function_settled(lambda: &aws_sdk_lambda::Client, function: &str) {
+    use aws_sdk_lambda::types::{LastUpdateStatus, State};
+    for _ in 0..300 {
+        let out = lambda
+            .get_function()
+            .function_name(function)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GetFunction {function}: {e:?}"));
+        let configuration = out.configuration().expect("GetFunction's configuration");
+        let pending = configuration.state() == Some(&State::Pending);
+        let updating = configuration.last_update_status() == Some(&LastUpdateStatus::InProgress);
+        if !pending && !updating {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the function {function} did not settle within 30 s");
+}
+
 /// The answer, or `None` when AWS says the thing does not exist. Anything
 /// else (a throttle, a 500, an access error) fails the test: an observer
 /// that took it for "absent" would pass a test that should fail.
@@ -258,6 +282,54 @@ fn role_name(role_arn: &str) -> &str {
     role_arn.rsplit('/').next().unwrap_or_default()
 }
 
+/// The secrets the master-secret policy the provider put on `role` for
+/// `secret_arn` lets the role read (`secretsmanager:GetSecretValue`
+/// allowed on them); none when there is no such policy.
+pub async fn master_secrets_granted(
+    config: &SdkConfig,
+    role_arn: &str,
+    secret_arn: &str,
+) -> Vec<String> {
+    let iam = aws_sdk_iam::Client::new(config);
+    let Some(policy) = unless_not_found(
+        iam.get_role_policy()
+            .role_name(role_name(role_arn))
+            .policy_name(policy_name_for(secret_arn))
+            .send()
+            .await,
+        "read the master-secret policy",
+    ) else {
+        return Vec::new();
+    };
+    // IAM answers policy documents URL-encoded.
+    let text = percent_encoding::percent_decode_str(policy.policy_document())
+        .decode_utf8_lossy()
+        .into_owned();
+    let document: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("the master-secret policy is not JSON ({e}): {text}"));
+    let as_list = |v: &Value| match v {
+        Value::Array(items) => items.clone(),
+        Value::Null => vec![],
+        other => vec![other.clone()],
+    };
+    let mut granted = Vec::new();
+    for statement in as_list(&document["Statement"]) {
+        let reads = as_list(&statement["Action"]).iter().any(|a| {
+            a.as_str().is_some_and(|a| {
+                wildcard_match(&a.to_ascii_lowercase(), "secretsmanager:getsecretvalue")
+            })
+        });
+        if statement["Effect"] == "Allow" && reads {
+            granted.extend(
+                as_list(&statement["Resource"])
+                    .iter()
+                    .filter_map(|r| r.as_str().map(str::to_owned)),
+            );
+        }
+    }
+    granted
+}
+
 /// Inline policies of `role` other than the template's own and those a
 /// user's own Lambda came with, and every managed policy attached to it;
 /// none when the role is gone.
@@ -465,7 +537,10 @@ impl Drift {
             | Drift::MasterPolicyEdited
             | Drift::MasterPolicyBroadened => &["master_secret_arn"],
             Drift::VpcMoved => &["vpc_subnet_ids", "vpc_security_group_ids"],
-            Drift::StackDeleted | Drift::StackLambdaDeleted => &["stack_id"],
+            // The stack took its Lambda, and the invoke permission with it.
+            Drift::StackDeleted | Drift::StackLambdaDeleted => {
+                &["stack_id", "permission_statement_id"]
+            }
         }
     }
 
@@ -578,6 +653,7 @@ impl Drift {
                     .expect("edit the master-secret policy");
             }
             Drift::VpcMoved => {
+                wait_function_settled(&lambda, &applied.lambda).await;
                 lambda
                     .update_function_configuration()
                     .function_name(&applied.lambda)
