@@ -756,7 +756,11 @@ mod tests {
             assert!(!planned.state.same_as(&live.to_value()), "{what}: a diff");
             assert_eq!(
                 (&s.endpoint, &s.template_version, &s.function_name),
-                (&prior.endpoint, &prior.template_version, &prior.function_name),
+                (
+                    &prior.endpoint,
+                    &prior.template_version,
+                    &prior.function_name
+                ),
                 "{what}: planned back to what was deployed"
             );
             // A state from before deployments were recorded: the refresh
@@ -768,9 +772,8 @@ mod tests {
         // A record of another template is not this one's.
         let mut c = config();
         c.rotation_type = Attr::Known("mysql_single_user".into());
-        let other = Rotation::from_value(
-            &plan(&c.to_value(), &prior.to_value(), &deployed, &ctx()).state,
-        );
+        let other =
+            Rotation::from_value(&plan(&c.to_value(), &prior.to_value(), &deployed, &ctx()).state);
         assert_ne!(other.function_name, prior.function_name);
     }
 

@@ -688,7 +688,11 @@ mod tests {
         let found = stack(
             "UPDATE_COMPLETE",
             "1.1.600",
-            &[("endpoint", "https://e"), ("functionName", "f"), ("kmsKeyArn", "")],
+            &[
+                ("endpoint", "https://e"),
+                ("functionName", "f"),
+                ("kmsKeyArn", ""),
+            ],
         );
         let mut p = Private::new();
         record(&found, &state, &mut state.clone(), &mut p);

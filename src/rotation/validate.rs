@@ -337,7 +337,9 @@ fn account_scope_with_master_secret(c: &Rotation) -> Option<String> {
         return None;
     }
     if c.master_secret_arn.known().is_some() {
-        return Some("This rotation gives its Lambda a master secret (`master_secret_arn`).".into());
+        return Some(
+            "This rotation gives its Lambda a master secret (`master_secret_arn`).".into(),
+        );
     }
     let t = c.rotation_type.as_deref()?;
     template::find(t)
@@ -1061,9 +1063,15 @@ mod tests {
                 "{what}: says what to do instead"
             );
             c.permission_scope = k("secret".into());
-            assert!(validate(&c).is_empty(), "{what}: the per-secret scope is fine");
+            assert!(
+                validate(&c).is_empty(),
+                "{what}: the per-secret scope is fine"
+            );
             c.permission_scope = Attr::Unknown;
-            assert!(validate(&c).is_empty(), "{what}: unknown scope waits for plan");
+            assert!(
+                validate(&c).is_empty(),
+                "{what}: unknown scope waits for plan"
+            );
         }
         // Without a master secret the account scope stays allowed.
         let mut c = base();
