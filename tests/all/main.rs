@@ -19,6 +19,10 @@
 //!   Terraform, and a failed first rotation fails the apply and recovers.
 //! - `user_mistakes`: mistakes users make (a deleted secret, values refused at
 //!   validate or plan, `secret_id` between name and ARN), through real Terraform.
+//! - `invoke_scope`: who can make the rotation Lambda act and with which
+//!   credentials (invoke statements, the account scope with a master secret),
+//!   and template parameters changed behind Terraform's back, through real
+//!   Terraform.
 //! - `release`: `scripts/release.sh`, the release workflow, and the release's
 //!   zip as a filesystem mirror for both Terraform clients.
 
@@ -28,6 +32,7 @@ mod databases;
 mod e2e;
 mod emulator_runtime;
 mod functions;
+mod invoke_scope;
 mod lifecycle;
 mod protocol;
 mod release;
