@@ -29,7 +29,10 @@ use crate::aws::wait::Deadline;
 use crate::aws::Clients;
 use crate::logging;
 
+use crate::tf::{AttributePath, Diagnostic};
+
 use super::model::{Attr, Rotation};
+use super::plan::default_statement_id;
 use super::private::{PermissionRecord, Private};
 
 const LOG: &str = "rotation";
@@ -362,6 +365,88 @@ which this resource did not write",
         );
     }
     Ok(())
+}
+
+/// Plan: the statement id this rotation would use, on a function that
+/// already exists, when that id or function is new to the resource. `None`
+/// with the account scope: its statement is shared by design.
+pub fn statement_id_to_check(
+    config: &Rotation,
+    prior: Option<&Rotation>,
+) -> Option<(String, String)> {
+    if config.permission_scope.as_deref() == Some(SCOPE_ACCOUNT)
+        || config.permission_scope.is_unknown()
+    {
+        return None;
+    }
+    let sid = match &config.permission_statement_id {
+        Attr::Known(sid) => sid.clone(),
+        Attr::Null => prior
+            .and_then(|p| p.permission_statement_id.known().cloned())
+            .filter(|sid| sid != ACCOUNT_STATEMENT_ID)
+            .or_else(|| config.secret_id.known().map(|id| default_statement_id(id)))?,
+        Attr::Unknown => return None,
+    };
+    // An existing Lambda, or the template's Lambda this resource already has
+    // (on create it does not exist yet).
+    let function = match config.rotation_lambda_arn.known() {
+        Some(arn) => arn.clone(),
+        None => prior
+            .filter(|p| p.rotation_type == config.rotation_type)
+            .and_then(|p| p.rotation_lambda_arn.known().cloned())?,
+    };
+    // Null in the prior state: the refresh found our statement missing or
+    // changed (drift). Apply judges it then; a plan error here would also
+    // block the destroy that must clean up after it.
+    let known_to_us = prior.is_some_and(|p| {
+        p.rotation_lambda_arn.known() == Some(&function)
+            && (p.permission_statement_id.known() == Some(&sid)
+                || p.permission_statement_id.is_null())
+    });
+    (!known_to_us).then_some((function, sid))
+}
+
+/// Plan: a `permission_statement_id` that names a statement this resource
+/// did not make is refused, saying what it is: adding ours would replace it.
+/// A statement already as this rotation wants it (an interrupted create)
+/// is adopted by apply, so it is not refused.
+pub async fn check_statement_id(
+    c: &Clients,
+    d: &Deadline,
+    function: &str,
+    sid: &str,
+    secret_arn: &str,
+) -> Result<Option<Diagnostic>, AwsError> {
+    let Some(found) = lambda::find_invoke_permission(c, d, function, sid).await? else {
+        return Ok(None);
+    };
+    let account = Arn::parse(secret_arn)
+        .map(|a| a.account.to_string())
+        .unwrap_or_default();
+    let wanted = Wanted::for_scope(Some(SCOPE_SECRET), sid, secret_arn, &account);
+    if wanted.is_met_by(&found) {
+        return Ok(None);
+    }
+    Ok(Some(
+        Diagnostic::error(
+            "permission_statement_id names another statement",
+            format!(
+                "Lambda {function} already has a statement {sid}: it lets {} invoke the function \
+for {} (account {}). The provider does not rewrite a statement it did not make. Set \
+`permission_statement_id` to an id of its own. If that statement is this secret's rotation set \
+up some other way, import the rotation instead (`terraform import <address> {secret_arn}`), or \
+remove the statement (`aws lambda remove-permission --function-name {function} --statement-id \
+{sid}`) and apply again.",
+                found
+                    .service_principal
+                    .as_deref()
+                    .unwrap_or("a principal other than a service"),
+                found.source_arn.as_deref().unwrap_or("any source"),
+                found.source_account.as_deref().unwrap_or("any"),
+            ),
+        )
+        .at(AttributePath::root("permission_statement_id")),
+    ))
 }
 
 /// What a read found on the Lambda's policy.
@@ -745,6 +830,47 @@ mod tests {
                 .collect::<Vec<_>>(),
             [template.sid.as_str()]
         );
+    }
+
+    #[test]
+    fn a_statement_id_is_checked_at_plan_only_when_new_to_the_resource_on_an_existing_function() {
+        let lambda = "arn:aws:lambda:eu-west-1:111122223333:function:rotator";
+        let config = Rotation {
+            secret_id: Attr::Known(SECRET.into()),
+            rotation_lambda_arn: Attr::Known(lambda.into()),
+            ..Default::default()
+        };
+        // Create: the default id, on the configured Lambda.
+        assert_eq!(
+            statement_id_to_check(&config, None),
+            Some((lambda.to_string(), default_statement_id(SECRET)))
+        );
+        // A chosen id.
+        let mut chosen = config.clone();
+        chosen.permission_statement_id = Attr::Known("AllowAll".into());
+        assert_eq!(
+            statement_id_to_check(&chosen, None),
+            Some((lambda.to_string(), "AllowAll".to_string()))
+        );
+        // Already this resource's: not looked up again, nor when the refresh
+        // found it drifted (apply judges it; destroy must not be blocked).
+        let mut prior = chosen.clone();
+        prior.permission_statement_id = Attr::Known("AllowAll".into());
+        assert_eq!(statement_id_to_check(&chosen, Some(&prior)), None);
+        prior.permission_statement_id = Attr::Null;
+        assert_eq!(statement_id_to_check(&chosen, Some(&prior)), None);
+        // Another id on the same Lambda is new to the resource.
+        prior.permission_statement_id = Attr::Known("Before".into());
+        assert!(statement_id_to_check(&chosen, Some(&prior)).is_some());
+        // The account scope shares its statement by design.
+        let mut shared = config.clone();
+        shared.permission_scope = Attr::Known(SCOPE_ACCOUNT.into());
+        assert_eq!(statement_id_to_check(&shared, None), None);
+        // A template's Lambda does not exist before the create.
+        let mut template = config.clone();
+        template.rotation_lambda_arn = Attr::Null;
+        template.rotation_type = Attr::Known("postgresql_single_user".into());
+        assert_eq!(statement_id_to_check(&template, None), None);
     }
 
     #[test]

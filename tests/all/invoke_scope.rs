@@ -461,3 +461,114 @@ resource "rdsrot_rotation" "this" {{
         ws.destroy(&[]);
     }
 }
+
+fn existing_lambda_config(secret_arn: &str, lambda: &str, statement_id: Option<&str>) -> String {
+    let sid = statement_id
+        .map(|s| format!("  permission_statement_id = \"{s}\"\n"))
+        .unwrap_or_default();
+    format!(
+        r#"
+resource "rdsrot_rotation" "this" {{
+  secret_id           = "{secret_arn}"
+  rotation_lambda_arn = "{lambda}"
+{sid}{NO_ROTATION_NOW}
+  rotation_rules {{
+    automatically_after_days = 30
+  }}
+}}
+"#
+    )
+}
+
+#[test]
+fn a_statement_id_taken_by_a_statement_we_did_not_make_is_refused_at_plan() {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let (secret, lambda) = block_on(async {
+            let secret =
+                create_database_secret(&emulator.secretsmanager(), "taken-id", "mysql", None).await;
+            let lambda =
+                create_existing_rotation_lambda(&emulator.sdk_config(), "taken-rotator").await;
+            (secret, lambda)
+        });
+        let before = block_on(secrets_manager_statements(&emulator, &lambda));
+        let ws = workspace(
+            &client,
+            &emulator,
+            &existing_lambda_config(&secret.arn, &lambda, Some(USER_INVOKE_STATEMENT)),
+        );
+        let plan = ws.plan(&[]);
+        plan.assert_code(1)
+            .assert_mentions("permission_statement_id names another statement")
+            .assert_mentions("terraform import");
+        let after = block_on(secrets_manager_statements(&emulator, &lambda));
+        assert_eq!(
+            format!("{before:?}"),
+            format!("{after:?}"),
+            "{client}: the user's statement is unchanged"
+        );
+        let (enabled, _) = block_on(crate::support::observe::rotation_status(
+            &emulator,
+            &secret.arn,
+        ));
+        assert!(!enabled, "{client}: nothing was turned on");
+    }
+}
+
+#[test]
+fn destroy_leaves_a_statement_under_our_id_that_now_names_another_secret() {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let (secret, other, lambda) = block_on(async {
+            let sm = emulator.secretsmanager();
+            let secret = create_database_secret(&sm, "taken-over", "mysql", None).await;
+            let other = create_database_secret(&sm, "taker", "mysql", None).await;
+            let lambda =
+                create_existing_rotation_lambda(&emulator.sdk_config(), "taken-over-rotator").await;
+            (secret, other, lambda)
+        });
+        let ws = workspace(
+            &client,
+            &emulator,
+            &existing_lambda_config(&secret.arn, &lambda, None),
+        );
+        ws.apply(&[]);
+        ws.plan(&[]).assert_code(0);
+        let ours = text(
+            &ws.resource_values("rdsrot_rotation.this"),
+            "permission_statement_id",
+        );
+        // Someone reuses the id for another secret's rotation.
+        block_on(async {
+            let l = emulator.lambda();
+            l.remove_permission()
+                .function_name(&lambda)
+                .statement_id(&ours)
+                .send()
+                .await
+                .expect("remove our statement");
+            l.add_permission()
+                .function_name(&lambda)
+                .statement_id(&ours)
+                .action("lambda:InvokeFunction")
+                .principal(SECRETS_MANAGER)
+                .source_arn(&other.arn)
+                .source_account(ACCOUNT_ID)
+                .send()
+                .await
+                .expect("the other secret's statement under our id");
+        });
+        ws.destroy(&[]);
+        let left = block_on(secrets_manager_statements(&emulator, &lambda));
+        let kept = left.iter().find(|st| st.sid == ours);
+        assert_eq!(
+            kept.map(source_arns),
+            Some(vec![other.arn.clone()]),
+            "{client}: the other secret's statement stays: {left:?}"
+        );
+    }
+}
