@@ -737,7 +737,8 @@ mod tests {
         let quiet = plan(&config().to_value(), &prior.to_value(), &deployed, &ctx());
         assert!(quiet.state.same_as(&prior.to_value()), "no drift, no diff");
 
-        let drifts: [(&str, fn(&mut Rotation)); 3] = [
+        type Drift = fn(&mut Rotation);
+        let drifts: [(&str, Drift); 3] = [
             ("endpoint", |r| {
                 r.endpoint = Attr::Known("https://127.0.0.2:1/".into())
             }),
