@@ -318,8 +318,14 @@ resource "rdsrot_rotation" "this" {{
 }
 
 /// Makes a change set on the stack through the repository, as someone with
-/// the console would, setting `endpoint` and keeping the rest.
-async fn update_stack_endpoint(emulator: &Emulator, stack_id: &str, endpoint: &str) {
+/// the console would, setting `endpoint` and the version when given and
+/// keeping the rest.
+async fn update_stack(
+    emulator: &Emulator,
+    stack_id: &str,
+    version: Option<&str>,
+    endpoint: Option<&str>,
+) {
     let cfn = emulator.cloudformation();
     let described = cfn
         .describe_stacks()
@@ -342,7 +348,10 @@ async fn update_stack_endpoint(emulator: &Emulator, stack_id: &str, endpoint: &s
         let (Some(name), Some(value)) = (p.parameter_key(), p.parameter_value()) else {
             continue;
         };
-        let value = if name == "endpoint" { endpoint } else { value };
+        let value = match endpoint {
+            Some(endpoint) if name == "endpoint" => endpoint,
+            _ => value,
+        };
         if !value.is_empty() && name != "invokingServicePrincipal" && name != "runtime" {
             parameters.push(
                 aws_sdk_serverlessapplicationrepository::types::ParameterValue::builder()
@@ -361,7 +370,11 @@ async fn update_stack_endpoint(emulator: &Emulator, stack_id: &str, endpoint: &s
         .serverlessrepo()
         .create_cloud_formation_change_set()
         .application_id(tag("serverlessrepo:applicationId"))
-        .semantic_version(tag("serverlessrepo:semanticVersion"))
+        .semantic_version(
+            version
+                .map(str::to_owned)
+                .unwrap_or_else(|| tag("serverlessrepo:semanticVersion")),
+        )
         .stack_name(name.strip_prefix("serverlessrepo-").unwrap_or(name))
         .set_parameter_overrides(Some(parameters))
         .tags(owner)
@@ -393,6 +406,71 @@ async fn update_stack_endpoint(emulator: &Emulator, stack_id: &str, endpoint: &s
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("the out-of-band update did not finish");
+}
+
+async fn stack_version(emulator: &Emulator, stack_id: &str) -> Option<String> {
+    let described = emulator
+        .cloudformation()
+        .describe_stacks()
+        .stack_name(stack_id)
+        .send()
+        .await
+        .expect("describe the stack");
+    described.stacks()[0]
+        .tags()
+        .iter()
+        .find(|t| t.key() == Some("serverlessrepo:semanticVersion"))
+        .and_then(|t| t.value())
+        .map(str::to_owned)
+}
+
+#[test]
+fn a_template_version_changed_on_the_stack_plans_a_change_while_the_argument_is_unset() {
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let secret = block_on(create_database_secret(
+            &emulator.secretsmanager(),
+            "version-drift",
+            "postgres",
+            None,
+        ));
+        let body = format!(
+            r#"
+resource "rdsrot_rotation" "this" {{
+  secret_id     = "{}"
+  rotation_type = "postgresql_single_user"
+{NO_ROTATION_NOW}
+  rotation_rules {{
+    automatically_after_days = 30
+  }}
+}}
+"#,
+            secret.arn
+        );
+        let ws = workspace(&client, &emulator, &body);
+        ws.apply(&[]);
+        ws.plan(&[]).assert_code(0);
+        let values = ws.resource_values("rdsrot_rotation.this");
+        let stack_id = text(&values, "stack_id");
+        let deployed = text(&values, "template_version");
+
+        block_on(update_stack(&emulator, &stack_id, Some("1.1.367"), None));
+        assert_eq!(
+            block_on(stack_version(&emulator, &stack_id)).as_deref(),
+            Some("1.1.367")
+        );
+        ws.plan(&[]).assert_code(2).assert_mentions("1.1.367");
+        ws.apply(&[]);
+        assert_eq!(
+            block_on(stack_version(&emulator, &stack_id)).as_deref(),
+            Some(deployed.as_str()),
+            "{client}: apply put the version back"
+        );
+        ws.plan(&[]).assert_code(0);
+        ws.destroy(&[]);
+    }
 }
 
 async fn stack_endpoint(emulator: &Emulator, stack_id: &str) -> Option<String> {
@@ -449,7 +527,7 @@ resource "rdsrot_rotation" "this" {{
             Some(deployed.as_str())
         );
 
-        block_on(update_stack_endpoint(&emulator, &stack_id, elsewhere));
+        block_on(update_stack(&emulator, &stack_id, None, Some(elsewhere)));
         ws.plan(&[]).assert_code(2).assert_mentions(elsewhere);
         ws.apply(&[]);
         assert_eq!(
