@@ -12,7 +12,7 @@ use crate::tf::{AttributePath, Diagnostic, Diagnostics, Value};
 
 use super::model::{Attr, Rotation, RotationRules};
 use super::permission;
-use super::private::Private;
+use super::private::{DeployedInputs, Private};
 use super::schedule;
 use super::secret;
 use super::template;
@@ -141,9 +141,21 @@ then needs the secret to exist. To only clean up, remove the resource from the c
     let template = !c.rotation_type.is_null();
     if template {
         let same_type = p.rotation_type == c.rotation_type && !p.rotation_type.is_null();
+        // An unset argument wants what the last deployment was given, not
+        // what the stack says now: the refresh put the stack's live value in
+        // the prior state, and carrying that would hide a change made to the
+        // stack outside Terraform (an `endpoint` pointed at another host).
+        let deployed = private
+            .deployed
+            .as_ref()
+            .filter(|r| same_type && c.rotation_type.known() == Some(&r.rotation_type));
+        let chosen = |pick: fn(&DeployedInputs) -> &Option<String>| {
+            Attr::from_option(deployed.and_then(|r| pick(r).clone()))
+        };
         out.template_version = c
             .template_version
             .clone()
+            .or(chosen(|r| &r.template_version))
             .or(if same_type {
                 p.template_version.clone()
             } else {
@@ -158,6 +170,7 @@ then needs the secret to exist. To only clean up, remove the resource from the c
         out.function_name = c
             .function_name
             .clone()
+            .or(chosen(|r| &r.function_name))
             .or(if same_type {
                 p.function_name.clone()
             } else {
@@ -170,6 +183,7 @@ then needs the secret to exist. To only clean up, remove the resource from the c
         out.endpoint = c
             .endpoint
             .clone()
+            .or(chosen(|r| &r.endpoint))
             .or(p.endpoint.clone())
             .or(match c.secret_id.known() {
                 Some(id) => default_endpoint(id, ctx.region)
@@ -775,6 +789,63 @@ mod tests {
             &|p| p.vpc_subnet_ids = Attr::Known(vec!["subnet-9".into()]),
             &|s| s.vpc_subnet_ids.is_null(),
         );
+    }
+
+    /// The refresh writes the stack's live parameters into the prior state;
+    /// an unset argument must still plan what was deployed, so that a change
+    /// made to the stack outside Terraform is a diff.
+    #[test]
+    fn unset_template_arguments_plan_back_what_was_deployed() {
+        let prior = applied();
+        let mut deployed = private();
+        deployed.deployed = Some(DeployedInputs {
+            rotation_type: "postgresql_single_user".into(),
+            template_version: prior.template_version.known().cloned(),
+            function_name: prior.function_name.known().cloned(),
+            endpoint: prior.endpoint.known().cloned(),
+        });
+        let quiet = plan(&config().to_value(), &prior.to_value(), &deployed, &ctx());
+        assert!(quiet.state.same_as(&prior.to_value()), "no drift, no diff");
+
+        type Drift = fn(&mut Rotation);
+        let drifts: [(&str, Drift); 3] = [
+            ("endpoint", |r| {
+                r.endpoint = Attr::Known("https://127.0.0.2:1/".into())
+            }),
+            ("template_version", |r| {
+                r.template_version = Attr::Known("1.1.367".into())
+            }),
+            ("function_name", |r| {
+                r.function_name = Attr::Known("someone-elses".into())
+            }),
+        ];
+        for (what, drift) in drifts {
+            let mut live = prior.clone();
+            drift(&mut live);
+            let planned = plan(&config().to_value(), &live.to_value(), &deployed, &ctx());
+            let s = Rotation::from_value(&planned.state);
+            assert!(!planned.state.same_as(&live.to_value()), "{what}: a diff");
+            assert_eq!(
+                (&s.endpoint, &s.template_version, &s.function_name),
+                (
+                    &prior.endpoint,
+                    &prior.template_version,
+                    &prior.function_name
+                ),
+                "{what}: planned back to what was deployed"
+            );
+            // A state from before deployments were recorded: the refresh
+            // adopts the stack as it is (see `stack::record`), and nothing
+            // spurious is planned meanwhile.
+            let legacy = plan(&config().to_value(), &live.to_value(), &private(), &ctx());
+            assert!(legacy.state.same_as(&live.to_value()), "{what}: legacy");
+        }
+        // A record of another template is not this one's.
+        let mut c = config();
+        c.rotation_type = Attr::Known("mysql_single_user".into());
+        let other =
+            Rotation::from_value(&plan(&c.to_value(), &prior.to_value(), &deployed, &ctx()).state);
+        assert_ne!(other.function_name, prior.function_name);
     }
 
     #[test]

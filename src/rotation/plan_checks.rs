@@ -103,6 +103,37 @@ existing function; to have a rotation Lambda deployed for you, set `rotation_typ
             }
         }
     }
+    // A statement id taken on the Lambda by a statement this resource did
+    // not make: adding ours would replace it.
+    if let (false, Some((function, sid))) = (
+        diags.has_errors(),
+        super::permission::statement_id_to_check(config, prior),
+    ) {
+        let secret = match prior.and_then(|p| p.secret_arn.known().cloned()) {
+            Some(arn) => Ok(Some(arn)),
+            None => match config.secret_id.known() {
+                Some(id) => sm::find_secret(c, d, id).await.map(|s| s.map(|s| s.arn)),
+                None => Ok(None),
+            },
+        };
+        let checked = match secret {
+            Ok(Some(arn)) => {
+                super::permission::check_statement_id(c, d, &function, &sid, &arn).await
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(Some(found)) => diags.push(found),
+            Ok(None) => {}
+            Err(e) if e.is_no_credentials() => return Err(e),
+            Err(e) => diags.push(could_not_check(
+                "permission_statement_id",
+                "the Lambda's statements",
+                &e,
+            )),
+        }
+    }
     // The secret's JSON, once the secret is known to be there.
     if !diags.has_errors() {
         diags.extend(super::preflight::at_plan(c, d, config, prior).await?);

@@ -35,6 +35,11 @@ pub struct Private {
     /// removes them as it removes what the provider made.
     #[serde(default, skip_serializing_if = "Adopted::is_empty")]
     pub adopted: Adopted,
+    /// The template inputs the last deployment of the stack was given,
+    /// configured or chosen by default: what an unset argument is compared
+    /// with, so that a change made to the stack outside Terraform shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed: Option<DeployedInputs>,
     /// Keys this version does not know (written by a newer provider): kept
     /// and written back, so that going back and forth between versions loses
     /// no record of what to undo.
@@ -101,6 +106,20 @@ pub struct PermissionRecord {
 pub struct RolePolicyRecord {
     pub role: String,
     pub name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployedInputs {
+    /// The type the stack was deployed for: the other values mean nothing
+    /// for another template.
+    pub rotation_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_name: Option<String>,
+    /// `None`: the template's own default (no `endpoint` parameter sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use crate::logging;
 
 use super::model::{Attr, Rotation};
 use super::plan::stable_hash;
-use super::private::{Private, StackRecord};
+use super::private::{DeployedInputs, Private, StackRecord};
 use super::template;
 
 const LOG: &str = "rotation";
@@ -378,6 +378,18 @@ continue-update-rollback --stack-name {}`), then apply again.",
         c.reads.forget_function(&arn);
     }
     // Recorded only now: a failed update keeps the version deployed before.
+    let sent = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    p.deployed = Some(DeployedInputs {
+        rotation_type: rotation_type.to_string(),
+        template_version: Some(version.clone()),
+        function_name: sent("functionName"),
+        endpoint: sent("endpoint"),
+    });
     s.template_version = Attr::Known(version);
     Ok(arn)
 }
@@ -509,6 +521,9 @@ pub fn record(found: &Observed, state: &Rotation, s: &mut Rotation, p: &mut Priv
         s.stack_id = Attr::Null;
         return;
     }
+    if p.deployed.is_none() && !st.is_in_progress() {
+        p.deployed = baseline(st, state);
+    }
     if let (Some(have), Attr::Known(_)) = (st.tags.get(VERSION_TAG), &state.template_version) {
         s.template_version = Attr::Known(have.clone());
     }
@@ -530,6 +545,19 @@ pub fn record(found: &Observed, state: &Rotation, s: &mut Rotation, p: &mut Priv
         "excludeCharacters",
         &mut s.exclude_characters,
     );
+}
+
+/// What a state written before deployments were recorded (or an import)
+/// takes as deployed: the stack as it is at the first refresh. A change
+/// made before then is taken as wanted; every later one shows.
+fn baseline(st: &cfn::StackInfo, state: &Rotation) -> Option<DeployedInputs> {
+    let param = |k: &str| st.parameters.get(k).filter(|v| !v.is_empty()).cloned();
+    Some(DeployedInputs {
+        rotation_type: state.rotation_type.known()?.clone(),
+        template_version: st.tags.get(VERSION_TAG).cloned(),
+        function_name: param("functionName"),
+        endpoint: param("endpoint"),
+    })
 }
 
 /// Destroy: the stack being replaced, then the stack.
@@ -651,6 +679,40 @@ mod tests {
         // An unset attribute is not compared: the template's default is not
         // the user's setting.
         assert_eq!(s.exclude_characters, Attr::Null);
+    }
+
+    #[test]
+    fn the_first_refresh_without_a_record_adopts_the_stack_as_deployed() {
+        let mut state = state();
+        state.rotation_type = Attr::Known("postgresql_single_user".into());
+        let found = stack(
+            "UPDATE_COMPLETE",
+            "1.1.600",
+            &[
+                ("endpoint", "https://e"),
+                ("functionName", "f"),
+                ("kmsKeyArn", ""),
+            ],
+        );
+        let mut p = Private::new();
+        record(&found, &state, &mut state.clone(), &mut p);
+        let adopted = DeployedInputs {
+            rotation_type: "postgresql_single_user".into(),
+            template_version: Some("1.1.600".into()),
+            function_name: Some("f".into()),
+            endpoint: Some("https://e".into()),
+        };
+        assert_eq!(p.deployed.as_ref(), Some(&adopted));
+        // Once recorded, a later change to the stack is not adopted.
+        let changed = stack(
+            "UPDATE_COMPLETE",
+            "1.1.600",
+            &[("endpoint", "https://127.0.0.2:1/"), ("functionName", "f")],
+        );
+        let mut s = state.clone();
+        record(&changed, &state, &mut s, &mut p);
+        assert_eq!(p.deployed, Some(adopted));
+        assert_eq!(s.endpoint, Attr::Known("https://127.0.0.2:1/".into()));
     }
 
     #[test]

@@ -239,6 +239,21 @@ shares one statement, whose id the provider sets: remove `permission_statement_i
             format!("{other:?} is not a scope: use \"secret\" or \"account\"."),
         )),
     }
+    if let Some(why) = account_scope_with_master_secret(c) {
+        d.push(invalid(
+            root("permission_scope"),
+            "permission_scope = \"account\" with a master secret",
+            format!(
+                "{why} With `permission_scope = \"account\"` Secrets Manager may invoke the \
+Lambda for any secret of the account, and the Lambda signs in as the master secret named by the \
+`masterarn` key of whichever secret invoked it; IAM cannot tie the Lambda's read of a master \
+secret to the secret that invoked it. So anyone who can create a secret and turn on its \
+rotation with this Lambda could make it use this master secret's credentials. Use \
+`permission_scope = \"secret\"` (the default): each secret then has its own statement, and \
+only the secrets whose rotation you configure can invoke the Lambda."
+            ),
+        ));
+    }
 
     for (name, value, prefix) in [
         ("vpc_subnet_ids", &c.vpc_subnet_ids, "subnet-"),
@@ -312,6 +327,24 @@ it (the ids are joined with commas into one template parameter)."
         }
     }
     d
+}
+
+/// Why the rotation reads a master secret, when it does and its scope is
+/// the account's: that pair lets any secret of the account borrow the
+/// master credentials. An unknown value counts as neither: plan checks again.
+fn account_scope_with_master_secret(c: &Rotation) -> Option<String> {
+    if c.permission_scope.as_deref() != Some("account") {
+        return None;
+    }
+    if c.master_secret_arn.known().is_some() {
+        return Some(
+            "This rotation gives its Lambda a master secret (`master_secret_arn`).".into(),
+        );
+    }
+    let t = c.rotation_type.as_deref()?;
+    template::find(t)
+        .filter(|tpl| tpl.needs_master_secret)
+        .map(|_| format!("The {t} strategy signs in with a master secret."))
 }
 
 fn validate_rules(c: &Rotation, d: &mut Diagnostics) {
@@ -990,6 +1023,62 @@ mod tests {
         c.permission_statement_id = Attr::Null;
         c.permission_scope = k("everyone".into());
         assert_eq!(paths(&c), ["permission_scope"]);
+    }
+
+    #[test]
+    fn the_account_scope_is_refused_with_a_master_secret() {
+        let master = "arn:aws:secretsmanager:us-east-1:123456789012:secret:m-AbCdEf";
+        let lambda = "arn:aws:lambda:us-east-1:123456789012:function:rotator";
+        let mut cases: Vec<(&str, Rotation)> = Vec::new();
+        let mut c = base();
+        c.rotation_type = k("postgresql_multi_user".into());
+        c.master_secret_arn = k(master.into());
+        cases.push(("multi user", c.clone()));
+        // Known type, master secret not known yet: the type alone says it.
+        c.master_secret_arn = Attr::Unknown;
+        cases.push(("multi user, master unknown", c));
+        let mut c = base();
+        c.rotation_type = k("db2_single_user".into());
+        c.master_secret_arn = k(master.into());
+        cases.push(("db2 single user", c));
+        let mut c = base();
+        c.rotation_type = Attr::Null;
+        c.rotation_lambda_arn = k(lambda.into());
+        c.master_secret_arn = k(master.into());
+        cases.push(("existing Lambda with a master secret", c));
+        for (what, mut c) in cases {
+            c.permission_scope = k("account".into());
+            let found = validate(&c);
+            let refusal = found
+                .iter()
+                .find(|d| d.summary.contains("with a master secret"))
+                .unwrap_or_else(|| panic!("{what}: not refused: {found:?}"));
+            assert_eq!(
+                refusal.attribute.as_ref().map(|p| p.to_string()).as_deref(),
+                Some("permission_scope"),
+                "{what}"
+            );
+            assert!(
+                refusal.detail.contains("permission_scope = \"secret\""),
+                "{what}: says what to do instead"
+            );
+            c.permission_scope = k("secret".into());
+            assert!(
+                validate(&c).is_empty(),
+                "{what}: the per-secret scope is fine"
+            );
+            c.permission_scope = Attr::Unknown;
+            assert!(
+                validate(&c).is_empty(),
+                "{what}: unknown scope waits for plan"
+            );
+        }
+        // Without a master secret the account scope stays allowed.
+        let mut c = base();
+        c.rotation_type = Attr::Null;
+        c.rotation_lambda_arn = k(lambda.into());
+        c.permission_scope = k("account".into());
+        assert!(validate(&c).is_empty());
     }
 
     fn multi(master: &str) -> Rotation {

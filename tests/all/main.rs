@@ -24,6 +24,10 @@
 //! - `documented_policy`: the IAM policy of `docs/index.md`, held to as AWS
 //!   would, is enough for the whole lifecycle and no statement is spare; the
 //!   rotation functions' roles get only what a rotation needs.
+//! - `invoke_scope`: who can make the rotation Lambda act and with which
+//!   credentials (invoke statements, the account scope with a master secret),
+//!   and template parameters changed behind Terraform's back, through real
+//!   Terraform.
 //! - `release`: `scripts/release.sh`, the release workflow, and the release's
 //!   zip as a filesystem mirror for both Terraform clients.
 
@@ -35,6 +39,7 @@ mod documented_policy;
 mod e2e;
 mod emulator_runtime;
 mod functions;
+mod invoke_scope;
 mod lifecycle;
 mod protocol;
 mod release;
