@@ -320,11 +320,35 @@ pub async fn update_vpc_config(
                 .map_err(classify)
         },
     )
-    .await?;
+    .await
+    .map_err(|e| explain_missing_network_rights(e, function))?;
     let waited = wait_function_updated(c, function, deadline).await;
     // A read during the update may have kept the old placement.
     c.reads.forget_function(function);
     waited
+}
+
+/// The AWS managed policy that grants a function's role what Lambda needs
+/// to place it in a VPC.
+pub const VPC_ACCESS_POLICY: &str = "AWSLambdaVPCAccessExecutionRole";
+
+/// Lambda refuses a VPC placement when the function's role may not manage
+/// network interfaces; the answer names an EC2 call, not the fix.
+fn explain_missing_network_rights(e: AwsError, function: &str) -> AwsError {
+    match &e {
+        AwsError::Api { code, message, .. }
+            if code.as_deref() == Some("InvalidParameterValueException")
+                && message.contains("NetworkInterface") =>
+        {
+            AwsError::Failed(format!(
+                "Lambda refused to place {function} in the VPC: {message}. Attach the AWS managed \
+policy {VPC_ACCESS_POLICY} (arn:aws:iam::aws:policy/service-role/{VPC_ACCESS_POLICY}) to the \
+function's execution role, or grant it ec2:CreateNetworkInterface, \
+ec2:DescribeNetworkInterfaces and ec2:DeleteNetworkInterface, then apply again."
+            ))
+        }
+        _ => e,
+    }
 }
 
 /// How long a function may take to settle after a creation or an update

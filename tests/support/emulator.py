@@ -37,6 +37,10 @@ from moto.core.config import default_user_config
 # Must happen before any Lambda function exists: functions made in the Docker
 # mode are invisible to the simple backend.
 default_user_config["lambda"]["use_docker"] = False
+# AWS's managed policies exist in every account (a role attaches
+# AWSLambdaVPCAccessExecutionRole to be placed in a VPC); moto loads them on
+# request only.
+default_user_config["iam"]["load_aws_managed_policies"] = True
 
 from moto.core import DEFAULT_ACCOUNT_ID  # noqa: E402
 from moto.secretsmanager.exceptions import SecretsManagerClientError  # noqa: E402
@@ -51,6 +55,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import aws_under_load  # noqa: E402
 import cloudformation_lookups  # noqa: E402
 import function_iam  # noqa: E402
+import lambda_vpc_access  # noqa: E402
 import lambda_runtime  # noqa: E402
 import stand_in_templates as templates  # noqa: E402
 
@@ -239,6 +244,8 @@ def apply_corrections():
         id (`cloudformation_lookups`).
     11. Lambda: a function is `Active` and its last update `Successful` at
         once, and an update is accepted at any time.
+    12. Lambda: a function is placed in a VPC whatever its role may do;
+        AWS needs the role's network-interface rights (`lambda_vpc_access`).
     """
     from moto.cloudformation.models import CloudFormationBackend
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
@@ -380,6 +387,7 @@ def apply_corrections():
     _keep_role_policies_as_json()
     cloudformation_lookups.apply()
     _lambda_changes_take_time()
+    lambda_vpc_access.apply()
 
 
 # 6. Lambda: moto appends a statement whose Sid the policy already holds, so a

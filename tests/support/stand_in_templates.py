@@ -154,6 +154,11 @@ def _with_optional(statements, optional):
     return {"Fn::If": [condition, _with_optional(statements + [statement], rest), _with_optional(statements, rest)]}
 
 
+# The AWS managed policy that lets Lambda manage a function's network
+# interfaces in a VPC.
+VPC_ACCESS_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+
+
 def template(application, version):
     """The stand-in template body (JSON) for one version of one application.
 
@@ -254,6 +259,16 @@ def template(application, version):
                             "PolicyDocument": {"Version": "2012-10-17", "Statement": _with_optional(statements, optional)},
                         }
                     ],
+                    # Lambda makes the function's network interfaces with
+                    # its role: the templates attach AWS's managed policy
+                    # for that when the function is placed in a VPC.
+                    "ManagedPolicyArns": {
+                        "Fn::If": [
+                            "PlacedInVpc",
+                            [{"Fn::Sub": VPC_ACCESS_POLICY}],
+                            {"Ref": "AWS::NoValue"},
+                        ]
+                    },
                 },
             },
             "RotationLambda": {

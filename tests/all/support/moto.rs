@@ -547,6 +547,14 @@ pub async fn create_rotation_lambda_for(
         .send()
         .await
         .unwrap_or_else(|e| panic!("role policy for {name}: {e:?}"));
+    // As users do for a function they place in a VPC (Lambda makes its
+    // network interfaces with the role).
+    iam.attach_role_policy()
+        .role_name(format!("{name}-role"))
+        .policy_arn(VPC_ACCESS_POLICY)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("attach the VPC access policy for {name}: {e:?}"));
     let function = aws_sdk_lambda::Client::new(config)
         .create_function()
         .function_name(name)
@@ -583,6 +591,10 @@ pub async fn create_rotation_lambda_for(
         .unwrap_or_else(|e| panic!("invoke permission for {name}: {e:?}"));
     arn
 }
+
+/// The AWS managed policy a function's role needs to be placed in a VPC.
+pub const VPC_ACCESS_POLICY: &str =
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole";
 
 /// The invoke statement a user's own rotation Lambda comes with.
 pub const USER_INVOKE_STATEMENT: &str = "AllowSecretsManagerInThisAccount";
