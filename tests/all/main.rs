@@ -19,6 +19,8 @@
 //!   Terraform, and a failed first rotation fails the apply and recovers.
 //! - `user_mistakes`: mistakes users make (a deleted secret, values refused at
 //!   validate or plan, `secret_id` between name and ARN), through real Terraform.
+//! - `ownership`: what each rotation instance owns: a replacement created
+//!   before the old instance is destroyed, destroy removing only its own.
 //! - `release`: `scripts/release.sh`, the release workflow, and the release's
 //!   zip as a filesystem mirror for both Terraform clients.
 
@@ -29,6 +31,7 @@ mod e2e;
 mod emulator_runtime;
 mod functions;
 mod lifecycle;
+mod ownership;
 mod protocol;
 mod release;
 mod rotations;
