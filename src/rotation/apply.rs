@@ -375,9 +375,17 @@ async fn converge_steps(
 
     let step = Step::GrantMasterSecret;
     begin(step)?;
-    master_policy::ensure(c, d, planned, &found.arn, &function.role_arn, p)
-        .await
-        .map_err(|e| fail(step, e))?;
+    master_policy::ensure(
+        c,
+        d,
+        planned,
+        &found.arn,
+        &function.arn,
+        &function.role_arn,
+        p,
+    )
+    .await
+    .map_err(|e| fail(step, e))?;
     done(step, s);
 
     let step = Step::PlaceInVpc;
@@ -481,6 +489,12 @@ async fn release_old_lambda(
         permission_scope: prior.permission_scope.clone(),
         ..Default::default()
     };
+    // The Lambda used before, as far as the records tell it.
+    let old_function = p
+        .retiring_permission
+        .as_ref()
+        .map(|r| r.function.clone())
+        .or_else(|| p.retiring_vpc.as_ref().and_then(|r| r.function.clone()));
     if let Some(rec) = p.retiring_permission.clone() {
         let mut only = Private {
             permission: Some(rec),
@@ -494,7 +508,15 @@ async fn release_old_lambda(
             role_policy: Some(rec),
             ..Private::new()
         };
-        master_policy::undo(c, d, &by_record_only, Some(secret_arn), &mut only).await?;
+        master_policy::undo(
+            c,
+            d,
+            &by_record_only,
+            old_function.as_deref(),
+            Some(secret_arn),
+            &mut only,
+        )
+        .await?;
         p.retiring_role_policy = None;
     }
     if let Some(rec) = p.retiring_vpc.clone() {
@@ -584,7 +606,8 @@ async fn delete_steps(
                 permission::undo(c, d, prior, lambda_arn.as_deref(), secret_arn.as_deref(), p).await
             }
             Step::RemoveMasterPolicy => {
-                master_policy::undo(c, d, prior, secret_arn.as_deref(), p).await
+                master_policy::undo(c, d, prior, lambda_arn.as_deref(), secret_arn.as_deref(), p)
+                    .await
             }
             Step::RestoreVpc => {
                 vpc::undo(c, d, lambda_arn.as_deref(), secret_arn.as_deref(), p).await

@@ -142,12 +142,14 @@ pub async fn function_name(
             Some(arn) => Some(arn.clone()),
             None => sm::find_secret(c, d, secret_id).await?.map(|s| s.arn),
         };
-        let ours = match &secret_arn {
-            Some(arn) => stack::find_owned(c, d, &stack::stack_name_for(name), arn)
-                .await?
-                .is_some(),
-            None => false,
+        // A secret that is gone is reported by the secret's own check; the
+        // function may well be the stack's that rotated it.
+        let Some(arn) = secret_arn else {
+            return Ok(None);
         };
+        let ours = stack::find_owned(c, d, &stack::stack_name_for(name), &arn)
+            .await?
+            .is_some();
         Ok::<_, AwsError>((!ours).then_some(found.arn))
     };
     match looked_up.await {

@@ -5,6 +5,7 @@
 
 use rdsrot::provider::RdsrotProvider;
 use rdsrot::rotation::apply::Step;
+use rdsrot::rotation::master_policy::{self, SHARED_LEGACY_NAME};
 use rdsrot::rotation::model::{Attr, Rotation};
 use rdsrot::tf::{Diagnostics, PlanRequest, Provider, Value};
 
@@ -16,7 +17,7 @@ use crate::lifecycle::{
 };
 use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{create_database_secret, create_existing_rotation_lambda, Emulator};
-use crate::support::observe::{live_stacks, look, statements_for_secret};
+use crate::support::observe::{live_stacks, look, our_role_policies, statements_for_secret};
 use crate::support::terraform::{clients, required_providers_block, Workspace};
 
 const RESOURCE: &str = "rdsrot_rotation.this";
@@ -379,4 +380,71 @@ resource "rdsrot_rotation" "this" {{
         assert!(seen.nothing_left(), "{client}: {seen:?}");
         ws.assert_no_leaks();
     }
+}
+
+/// Turns rotation on for `secret` with `lambda`, outside the provider.
+async fn rotate_out_of_band(em: &Emulator, secret: &str, lambda: &str) {
+    em.secretsmanager()
+        .rotate_secret()
+        .secret_id(secret)
+        .rotation_lambda_arn(lambda)
+        .rotation_rules(
+            aws_sdk_secretsmanager::types::RotationRulesType::builder()
+                .automatically_after_days(7)
+                .build(),
+        )
+        .rotate_immediately(false)
+        .send()
+        .await
+        .expect("rotate");
+}
+
+/// Earlier releases gave every secret on a role one master-secret policy
+/// name. Importing one of two secrets that share a Lambda (and the master
+/// secret the policy grants) and destroying it leaves that policy to the
+/// other secret, which still rotates with the Lambda.
+#[tokio::test]
+async fn destroy_of_an_import_leaves_the_legacy_shared_policy_to_the_other_secrets() {
+    let em = emulator_or_skip!();
+    let (lambda, role) = existing_lambda(&em, "legacy-rotator").await;
+    let sm = em.secretsmanager();
+    let master = create_database_secret(&sm, "legacy/master", "postgres", None).await;
+    let a = create_database_secret(&sm, "legacy/a", "postgres", Some(&master.arn)).await;
+    let b = create_database_secret(&sm, "legacy/b", "postgres", Some(&master.arn)).await;
+    em.iam()
+        .put_role_policy()
+        .role_name(role.rsplit('/').next().unwrap_or_default())
+        .policy_name(SHARED_LEGACY_NAME)
+        .policy_document(master_policy::document(&master.arn, None).to_string())
+        .send()
+        .await
+        .expect("the policy an earlier release put");
+    for secret in [&a.arn, &b.arn] {
+        rotate_out_of_band(&em, secret, &lambda).await;
+    }
+
+    let p = provider(&em);
+    let r = p.import_resource_state("rdsrot_rotation", &a.arn).await;
+    assert!(r.diagnostics.is_empty(), "{:?}", errors(&r.diagnostics));
+    let imported = r.imported.first().expect("one resource");
+    let t = read(
+        &p,
+        &Tracked {
+            state: imported.state.clone(),
+            private: imported.private.clone(),
+        },
+    )
+    .await;
+    assert!(
+        String::from_utf8_lossy(&t.private).contains(SHARED_LEGACY_NAME),
+        "the import did not record the shared policy: {}",
+        String::from_utf8_lossy(&t.private)
+    );
+    destroy(&p, &t).await;
+    let left = our_role_policies(&em.sdk_config(), &role).await;
+    assert!(
+        left.iter().any(|n| n == SHARED_LEGACY_NAME),
+        "the policy {b} still rotates with was deleted: {left:?}",
+        b = b.arn
+    );
 }
