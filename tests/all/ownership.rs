@@ -448,3 +448,44 @@ async fn destroy_of_an_import_leaves_the_legacy_shared_policy_to_the_other_secre
         b = b.arn
     );
 }
+
+/// Tags naming an "original" placement on an existing Lambda that no
+/// rotation of ours has moved are not believed: destroy puts the Lambda
+/// back where it really was, not where the tags say.
+#[tokio::test]
+async fn placement_tags_written_by_someone_else_do_not_choose_where_destroy_moves_the_lambda() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let (lambda, _) = existing_lambda(&em, "tagged-rotator").await;
+    em.lambda()
+        .tag_resource()
+        .resource(&lambda)
+        .tags("rdsrot:original-subnet-ids", "subnet-0ffffffffffffffff")
+        .tags("rdsrot:original-security-group-ids", "sg-0fffffffffffffff0")
+        .send()
+        .await
+        .expect("tag the Lambda");
+    let secret = create_database_secret(&em.secretsmanager(), "tagged/db", "postgres", None).await;
+    let cfg = config(&secret.arn, |c| {
+        c.rotation_lambda_arn = Attr::Known(lambda.clone());
+        c.vpc_subnet_ids = Attr::Known(vec!["subnet-0a1b2c3d4e5f60718".into()]);
+        c.vpc_security_group_ids = Attr::Known(vec!["sg-0123456789abcdef0".into()]);
+    });
+    let t = apply_ok(&p, &cfg, &none()).await;
+    destroy(&p, &t).await;
+    let placed = em
+        .lambda()
+        .get_function_configuration()
+        .function_name(&lambda)
+        .send()
+        .await
+        .expect("the Lambda");
+    let subnets = placed
+        .vpc_config()
+        .map(|v| v.subnet_ids().to_vec())
+        .unwrap_or_default();
+    assert!(
+        subnets.is_empty(),
+        "destroy moved the Lambda to the subnets the tags named: {subnets:?}"
+    );
+}
