@@ -33,6 +33,7 @@ pub enum Step {
     GrantMasterSecret,
     PlaceInVpc,
     TurnOnRotation,
+    ReleaseOldLambda,
     VerifyRotation,
     DeleteReplacedStack,
     TurnOffRotation,
@@ -43,7 +44,7 @@ pub enum Step {
 }
 
 /// The steps of create and update, in order.
-pub const CONVERGE_STEPS: [Step; 9] = [
+pub const CONVERGE_STEPS: [Step; 10] = [
     Step::CheckSecret,
     Step::DeployTemplate,
     Step::ReadLambda,
@@ -51,6 +52,7 @@ pub const CONVERGE_STEPS: [Step; 9] = [
     Step::GrantMasterSecret,
     Step::PlaceInVpc,
     Step::TurnOnRotation,
+    Step::ReleaseOldLambda,
     Step::VerifyRotation,
     Step::DeleteReplacedStack,
 ];
@@ -75,6 +77,7 @@ impl Step {
             Step::GrantMasterSecret => "granting access to the master secret",
             Step::PlaceInVpc => "placing the Lambda in the VPC",
             Step::TurnOnRotation => "turning rotation on",
+            Step::ReleaseOldLambda => "undoing what was done to the Lambda used before",
             Step::VerifyRotation => "waiting for the rotation to finish",
             Step::DeleteReplacedStack => "deleting the replaced stack",
             Step::TurnOffRotation => "turning rotation off",
@@ -99,6 +102,7 @@ impl Step {
             Step::GrantMasterSecret => "master_secret_arn",
             Step::PlaceInVpc => "vpc_subnet_ids",
             Step::TurnOnRotation => "rotation_rules",
+            Step::ReleaseOldLambda => lambda,
             Step::VerifyRotation => lambda,
             Step::DeleteReplacedStack => "rotation_type",
             _ => return None,
@@ -246,6 +250,11 @@ pub async fn converge(
     // On update, every part starts as it was; each takes the planned values
     // as its step succeeds.
     let mut state = planned.clone();
+    // An instance recorded before instance ids existed gets one now: it
+    // marks what it uses from here on (see `stack`).
+    if private.instance.is_none() {
+        private.instance = Some(Private::new_instance_id());
+    }
     if let Some(prior) = prior {
         for step in CONVERGE_STEPS {
             step.copy_attributes(&mut state, prior, true);
@@ -347,6 +356,12 @@ async fn converge_steps(
         })?;
     s.rotation_lambda_role_arn = Attr::Known(function.role_arn.clone());
 
+    // What was done to another Lambda stays until the secret has moved
+    // off it: should turning rotation on fail, the secret still rotates
+    // with a Lambda it may invoke, that may read the master secret, and
+    // that sits where it was placed.
+    set_aside_old_lambda(p, &function.arn, &function.role_arn);
+
     let step = Step::AddPermission;
     begin(step)?;
     // Before the statement is looked at: a rotation of this run that is
@@ -360,9 +375,17 @@ async fn converge_steps(
 
     let step = Step::GrantMasterSecret;
     begin(step)?;
-    master_policy::ensure(c, d, planned, &found.arn, &function.role_arn, p)
-        .await
-        .map_err(|e| fail(step, e))?;
+    master_policy::ensure(
+        c,
+        d,
+        planned,
+        &found.arn,
+        &function.arn,
+        &function.role_arn,
+        p,
+    )
+    .await
+    .map_err(|e| fail(step, e))?;
     done(step, s);
 
     let step = Step::PlaceInVpc;
@@ -380,6 +403,13 @@ async fn converge_steps(
         .await
         .map_err(|e| fail(step, e))?;
     done(step, s);
+
+    // The secret has moved (or rotation is off): the old Lambda's parts go.
+    let step = Step::ReleaseOldLambda;
+    begin(step)?;
+    release_old_lambda(c, d, planned, &found.arn, p)
+        .await
+        .map_err(|e| fail(step, e))?;
 
     // Judged before the replaced stack goes: a new Lambda that fails keeps
     // the old one's stack until a later apply sees the rotation work.
@@ -411,7 +441,92 @@ async fn converge_steps(
     // Rotation now runs on the new Lambda: the old stack can go.
     let step = Step::DeleteReplacedStack;
     begin(step)?;
-    stack::retire(c, d, p).await.map_err(|e| fail(step, e))?;
+    stack::retire(c, d, Some(&found.arn), p)
+        .await
+        .map_err(|e| fail(step, e))?;
+    Ok(())
+}
+
+/// Moves the records of what was done to a Lambda other than `function`
+/// (its invoke statement, the master-secret policy on its role, its VPC
+/// placement) aside, where the steps that make the new Lambda's do not
+/// undo them. A record set aside by an earlier, failed switch stays.
+fn set_aside_old_lambda(p: &mut Private, function: &str, role_arn: &str) {
+    let role = crate::aws::arn::role_name(role_arn);
+    if p.permission
+        .as_ref()
+        .is_some_and(|r| r.function != function)
+        && p.retiring_permission.is_none()
+    {
+        p.retiring_permission = p.permission.take();
+    }
+    if p.role_policy
+        .as_ref()
+        .is_some_and(|r| Some(r.role.as_str()) != role)
+        && p.retiring_role_policy.is_none()
+    {
+        p.retiring_role_policy = p.role_policy.take();
+    }
+    let other_vpc =
+        |r: &super::private::VpcRecord| r.function.as_deref().is_some_and(|f| f != function);
+    if p.original_vpc.as_ref().is_some_and(other_vpc) && p.retiring_vpc.is_none() {
+        p.retiring_vpc = p.original_vpc.take();
+    }
+}
+
+/// Undoes what `set_aside_old_lambda` kept: each part through its own
+/// module's destroy, on a record holding that part alone.
+async fn release_old_lambda(
+    c: &Clients,
+    d: &Deadline,
+    prior: &Rotation,
+    secret_arn: &str,
+    p: &mut Private,
+) -> Result<(), AwsError> {
+    // The state's statement and policy are the new Lambda's: only the
+    // records name the old one's.
+    let by_record_only = Rotation {
+        permission_scope: prior.permission_scope.clone(),
+        ..Default::default()
+    };
+    // The Lambda used before, as far as the records tell it.
+    let old_function = p
+        .retiring_permission
+        .as_ref()
+        .map(|r| r.function.clone())
+        .or_else(|| p.retiring_vpc.as_ref().and_then(|r| r.function.clone()));
+    if let Some(rec) = p.retiring_permission.clone() {
+        let mut only = Private {
+            permission: Some(rec),
+            ..Private::new()
+        };
+        permission::undo(c, d, &by_record_only, None, Some(secret_arn), &mut only).await?;
+        p.retiring_permission = None;
+    }
+    if let Some(rec) = p.retiring_role_policy.clone() {
+        let mut only = Private {
+            role_policy: Some(rec),
+            ..Private::new()
+        };
+        master_policy::undo(
+            c,
+            d,
+            &by_record_only,
+            old_function.as_deref(),
+            Some(secret_arn),
+            &mut only,
+        )
+        .await?;
+        p.retiring_role_policy = None;
+    }
+    if let Some(rec) = p.retiring_vpc.clone() {
+        let mut only = Private {
+            original_vpc: Some(rec),
+            ..Private::new()
+        };
+        vpc::undo(c, d, None, Some(secret_arn), &mut only).await?;
+        p.retiring_vpc = None;
+    }
     Ok(())
 }
 
@@ -443,9 +558,36 @@ async fn delete_steps(
         .lambda
         .clone()
         .or(prior.rotation_lambda_arn.known().cloned());
+    // A stack another instance of this secret adopted (see `stack`) is that
+    // instance's now, with the rotation on its Lambda, the Lambda's
+    // statement and the grant on its role: this one undoes only what is
+    // its own alone.
+    // Decided before rotation is turned off, which it may forbid.
+    let first = Step::TurnOffRotation;
+    d.check().map_err(|e| StepError::aws(first, e))?;
+    let taken_over = stack::taken_over_by(c, d, p)
+        .await
+        .map_err(|e| StepError::aws(first, e))?;
+    if let Some(other) = &taken_over {
+        crate::logging::debug(
+            "rotation",
+            &format!("leaving the stack and its Lambda to instance {other}, which adopted them"),
+        );
+        p.stack = None;
+        p.permission = None;
+        p.role_policy = None;
+    }
+    // What a failed switch of Lambdas left on the old one: the secret does
+    // not rotate with it.
+    if let Some(arn) = &secret_arn {
+        release_old_lambda(c, d, prior, arn, p)
+            .await
+            .map_err(|e| StepError::aws(Step::RemovePermission, e))?;
+    }
     for step in DELETE_STEPS {
         d.check().map_err(|e| StepError::aws(step, e))?;
         let result = match step {
+            Step::TurnOffRotation if taken_over.is_some() => Ok(()),
             Step::TurnOffRotation => match &secret_id {
                 Some(id) => {
                     let off = secret::undo(c, d, id).await;
@@ -456,16 +598,21 @@ async fn delete_steps(
                 }
                 None => Ok(()),
             },
+            Step::RemovePermission | Step::RemoveMasterPolicy if taken_over.is_some() => Ok(()),
+            Step::DeleteStack if taken_over.is_some() => {
+                stack::retire(c, d, secret_arn.as_deref(), p).await
+            }
             Step::RemovePermission => {
                 permission::undo(c, d, prior, lambda_arn.as_deref(), secret_arn.as_deref(), p).await
             }
             Step::RemoveMasterPolicy => {
-                master_policy::undo(c, d, prior, secret_arn.as_deref(), p).await
+                master_policy::undo(c, d, prior, lambda_arn.as_deref(), secret_arn.as_deref(), p)
+                    .await
             }
             Step::RestoreVpc => {
                 vpc::undo(c, d, lambda_arn.as_deref(), secret_arn.as_deref(), p).await
             }
-            Step::DeleteStack => stack::undo(c, d, prior, p).await,
+            Step::DeleteStack => stack::undo(c, d, prior, secret_arn.as_deref(), p).await,
             _ => Ok(()),
         };
         result.map_err(|e| StepError::aws(step, e))?;
@@ -502,6 +649,50 @@ mod tests {
         Step::DeployTemplate.copy_attributes(&mut s, &planned, false);
         assert_eq!(s.template_version, planned.template_version);
         assert_eq!(s.stack_id, prior.stack_id, "set by the step itself");
+    }
+
+    #[test]
+    fn a_switch_sets_the_old_lambdas_parts_aside_and_keeps_an_earlier_switchs() {
+        use super::super::private::{PermissionRecord, RolePolicyRecord, VpcRecord};
+        let old = "arn:aws:lambda:us-east-1:1:function:old";
+        let new = "arn:aws:lambda:us-east-1:1:function:new";
+        let mut p = Private {
+            permission: Some(PermissionRecord {
+                function: old.into(),
+                sid: "s".into(),
+                shared: false,
+            }),
+            role_policy: Some(RolePolicyRecord {
+                role: "old-role".into(),
+                name: "n".into(),
+            }),
+            original_vpc: Some(VpcRecord {
+                function: Some(old.into()),
+                ..Default::default()
+            }),
+            ..Private::new()
+        };
+        let same = p.clone();
+        let mut kept = p.clone();
+        set_aside_old_lambda(&mut kept, old, "arn:aws:iam::1:role/old-role");
+        assert_eq!(kept, same, "the same Lambda: nothing is set aside");
+
+        set_aside_old_lambda(&mut p, new, "arn:aws:iam::1:role/new-role");
+        assert!(p.permission.is_none() && p.role_policy.is_none() && p.original_vpc.is_none());
+        assert_eq!(p.retiring_permission, same.permission);
+        assert_eq!(p.retiring_role_policy, same.role_policy);
+        assert_eq!(p.retiring_vpc, same.original_vpc);
+        assert!(p.holds_anything());
+
+        // A second switch before the first finished keeps the first's old
+        // parts: the secret may still rotate with that Lambda.
+        p.permission = Some(PermissionRecord {
+            function: new.into(),
+            sid: "s".into(),
+            shared: false,
+        });
+        set_aside_old_lambda(&mut p, "arn:aws:lambda:us-east-1:1:function:third", "r");
+        assert_eq!(p.retiring_permission, same.permission);
     }
 
     #[tokio::test]

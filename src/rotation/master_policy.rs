@@ -22,7 +22,9 @@ use super::private::{Private, RolePolicyRecord};
 const LOG: &str = "rotation";
 
 /// The one policy name earlier releases used for every secret. A record of
-/// it is still removed, and replaced by the secret's own name.
+/// it is replaced by the secret's own name, and the policy itself removed
+/// by the last secret rotating with the Lambda: the others on the role may
+/// still rely on it (see `delete_recorded`).
 pub const SHARED_LEGACY_NAME: &str = "rdsrot-master-secret-access";
 
 /// The inline policy name for one secret: stable, and within IAM's 128
@@ -129,6 +131,57 @@ describe it)"
     }
 }
 
+/// Deletes a recorded policy. One under the legacy shared name is every
+/// secret's on the role that earlier releases set up (each wrote the same
+/// name), so it goes only when no secret but this one rotates with
+/// `function`, the Lambda with that role; with `function` unknown it
+/// stays. Either way the record is this resource's no more.
+async fn delete_recorded(
+    c: &Clients,
+    d: &Deadline,
+    rec: &RolePolicyRecord,
+    function: Option<&str>,
+    secret_arn: &str,
+) -> Result<(), AwsError> {
+    if rec.name != SHARED_LEGACY_NAME {
+        logging::debug(
+            LOG,
+            &format!("deleting role policy {} from {}", rec.name, rec.role),
+        );
+        return iam::delete_role_policy(c, d, &rec.role, &rec.name).await;
+    }
+    let Some(function) = function else {
+        logging::debug(
+            LOG,
+            &format!(
+                "leaving the shared role policy {} on {}",
+                rec.name, rec.role
+            ),
+        );
+        return Ok(());
+    };
+    let still_used = c
+        .sharing
+        .undo_unless_used(c, d, function, secret_arn, || async {
+            logging::debug(
+                LOG,
+                &format!("deleting shared role policy {} from {}", rec.name, rec.role),
+            );
+            iam::delete_role_policy(c, d, &rec.role, &rec.name).await
+        })
+        .await?;
+    if let Some(user) = still_used {
+        logging::debug(
+            LOG,
+            &format!(
+                "leaving the shared role policy {} on {}: {user}",
+                rec.name, rec.role
+            ),
+        );
+    }
+    Ok(())
+}
+
 /// Puts the secret's policy on the Lambda's role when the plan has a master
 /// secret, after removing one this resource put on another role (the Lambda
 /// changed) or under the legacy shared name.
@@ -137,6 +190,7 @@ pub async fn ensure(
     d: &Deadline,
     planned: &Rotation,
     secret_arn: &str,
+    function: &str,
     role_arn: &str,
     p: &mut Private,
 ) -> Result<(), AwsError> {
@@ -146,11 +200,13 @@ pub async fn ensure(
     let name = policy_name_for(secret_arn);
     if let Some(old) = p.role_policy.clone() {
         if old.role != role || old.name != name || planned.master_secret_arn.is_null() {
-            logging::debug(
-                LOG,
-                &format!("deleting role policy {} from {}", old.name, old.role),
-            );
-            iam::delete_role_policy(c, d, &old.role, &old.name).await?;
+            // The Lambda is this secret's still: its decision must not
+            // count the secret out of the function's users.
+            let shared_on = (old.role == role).then_some(function);
+            delete_recorded(c, d, &old, shared_on, secret_arn).await?;
+            if shared_on.is_some() {
+                c.sharing.join(function, secret_arn).await;
+            }
             p.role_policy = None;
         }
     }
@@ -259,11 +315,13 @@ pub fn record(found: Option<&Observed>, state: &Rotation, s: &mut Rotation, p: &
     s.master_secret_kms_key_arn = Attr::from_option(key);
 }
 
-/// Destroy: the recorded policy, or the one the state implies.
+/// Destroy: the recorded policy, or the one the state implies, on the role
+/// of `function` (the Lambda rotation used, when known).
 pub async fn undo(
     c: &Clients,
     d: &Deadline,
     prior: &Rotation,
+    function: Option<&str>,
     secret_arn: Option<&str>,
     p: &mut Private,
 ) -> Result<(), AwsError> {
@@ -275,11 +333,7 @@ pub async fn undo(
         })
     });
     if let Some(pol) = policy {
-        logging::debug(
-            LOG,
-            &format!("deleting role policy {} from {}", pol.name, pol.role),
-        );
-        iam::delete_role_policy(c, d, &pol.role, &pol.name).await?;
+        delete_recorded(c, d, &pol, function, secret_arn.unwrap_or_default()).await?;
     }
     p.role_policy = None;
     Ok(())

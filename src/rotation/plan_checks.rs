@@ -16,6 +16,7 @@ use crate::aws::{lambda, secretsmanager as sm, AwsError, Clients, Deadline};
 use crate::tf::{AttributePath, Diagnostic, Diagnostics};
 
 use super::model::Rotation;
+use super::stack;
 
 /// What the checks found. `Err` is a failure of the look-ups themselves that
 /// the caller must report (no credentials); other look-up failures become
@@ -138,6 +139,62 @@ existing function; to have a rotation Lambda deployed for you, set `rotation_typ
     if !diags.has_errors() {
         diags.extend(super::preflight::at_plan(c, d, config, prior).await?);
         diags.extend(super::master_key::at_plan(c, d, config, prior).await?);
+    }
+    Ok(diags)
+}
+
+/// The template's stack creates a Lambda named `function_name`: a function
+/// of that name that exists already, and that no stack deployed for this
+/// secret made, is somebody else's. (A stack of ours for the secret is
+/// adopted by apply: an earlier create cut off, or the instance a
+/// replacement replaces.) Checked when the name is known and new to this
+/// resource; `planned` carries the default name when none is configured.
+pub async fn function_name(
+    c: &Clients,
+    d: &Deadline,
+    planned: &Rotation,
+    prior: Option<&Rotation>,
+) -> Result<Diagnostics, AwsError> {
+    let mut diags = Diagnostics::new();
+    let (Some(_), Some(name), Some(secret_id)) = (
+        planned.rotation_type.known(),
+        planned.function_name.known(),
+        planned.secret_id.known(),
+    ) else {
+        return Ok(diags);
+    };
+    if prior.is_some_and(|p| p.function_name.known() == Some(name)) {
+        return Ok(diags);
+    }
+    let looked_up = async {
+        let Some(found) = lambda::find_function_configuration(c, d, name).await? else {
+            return Ok(None);
+        };
+        let secret_arn = match planned.secret_arn.known() {
+            Some(arn) => Some(arn.clone()),
+            None => sm::find_secret(c, d, secret_id).await?.map(|s| s.arn),
+        };
+        // A secret that is gone is reported by the secret's own check; the
+        // function may well be the stack's that rotated it.
+        let Some(arn) = secret_arn else {
+            return Ok(None);
+        };
+        let ours = stack::find_owned(c, d, &stack::stack_name_for(name), &arn)
+            .await?
+            .is_some();
+        Ok::<_, AwsError>((!ours).then_some(found.arn))
+    };
+    match looked_up.await {
+        Ok(Some(existing)) => diags.push(
+            Diagnostic::error(
+                "Lambda function name already taken",
+                stack::function_name_taken(name, &existing),
+            )
+            .at(AttributePath::root("function_name")),
+        ),
+        Ok(None) => {}
+        Err(e) if e.is_no_credentials() => return Err(e),
+        Err(e) => diags.push(could_not_check("function_name", "the function name", &e)),
     }
     Ok(diags)
 }

@@ -40,6 +40,23 @@ pub struct Private {
     /// with, so that a change made to the stack outside Terraform shows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deployed: Option<DeployedInputs>,
+    /// This resource instance's own id, made at create. It marks what the
+    /// instance makes and uses (see `stack::OWNER_MARK_TAG`), so that two
+    /// instances for one secret (a replacement created before the old one
+    /// is destroyed, or two configurations) tell whose a part is. A record
+    /// written before it existed has none: that instance is the sole owner
+    /// of what it recorded, as before, unless another instance marked it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// What was done to the Lambda rotation used before a switch to
+    /// another one: undone only once the secret rotates with the new
+    /// Lambda, so that a failed switch leaves the old one still working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_permission: Option<PermissionRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_role_policy: Option<RolePolicyRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retiring_vpc: Option<VpcRecord>,
     /// Keys this version does not know (written by a newer provider): kept
     /// and written back, so that going back and forth between versions loses
     /// no record of what to undo.
@@ -181,6 +198,23 @@ undone by destroy."
         }
     }
 
+    /// A new instance id: random, so that no two instances share one.
+    pub fn new_instance_id() -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+
+    /// Whether anything is recorded that destroy would have to undo.
+    pub fn holds_anything(&self) -> bool {
+        self.stack.is_some()
+            || self.retiring_stack.is_some()
+            || self.permission.is_some()
+            || self.role_policy.is_some()
+            || self.original_vpc.is_some()
+            || self.retiring_permission.is_some()
+            || self.retiring_role_policy.is_some()
+            || self.retiring_vpc.is_some()
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut p = self.clone();
         // A newer record keeps its version: its unknown keys are still in it.
@@ -212,6 +246,24 @@ mod tests {
         let (empty, warning) = Private::decode(b"not json");
         assert_eq!(empty, Private::new());
         assert!(warning.is_some_and(|w| w.contains("unreadable")));
+    }
+
+    #[test]
+    fn an_instance_and_parts_set_aside_round_trip_and_count_as_made() {
+        let mut p = Private::new();
+        assert!(!p.holds_anything());
+        p.instance = Some(Private::new_instance_id());
+        assert!(!p.holds_anything(), "an id alone is nothing to undo");
+        p.retiring_role_policy = Some(RolePolicyRecord {
+            role: "r".into(),
+            name: "n".into(),
+        });
+        assert!(p.holds_anything());
+        assert_eq!(Private::decode(&p.encode()), (p.clone(), None));
+        assert_ne!(Private::new_instance_id(), Private::new_instance_id());
+        // A record from before instance ids reads back without one.
+        let (old, _) = Private::decode(br#"{"v":1,"lambda":"arn:f"}"#);
+        assert_eq!(old.instance, None);
     }
 
     #[test]

@@ -174,8 +174,25 @@ impl Resource for RotationResource {
             let prior =
                 (!req.prior_state.is_null()).then(|| Rotation::from_value(&req.prior_state));
             let deadline = Deadline::new("plan", READ_TIMEOUT, provider.cancellation());
+            let planned_model = Rotation::from_value(&planned.state);
+            let looked_up = async {
+                let mut d =
+                    plan_checks::check(&clients, &deadline, &config, prior.as_ref()).await?;
+                if !d.has_errors() {
+                    d.extend(
+                        plan_checks::function_name(
+                            &clients,
+                            &deadline,
+                            &planned_model,
+                            prior.as_ref(),
+                        )
+                        .await?,
+                    );
+                }
+                Ok(d)
+            };
             let checked = tokio::select! {
-                r = plan_checks::check(&clients, &deadline, &config, prior.as_ref()) => r,
+                r = looked_up => r,
                 e = deadline.expired() => Err(e),
             };
             match checked {
@@ -294,12 +311,7 @@ impl Resource for RotationResource {
             .or(planned.secret_id.as_deref())
             .unwrap_or("?")
             .to_string();
-        let p = &outcome.private;
-        let nothing_made = prior.is_none()
-            && p.stack.is_none()
-            && p.permission.is_none()
-            && p.role_policy.is_none()
-            && p.original_vpc.is_none();
+        let nothing_made = prior.is_none() && !outcome.private.holds_anything();
         let mut state = outcome.state;
         if state.enabled.is_unknown() {
             state.enabled = Attr::Null;
@@ -333,6 +345,20 @@ impl Resource for RotationResource {
         let imported = tokio::select! {
             r = read::import(&clients, &deadline, id) => r,
             e = deadline.expired() => Err(e),
+        };
+        // The imported resource takes on the identity that marks the stack
+        // it takes on (see `stack`), so that its destroy removes the stack.
+        let imported = match imported {
+            Ok((state, mut private)) => {
+                match super::stack::marked_user(&clients, &deadline, &private).await {
+                    Ok(mark) => {
+                        private.instance = mark;
+                        Ok((state, private))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
         };
         match imported {
             Ok((state, private)) => ImportResponse {

@@ -443,18 +443,19 @@ pub fn record_gone(s: &mut Rotation) {
 }
 
 /// Turns rotation off, when the secret still exists and rotates, and then
-/// removes a leftover AWSPENDING label (see `sm::remove_orphan_pending_label`).
+/// removes the AWSPENDING label its unfinished rotation left (see
+/// `sm::remove_orphan_pending_label`). A secret that does not rotate is
+/// left as it is: an AWSPENDING label on it is not a rotation of ours (a
+/// user or an application may be staging a value by hand).
 pub async fn undo(c: &Clients, d: &Deadline, secret_id: &str) -> Result<(), AwsError> {
     let Some(secret) = sm::find_secret(c, d, secret_id)
         .await?
-        .filter(|s| !s.scheduled_for_deletion)
+        .filter(|s| !s.scheduled_for_deletion && s.rotation_enabled)
     else {
         return Ok(());
     };
-    if secret.rotation_enabled {
-        logging::debug(LOG, &format!("cancelling rotation of {}", secret.arn));
-        sm::cancel_rotation(c, d, &secret.arn).await?;
-    }
+    logging::debug(LOG, &format!("cancelling rotation of {}", secret.arn));
+    sm::cancel_rotation(c, d, &secret.arn).await?;
     sm::remove_orphan_pending_label(c, d, &secret.arn).await
 }
 

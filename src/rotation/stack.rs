@@ -4,9 +4,18 @@
 //! when a new rotation type or an existing Lambda replaces it.
 //!
 //! Ownership: every stack this provider deploys carries the tag
-//! `rdsrot:secret` naming the secret it rotates. A stack of the same name
-//! without that tag, or tagged for another secret, is somebody else's: it
-//! is never adopted, updated or deleted.
+//! `rdsrot:secret` naming the secret it rotates, and `rdsrot:instance`
+//! naming the resource instance that created it. A stack of the same name
+//! without the secret's tag, or tagged for another secret, is somebody
+//! else's: it is never adopted, updated or deleted.
+//!
+//! A stack tagged for the secret may be adopted by a new instance for that
+//! secret: an earlier create cut off before Terraform recorded it (a killed
+//! provider) left it, or the instance a `create_before_destroy`
+//! replacement is replacing still has it. Both instances then know the
+//! stack, so the one that uses it marks its Lambda with `rdsrot:owner`
+//! (its instance id), and destroy leaves alone a stack whose Lambda another
+//! instance has marked: the instance it was handed over to removes it.
 
 use crate::aws::error::AwsError;
 use crate::aws::wait::Deadline;
@@ -23,8 +32,26 @@ const LOG: &str = "rotation";
 
 /// The tag naming the secret a stack was deployed for.
 pub const OWNER_TAG: &str = "rdsrot:secret";
+/// The tag naming the resource instance that created a stack.
+pub const INSTANCE_TAG: &str = "rdsrot:instance";
+/// The tag on a stack's Lambda naming the instance that uses it now. Not
+/// one of the stack's tags: CloudFormation copies those onto the Lambda,
+/// and a stack update would write the creator back over the user.
+pub const OWNER_MARK_TAG: &str = "rdsrot:owner";
 /// The tag the repository puts on the stack with the template's version.
 pub const VERSION_TAG: &str = "serverlessrepo:semanticVersion";
+
+/// Whether `instance` may treat as its own a part whose tags are `tags`:
+/// an unmarked part is its maker's (an instance recorded before instance
+/// ids existed is the sole owner of what it made); a marked one is the
+/// marked instance's only.
+pub fn marked_for<'a>(mark: Option<&'a str>, instance: Option<&str>) -> Result<(), &'a str> {
+    match (mark, instance) {
+        (None, _) => Ok(()),
+        (Some(m), Some(i)) if m == i => Ok(()),
+        (Some(m), _) => Err(m),
+    }
+}
 
 /// The value of `OWNER_TAG` for a secret: its ARN, or a hash of it when the
 /// ARN is longer than a tag value may be (256 characters).
@@ -38,6 +65,14 @@ pub fn owner_tag_value(secret_arn: &str) -> String {
 
 fn is_owned_by(stack: &cfn::StackInfo, secret_arn: &str) -> bool {
     stack.tags.get(OWNER_TAG).map(String::as_str) == Some(owner_tag_value(secret_arn).as_str())
+}
+
+/// Whether a stack found by its name alone is the one this instance
+/// created: tagged for the secret, and by this instance (or by none, when
+/// an instance recorded before instance ids created it).
+fn is_created_by(stack: &cfn::StackInfo, secret_arn: &str, instance: Option<&str>) -> bool {
+    is_owned_by(stack, secret_arn)
+        && marked_for(stack.tags.get(INSTANCE_TAG).map(String::as_str), instance).is_ok()
 }
 
 /// The name passed to the repository; CloudFormation's stack is then
@@ -190,7 +225,7 @@ pub async fn ensure(
         r.name == stack_name || r.id.as_deref() == Some(&sar::deployed_stack_name(&stack_name))
     });
     if same_name {
-        retire(c, d, p).await?;
+        retire(c, d, Some(target.secret_arn), p).await?;
     }
     // A template input removed from the configuration cannot be seen in the
     // stack's parameters (the template default comes back): compare with the
@@ -224,6 +259,9 @@ async fn deploy(
     s: &mut Rotation,
     p: &mut Private,
 ) -> Result<String, AwsError> {
+    // Nothing recorded: a stack found under the name is adopted (see the
+    // module's docs); one recorded is this instance's already.
+    let adopting = p.stack.is_none();
     let tpl = template::find(rotation_type).ok_or_else(|| {
         AwsError::Failed(format!("no template for rotation_type {rotation_type:?}"))
     })?;
@@ -261,7 +299,13 @@ rotation template this provider can deploy: set `template_version` to another ve
     let mut existing = cfn::wait_while_in_progress(c, &existing_ref, d).await?;
     if let Some(st) = &existing {
         // Only a stack this resource recorded or tagged is ours to change.
-        if recorded_id.is_none() && p.stack.is_none() && !is_owned_by(st, target.secret_arn) {
+        let ours = recorded_id.is_some()
+            || if adopting {
+                is_owned_by(st, target.secret_arn)
+            } else {
+                is_created_by(st, target.secret_arn, p.instance.as_deref())
+            };
+        if !ours {
             return Err(AwsError::Failed(format!(
                 "a stack named {} already exists and was not deployed for this secret (it has \
 no {OWNER_TAG} tag naming {}). Another rotation may use it: set `function_name` to a name of \
@@ -324,7 +368,10 @@ continue-update-rollback --stack-name {}`), then apply again.",
                 lambda_arn: None,
             });
         }
-        let tags = vec![(OWNER_TAG.to_string(), owner_tag_value(target.secret_arn))];
+        let mut tags = vec![(OWNER_TAG.to_string(), owner_tag_value(target.secret_arn))];
+        if let Some(instance) = &p.instance {
+            tags.push((INSTANCE_TAG.to_string(), instance.clone()));
+        }
         let token = uuid::Uuid::new_v4().to_string();
         let cs = sar::create_change_set(
             c,
@@ -373,6 +420,7 @@ continue-update-rollback --stack-name {}`), then apply again.",
     if let Some(rec) = p.stack.as_mut() {
         rec.lambda_arn = Some(arn.clone());
     }
+    claim(c, d, &stack.id, &arn, adopting, p).await?;
     if !up_to_date {
         // The stack may have changed its Lambda: read it afresh.
         c.reads.forget_function(&arn);
@@ -423,6 +471,89 @@ apply again once the repository answers",
         })
 }
 
+/// Why a `function_name` cannot be used: a function of that name exists
+/// that no stack of this resource made.
+pub fn function_name_taken(name: &str, existing_arn: &str) -> String {
+    format!(
+        "a Lambda function named {name:?} already exists ({existing_arn}), and this resource did not deploy it: the template's stack would have to create a function of that name. Set `function_name` to a name no function has. To rotate with that function itself, set `rotation_lambda_arn = \"{existing_arn}\"` instead of `rotation_type`; if an rdsrot_rotation of this secret that is not in this state set it up, import that rotation (`terraform import <address> <secret ARN>`) instead of creating a new one."
+    )
+}
+
+/// Marks the stack's Lambda as this instance's (`OWNER_MARK_TAG`). A
+/// stack this instance had recorded whose Lambda another instance has
+/// marked since was handed over to that instance: it is not taken back.
+async fn claim(
+    c: &Clients,
+    d: &Deadline,
+    stack_id: &str,
+    lambda_arn: &str,
+    adopting: bool,
+    p: &Private,
+) -> Result<(), AwsError> {
+    let tags = lambda::function_tags(c, d, lambda_arn).await?;
+    let mark = tags.get(OWNER_MARK_TAG).map(String::as_str);
+    match marked_for(mark, p.instance.as_deref()) {
+        Err(other) if !adopting => return Err(AwsError::Failed(handed_over(stack_id, other))),
+        Ok(()) if mark.is_some() => return Ok(()),
+        _ => {}
+    }
+    let Some(instance) = &p.instance else {
+        return Ok(());
+    };
+    logging::debug(
+        LOG,
+        &format!("marking {lambda_arn} as used by instance {instance}"),
+    );
+    d.check()?;
+    lambda::tag_function(
+        c,
+        d,
+        lambda_arn,
+        &[(OWNER_MARK_TAG.to_string(), instance.clone())],
+    )
+    .await
+}
+
+fn handed_over(stack_id: &str, other: &str) -> String {
+    format!(
+        "stack {stack_id} and its Lambda are now used by another rdsrot_rotation of this secret (instance {other}), which adopted them when it was created (a replacement created before this one was destroyed, or a second configuration of the same secret). This resource no longer manages them: remove it from the state (`terraform state rm <address>`), or destroy it, which leaves them to the other one."
+    )
+}
+
+/// The instance that uses the stack's Lambda now, by its mark: an import
+/// takes that identity on, as it takes the stack on.
+pub async fn marked_user(
+    c: &Clients,
+    d: &Deadline,
+    p: &Private,
+) -> Result<Option<String>, AwsError> {
+    let Some(lambda_arn) = p.stack.as_ref().and_then(|r| r.lambda_arn.as_deref()) else {
+        return Ok(None);
+    };
+    let tags = lambda::function_tags(c, d, lambda_arn).await?;
+    Ok(tags.get(OWNER_MARK_TAG).cloned())
+}
+
+/// The instance this one's stack was handed over to (see the module's
+/// docs), if any: destroy then leaves the stack and everything rotation
+/// uses with its Lambda to that instance.
+pub async fn taken_over_by(
+    c: &Clients,
+    d: &Deadline,
+    p: &Private,
+) -> Result<Option<String>, AwsError> {
+    let Some(lambda_arn) = p.stack.as_ref().and_then(|r| r.lambda_arn.as_deref()) else {
+        return Ok(None);
+    };
+    let tags = lambda::function_tags(c, d, lambda_arn).await?;
+    Ok(marked_for(
+        tags.get(OWNER_MARK_TAG).map(String::as_str),
+        p.instance.as_deref(),
+    )
+    .err()
+    .map(str::to_string))
+}
+
 async fn lambda_is_missing(
     c: &Clients,
     d: &Deadline,
@@ -467,14 +598,50 @@ async fn release_role_policy(
     Ok(())
 }
 
+/// What names a recorded stack for deletion: its id, which only the stack
+/// this instance created has; else (the creation's answer never came) the
+/// stack found under its name, when its tags say this instance created it
+/// for `secret_arn`. `None`: no stack of ours to delete.
+async fn own_stack_ref(
+    c: &Clients,
+    d: &Deadline,
+    rec: &StackRecord,
+    secret_arn: Option<&str>,
+    instance: Option<&str>,
+) -> Result<Option<String>, AwsError> {
+    if let Some(id) = &rec.id {
+        return Ok(Some(id.clone()));
+    }
+    let Some(found) = cfn::find_stack(c, d, &rec.stack_ref()).await? else {
+        return Ok(None);
+    };
+    if secret_arn.is_some_and(|arn| is_created_by(&found, arn, instance)) {
+        return Ok(Some(found.id));
+    }
+    logging::debug(
+        LOG,
+        &format!(
+            "leaving stack {}: its tags do not say this resource created it",
+            found.id
+        ),
+    );
+    Ok(None)
+}
+
 /// Deletes the stack being replaced, if any; it stays recorded until then.
-pub async fn retire(c: &Clients, d: &Deadline, p: &mut Private) -> Result<(), AwsError> {
+pub async fn retire(
+    c: &Clients,
+    d: &Deadline,
+    secret_arn: Option<&str>,
+    p: &mut Private,
+) -> Result<(), AwsError> {
     let Some(old) = p.retiring_stack.clone() else {
         return Ok(());
     };
-    let id = old.stack_ref();
-    logging::debug(LOG, &format!("deleting replaced stack {id}"));
-    cfn::delete_stack(c, &id, &uuid::Uuid::new_v4().to_string(), d).await?;
+    if let Some(id) = own_stack_ref(c, d, &old, secret_arn, p.instance.as_deref()).await? {
+        logging::debug(LOG, &format!("deleting replaced stack {id}"));
+        cfn::delete_stack(c, &id, &uuid::Uuid::new_v4().to_string(), d).await?;
+    }
     p.retiring_stack = None;
     Ok(())
 }
@@ -565,14 +732,14 @@ pub async fn undo(
     c: &Clients,
     d: &Deadline,
     prior: &Rotation,
+    secret_arn: Option<&str>,
     p: &mut Private,
 ) -> Result<(), AwsError> {
-    retire(c, d, p).await?;
-    let stack = p
-        .stack
-        .as_ref()
-        .map(StackRecord::stack_ref)
-        .or(prior.stack_id.known().cloned());
+    retire(c, d, secret_arn, p).await?;
+    let stack = match &p.stack {
+        Some(rec) => own_stack_ref(c, d, rec, secret_arn, p.instance.as_deref()).await?,
+        None => prior.stack_id.known().cloned(),
+    };
     if let Some(stack) = stack {
         logging::debug(LOG, &format!("deleting stack {stack}"));
         cfn::delete_stack(c, &stack, &uuid::Uuid::new_v4().to_string(), d).await?;
@@ -636,6 +803,28 @@ mod tests {
         let long = format!("arn:{}", "x".repeat(300));
         let value = owner_tag_value(&long);
         assert!(value.len() <= 256 && value.starts_with("fnv1a64:"));
+    }
+
+    #[test]
+    fn an_unmarked_part_is_its_makers_and_a_marked_one_its_instances() {
+        assert_eq!(marked_for(None, None), Ok(()));
+        assert_eq!(marked_for(None, Some("a")), Ok(()));
+        assert_eq!(marked_for(Some("a"), Some("a")), Ok(()));
+        assert_eq!(marked_for(Some("b"), Some("a")), Err("b"));
+        // An instance recorded before ids existed owns nothing marked.
+        assert_eq!(marked_for(Some("b"), None), Err("b"));
+    }
+
+    #[test]
+    fn a_stack_found_by_name_is_ours_only_when_created_by_this_instance() {
+        let mut st = cfn::StackInfo::default();
+        st.tags.insert(OWNER_TAG.into(), "arn:s".into());
+        assert!(is_created_by(&st, "arn:s", Some("a")), "made before ids");
+        assert!(!is_created_by(&st, "arn:other", Some("a")));
+        st.tags.insert(INSTANCE_TAG.into(), "b".into());
+        assert!(!is_created_by(&st, "arn:s", Some("a")));
+        assert!(!is_created_by(&st, "arn:s", None));
+        assert!(is_created_by(&st, "arn:s", Some("b")));
     }
 
     fn stack(status: &str, version: &str, params: &[(&str, &str)]) -> Observed {

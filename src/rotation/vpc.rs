@@ -103,9 +103,15 @@ pub async fn ensure(
     let in_place = function.subnet_ids == subnets && function.security_group_ids == groups;
     if !template && configured && p.original_vpc.is_none() {
         // Another rotation may have moved this Lambda already: the original
-        // placement is then on its tags, not where the Lambda is now.
+        // placement is then on its tags, not where the Lambda is now. The
+        // tags are believed only then: rotations sharing a Lambda place it
+        // alike, so one not yet where this one puts it was moved by no
+        // rotation of ours, and tags on it (anyone allowed
+        // `lambda:TagResource` may write them) would choose where the last
+        // destroy moves it.
         let tags = lambda::function_tags(c, d, &function.arn).await?;
-        let (orig_subnets, orig_groups, tagged) = match original_from_tags(&tags) {
+        let believed = original_from_tags(&tags).filter(|_| in_place);
+        let (orig_subnets, orig_groups, tagged) = match believed {
             Some((s, g)) => (s, g, true),
             None => (
                 function.subnet_ids.clone(),

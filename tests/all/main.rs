@@ -28,6 +28,8 @@
 //!   credentials (invoke statements, the account scope with a master secret),
 //!   and template parameters changed behind Terraform's back, through real
 //!   Terraform.
+//! - `ownership`: what each rotation instance owns: a replacement created
+//!   before the old instance is destroyed, destroy removing only its own.
 //! - `release`: `scripts/release.sh`, the release workflow, and the release's
 //!   zip as a filesystem mirror for both Terraform clients.
 
@@ -41,6 +43,7 @@ mod emulator_runtime;
 mod functions;
 mod invoke_scope;
 mod lifecycle;
+mod ownership;
 mod protocol;
 mod release;
 mod rotations;
