@@ -22,6 +22,7 @@ use tokio::sync::OnceCell;
 
 use super::error::AwsError;
 use super::lambda::{FunctionInfo, FunctionPolicy};
+use super::wait::Deadline;
 
 /// One kind of answer, by object.
 pub struct Coalesced<T> {
@@ -45,14 +46,20 @@ impl<T: Clone> Coalesced<T> {
     }
 
     /// The answer for `key`: the one already read, the one being read, or a
-    /// new read with `fetch`.
-    pub async fn get_or_fetch<F, Fut>(&self, key: &str, fetch: F) -> Result<T, AwsError>
+    /// new read with `fetch`. Waiting for another operation's read ends with
+    /// this operation's stop or deadline (`d`), not the other's.
+    pub async fn get_or_fetch<F, Fut>(
+        &self,
+        d: &Deadline,
+        key: &str,
+        fetch: F,
+    ) -> Result<T, AwsError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, AwsError>>,
     {
         let cell = self.cell(key);
-        cell.get_or_try_init(fetch).await.cloned()
+        d.bound(cell.get_or_try_init(fetch)).await?.cloned()
     }
 
     /// Forgets `key`: the next read goes to AWS.
@@ -105,6 +112,11 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    fn open() -> Deadline {
+        Deadline::new("read", Duration::from_secs(60), CancellationToken::new())
+    }
 
     #[tokio::test]
     async fn concurrent_reads_of_one_object_send_one_request() {
@@ -115,7 +127,7 @@ mod tests {
             let sent = sent.clone();
             tokio::spawn(async move {
                 cache
-                    .get_or_fetch("f", || async {
+                    .get_or_fetch(&open(), "f", || async {
                         sent.fetch_add(1, Ordering::SeqCst);
                         tokio::time::sleep(Duration::from_millis(20)).await;
                         Ok(7)
@@ -141,12 +153,38 @@ mod tests {
                 Ok(n)
             }
         };
-        assert!(cache.get_or_fetch("f", fetch).await.is_err());
-        assert_eq!(cache.get_or_fetch("f", fetch).await, Ok(1));
-        assert_eq!(cache.get_or_fetch("f", fetch).await, Ok(1));
+        assert!(cache.get_or_fetch(&open(), "f", fetch).await.is_err());
+        assert_eq!(cache.get_or_fetch(&open(), "f", fetch).await, Ok(1));
+        assert_eq!(cache.get_or_fetch(&open(), "f", fetch).await, Ok(1));
         cache.forget("f");
-        assert_eq!(cache.get_or_fetch("f", fetch).await, Ok(2));
-        assert_eq!(cache.get_or_fetch("g", fetch).await, Ok(3));
+        assert_eq!(cache.get_or_fetch(&open(), "f", fetch).await, Ok(2));
+        assert_eq!(cache.get_or_fetch(&open(), "g", fetch).await, Ok(3));
+    }
+
+    /// A read another operation is making holds this one only until this
+    /// one is stopped: Ctrl-C is not stuck behind someone else's slow read.
+    #[tokio::test]
+    async fn waiting_for_another_operations_read_ends_with_this_operations_stop() {
+        let cache: Arc<Coalesced<u32>> = Arc::default();
+        let slow = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_fetch(&open(), "f", || async {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        Ok(1)
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let stop = CancellationToken::new();
+        let waiter = Deadline::new("read", Duration::from_secs(60), stop.clone());
+        let waiting = cache.get_or_fetch(&waiter, "f", || async { Ok(2) });
+        stop.cancel();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), waiting).await;
+        assert_eq!(outcome, Ok(Err(AwsError::Cancelled)));
+        slow.abort();
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub async fn find_function_configuration(
     let key = function_key(function);
     c.reads
         .functions
-        .get_or_fetch(&key, || async {
+        .get_or_fetch(d, &key, || async {
             let out = c
                 .call(d, &READ, Quota::LambdaGetFunction, || async {
                     c.lambda
@@ -99,7 +99,7 @@ pub async fn find_policy(
     let key = function_key(function);
     c.reads
         .policies
-        .get_or_fetch(&key, || async {
+        .get_or_fetch(d, &key, || async {
             let out = c
                 .call(d, &READ, Quota::LambdaGetPolicy, || async {
                     c.lambda
@@ -218,7 +218,7 @@ pub async fn add_invoke_permission(
     account: &str,
 ) -> Result<(), AwsError> {
     let lock = c.function_locks.lock_for(function);
-    let guard = lock.lock().await;
+    let guard = d.bound(lock.lock()).await?;
     // Whatever the outcome, the policy may have changed.
     c.reads.forget_function(function);
     let sent = c
@@ -265,7 +265,7 @@ pub async fn remove_permission(
     sid: &str,
 ) -> Result<(), AwsError> {
     let lock = c.function_locks.lock_for(function);
-    let _guard = lock.lock().await;
+    let _guard = d.bound(lock.lock()).await?;
     c.reads.forget_function(function);
     c.call(d, &LAMBDA_POLICY_CHANGE, Quota::LambdaControl, || async {
         c.lambda
@@ -297,7 +297,7 @@ pub async fn update_vpc_config(
     // Held until the update has finished: a permission change meanwhile
     // would meet "update in progress".
     let lock = c.function_locks.lock_for(function);
-    let _guard = lock.lock().await;
+    let _guard = deadline.bound(lock.lock()).await?;
     c.reads.forget_function(function);
     // Lambda refuses a change while the function is still being created or
     // another change of it runs (ResourceConflictException): a function a

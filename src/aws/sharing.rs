@@ -98,20 +98,32 @@ impl Sharing {
     /// `secret_arn` is about to rotate with `function`. Waits for a
     /// decision in progress on the function, so that a shared statement
     /// being removed is seen as gone by the caller's next read.
-    pub async fn join(&self, function: &str, secret_arn: &str) {
+    pub async fn join(
+        &self,
+        d: &Deadline,
+        function: &str,
+        secret_arn: &str,
+    ) -> Result<(), AwsError> {
         let entry = self.of(function);
-        let mut us = entry.lock().await;
+        let mut us = d.bound(entry.lock()).await?;
         us.not_using.remove(secret_arn);
         us.joined.insert(secret_arn.to_string());
+        Ok(())
     }
 
     /// `secret_arn` no longer rotates with `function`: this process turned
     /// its rotation off.
-    pub async fn leave(&self, function: &str, secret_arn: &str) {
+    pub async fn leave(
+        &self,
+        d: &Deadline,
+        function: &str,
+        secret_arn: &str,
+    ) -> Result<(), AwsError> {
         let entry = self.of(function);
-        let mut us = entry.lock().await;
+        let mut us = d.bound(entry.lock()).await?;
         us.joined.remove(secret_arn);
         us.not_using.insert(secret_arn.to_string());
+        Ok(())
     }
 
     /// Runs `undo` when no secret other than `except` uses `function`;
@@ -129,9 +141,30 @@ impl Sharing {
         Fut: Future<Output = Result<(), AwsError>>,
     {
         let entry = self.of(function);
-        let mut us = entry.lock().await;
-        us.joined.remove(except);
-        if let Some(user) = us.joined.iter().next() {
+        // The listing, the slow part, is made before the function's entry
+        // is locked for the decision, so that a create joining the function
+        // meanwhile does not wait for it; the decision, and the undo, are
+        // made under the lock.
+        let stale = {
+            let mut us = d.bound(entry.lock()).await?;
+            us.joined.remove(except);
+            if let Some(user) = us.joined.iter().next() {
+                return Ok(Some(StillUsed::ByThisRun(user.clone())));
+            }
+            us.listed
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= LISTING_REUSED_FOR)
+        };
+        let listing = if stale {
+            Some(sm::secrets_rotating_with(c, d, function).await?)
+        } else {
+            None
+        };
+        let mut us = d.bound(entry.lock()).await?;
+        if let Some(listed) = listing {
+            us.listed = Some((Instant::now(), listed));
+        }
+        if let Some(user) = us.joined.iter().find(|s| s.as_str() != except) {
             return Ok(Some(StillUsed::ByThisRun(user.clone())));
         }
         if let Some(user) = confirmed_user(c, d, function, except, &mut us).await? {
@@ -219,7 +252,7 @@ mod tests {
     async fn a_secret_joined_in_this_process_keeps_the_function_without_a_call() {
         let (c, d) = offline();
         let undone = AtomicU32::new(0);
-        c.sharing.join(LAMBDA, "b").await;
+        c.sharing.join(&d, LAMBDA, "b").await.expect("joined");
         // The same function by name is the same entry.
         let used = c
             .sharing
@@ -232,13 +265,42 @@ mod tests {
         assert_eq!(undone.load(Ordering::SeqCst), 0);
     }
 
+    /// A create joining a function while a destroy's decision on it holds
+    /// the function (an undo that takes long) waits only until it is
+    /// stopped.
+    #[tokio::test]
+    async fn a_join_waiting_for_a_decision_ends_with_its_stop() {
+        let (c, d) = offline();
+        let c = std::sync::Arc::new(c);
+        c.sharing.seed_listing(LAMBDA, &[]).await;
+        let deciding = {
+            let (c, d) = (c.clone(), d.clone());
+            tokio::spawn(async move {
+                c.sharing
+                    .undo_unless_used(&c, &d, LAMBDA, "a", || async {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let stop = CancellationToken::new();
+        let joining = Deadline::new("create", Duration::from_secs(60), stop.clone());
+        let join = c.sharing.join(&joining, LAMBDA, "b");
+        stop.cancel();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), join).await;
+        assert_eq!(outcome, Ok(Err(AwsError::Cancelled)));
+        deciding.abort();
+    }
+
     #[tokio::test]
     async fn the_deciding_secret_and_those_that_left_do_not_count() {
         let (c, d) = offline();
         let undone = AtomicU32::new(0);
-        c.sharing.join(LAMBDA, "a").await;
-        c.sharing.join(LAMBDA, "b").await;
-        c.sharing.leave(LAMBDA, "b").await;
+        c.sharing.join(&d, LAMBDA, "a").await.expect("joined");
+        c.sharing.join(&d, LAMBDA, "b").await.expect("joined");
+        c.sharing.leave(&d, LAMBDA, "b").await.expect("left");
         // Listed as rotating, but this process turned b off and a decides.
         c.sharing.seed_listing(LAMBDA, &["a", "b"]).await;
         let used = c

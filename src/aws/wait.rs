@@ -58,6 +58,17 @@ impl Deadline {
         }
     }
 
+    /// Waits for `fut` (a lock another operation holds, a read another
+    /// operation is making) only as long as this operation may: Terraform's
+    /// stop and this operation's deadline end the wait.
+    pub async fn bound<F: Future>(&self, fut: F) -> Result<F::Output, AwsError> {
+        tokio::select! {
+            biased;
+            out = fut => Ok(out),
+            e = self.expired() => Err(e),
+        }
+    }
+
     pub fn check(&self) -> Result<(), AwsError> {
         if self.cancel.is_cancelled() {
             return Err(AwsError::Cancelled);

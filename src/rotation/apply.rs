@@ -366,7 +366,10 @@ async fn converge_steps(
     begin(step)?;
     // Before the statement is looked at: a rotation of this run that is
     // giving up a shared statement on the same function now keeps it.
-    c.sharing.join(&function.arn, &found.arn).await;
+    c.sharing
+        .join(d, &function.arn, &found.arn)
+        .await
+        .map_err(|e| fail(step, e))?;
     permission::ensure(c, d, &lambda_arn, &wanted, &found.arn, p)
         .await
         .map_err(|e| fail(step, e))?;
@@ -591,10 +594,12 @@ async fn delete_steps(
             Step::TurnOffRotation => match &secret_id {
                 Some(id) => {
                     let off = secret::undo(c, d, id).await;
-                    if let (Ok(()), Some(function), Some(arn)) = (&off, &lambda_arn, &secret_arn) {
-                        c.sharing.leave(function, arn).await;
+                    match (off, &lambda_arn, &secret_arn) {
+                        (Ok(()), Some(function), Some(arn)) => {
+                            c.sharing.leave(d, function, arn).await
+                        }
+                        (off, _, _) => off,
                     }
-                    off
                 }
                 None => Ok(()),
             },

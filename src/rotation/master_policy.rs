@@ -205,7 +205,7 @@ pub async fn ensure(
             let shared_on = (old.role == role).then_some(function);
             delete_recorded(c, d, &old, shared_on, secret_arn).await?;
             if shared_on.is_some() {
-                c.sharing.join(function, secret_arn).await;
+                c.sharing.join(d, function, secret_arn).await?;
             }
             p.role_policy = None;
         }
