@@ -374,6 +374,12 @@ async fn drift_is_detected_and_repaired(drift: Drift) {
     let cfg = config(&secret.arn, |c| {
         c.rotation_type = Attr::Known("postgresql_multi_user".into());
         c.master_secret_arn = Attr::Known(master.clone());
+        // Only a function whose role may manage network interfaces (the
+        // template gives its role that in a VPC) can be moved in one.
+        if drift == Drift::VpcMoved {
+            c.vpc_subnet_ids = Attr::Known(vec!["subnet-0a1b2c3d4e5f60718".into()]);
+            c.vpc_security_group_ids = Attr::Known(vec!["sg-0123456789abcdef0".into()]);
+        }
     });
     let t = apply_ok(&p, &cfg, &none()).await;
     let s = model(&t);

@@ -222,3 +222,91 @@ fn a_master_secret_under_a_customer_managed_key_is_named_at_plan() {
         );
     }
 }
+
+/// An existing Lambda placed in a VPC whose role may not manage network
+/// interfaces: Lambda refuses the placement (as AWS does), and the apply
+/// fails saying which managed policy to attach; once it is attached, the
+/// next apply places the Lambda and the plan after is empty.
+#[test]
+fn a_vpc_placement_whose_role_lacks_network_rights_names_the_managed_policy() {
+    use crate::support::moto::{create_rotation_lambda, VPC_ACCESS_POLICY};
+    for client in clients() {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let (secret, lambda) = block_on(async {
+            let secret =
+                create_database_secret(&emulator.secretsmanager(), "eni/db", "postgres", None)
+                    .await;
+            let lambda = create_rotation_lambda(
+                &emulator.sdk_config(),
+                "eni-rotator",
+                "postgresql_single_user",
+            )
+            .await;
+            emulator
+                .iam()
+                .detach_role_policy()
+                .role_name("eni-rotator-role")
+                .policy_arn(VPC_ACCESS_POLICY)
+                .send()
+                .await
+                .expect("detach the VPC access policy");
+            (secret, lambda)
+        });
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        ws.forbid(&secret.password);
+        ws.write(
+            "main.tf",
+            &format!(
+                r#"{}
+provider "rdsrot" {{}}
+
+resource "rdsrot_rotation" "this" {{
+  secret_id              = "{}"
+  rotation_lambda_arn    = "{lambda}"
+  vpc_subnet_ids         = ["subnet-0a1b2c3d4e5f60718"]
+  vpc_security_group_ids = ["sg-0123456789abcdef0"]
+  rotation_rules {{
+    automatically_after_days = 30
+  }}
+}}
+"#,
+                required_providers_block(),
+                secret.arn
+            ),
+        );
+        let failed = ws.run_unchecked(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+        assert_ne!(
+            failed.code,
+            0,
+            "{client}: the placement was accepted:\n{}",
+            failed.output()
+        );
+        let words = failed
+            .output()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            words.contains("AWSLambdaVPCAccessExecutionRole")
+                && words.contains("CreateNetworkInterface"),
+            "{client}: the failure does not say what to attach:\n{}",
+            failed.output()
+        );
+
+        block_on(async {
+            emulator
+                .iam()
+                .attach_role_policy()
+                .role_name("eni-rotator-role")
+                .policy_arn(VPC_ACCESS_POLICY)
+                .send()
+                .await
+                .expect("attach the VPC access policy");
+        });
+        ws.apply(&[]);
+        ws.plan(&[]).assert_code(0);
+        ws.destroy(&[]);
+    }
+}

@@ -11,6 +11,11 @@ CreateNetworkInterface on EC2" when the role's policies do not allow
 `AWSLambdaVPCAccessExecutionRole` grants them). A stack's function is
 created the same way, so a template whose role lacks them fails to deploy.
 Subnets and security groups are not looked up: the tests name made-up ones.
+
+A stack's `AWS::IAM::Role` gets the managed policies its template declares
+(`ManagedPolicyArns`) attached when it is created, brought in line on an
+update, and detached before the role is deleted, as AWS does; moto ignores
+the property.
 """
 
 NETWORK_INTERFACE_ACTIONS = (
@@ -21,6 +26,63 @@ NETWORK_INTERFACE_ACTIONS = (
 
 
 def apply():
+    _attach_declared_managed_policies()
+    _refuse_placement_without_network_rights()
+
+
+def _attach_declared_managed_policies():
+    from moto.iam.models import Role, iam_backends
+    from moto.utilities.utils import get_partition
+
+    def declared(cloudformation_json):
+        arns = (cloudformation_json.get("Properties") or {}).get("ManagedPolicyArns") or []
+        return [arn for arn in arns if isinstance(arn, str)] if isinstance(arns, list) else []
+
+    def bring_in_line(role, wanted, account_id, region_name):
+        backend = iam_backends[account_id][get_partition(region_name)]
+        for arn in set(getattr(role, "rdsrot_declared_managed", ())) - set(wanted):
+            if arn in role.managed_policies:
+                backend.detach_role_policy(arn, role.name)
+        for arn in wanted:
+            if arn not in role.managed_policies:
+                backend.attach_role_policy(arn, role.name)
+        # What the stack attached, for its deletion: the template the delete
+        # handler gets still holds the unresolved `Fn::If`.
+        role.rdsrot_declared_managed = set(wanted)
+
+    create = Role.create_from_cloudformation_json.__func__
+
+    def create_with_managed_policies(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        role = create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        bring_in_line(role, declared(cloudformation_json), account_id, region_name)
+        return role
+
+    update = Role.update_from_cloudformation_json.__func__
+
+    def update_with_managed_policies(
+        cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+    ):
+        role = update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name)
+        bring_in_line(original_resource, declared(cloudformation_json), account_id, region_name)
+        return role
+
+    delete = Role.delete_from_cloudformation_json.__func__
+
+    def delete_after_detaching(cls, resource_name, cloudformation_json, account_id, region_name):
+        backend = iam_backends[account_id][get_partition(region_name)]
+        for role in list(backend.roles.values()):
+            if role.name == resource_name:
+                for arn in getattr(role, "rdsrot_declared_managed", ()):
+                    if arn in role.managed_policies:
+                        backend.detach_role_policy(arn, role.name)
+        delete(cls, resource_name, cloudformation_json, account_id, region_name)
+
+    Role.create_from_cloudformation_json = classmethod(create_with_managed_policies)
+    Role.update_from_cloudformation_json = classmethod(update_with_managed_policies)
+    Role.delete_from_cloudformation_json = classmethod(delete_after_detaching)
+
+
+def _refuse_placement_without_network_rights():
     from moto.awslambda.exceptions import InvalidParameterValueException
     from moto.awslambda.models import LambdaBackend
 

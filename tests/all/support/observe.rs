@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::moto::{
     create_existing_rotation_lambda, create_secret, Emulator, USER_INVOKE_STATEMENT,
-    USER_ROLE_POLICY,
+    USER_ROLE_POLICY, VPC_ACCESS_POLICY,
 };
 
 /// Inline policy the rotation templates give their role (not ours).
@@ -331,8 +331,9 @@ pub async fn master_secrets_granted(
 }
 
 /// Inline policies of `role` other than the template's own and those a
-/// user's own Lambda came with, and every managed policy attached to it;
-/// none when the role is gone.
+/// user's own Lambda came with, and every managed policy attached to it but
+/// AWS's VPC access policy (the templates attach it to a placed function's
+/// role, and a user's own Lambda comes with it); none when the role is gone.
 pub async fn our_role_policies(config: &SdkConfig, role_arn: &str) -> Vec<String> {
     let iam = aws_sdk_iam::Client::new(config);
     let name = role_name(role_arn);
@@ -358,7 +359,8 @@ pub async fn our_role_policies(config: &SdkConfig, role_arn: &str) -> Vec<String
             attached
                 .iter()
                 .flat_map(|a| a.attached_policies())
-                .filter_map(|p| p.policy_arn().map(str::to_owned)),
+                .filter_map(|p| p.policy_arn().map(str::to_owned))
+                .filter(|arn| arn != VPC_ACCESS_POLICY),
         )
         .collect()
 }
