@@ -14,7 +14,7 @@ use std::sync::Arc;
 use base64::Engine;
 use tokio::net::TcpListener;
 
-use super::tls::{self, TlsSetup};
+use super::tls::TlsSetup;
 use crate::logging;
 use crate::tf::Provider;
 
@@ -398,12 +398,6 @@ async fn serve_managed<P: Provider>(provider: Arc<P>) -> Result<(), String> {
     ignore_interrupts();
     let line = handshake_line(&addr, tls.as_ref().map(|t| t.server_cert_der().as_ref()));
     announce(&line)?;
-    if tls.is_some() {
-        // After the line, not before: on a busy machine the seeding would
-        // take CPU from the line itself. It still runs while Terraform
-        // reads the line and dials, before the first TLS handshake.
-        tls::warm_up_random_generator();
-    }
     logging::log(
         logging::Level::Debug,
         "server",
