@@ -463,6 +463,22 @@ fn ignore_interrupts() {
             Err(e) => logging::warn("server", &format!("cannot ignore SIGINT: {e}")),
         }
     }
+    // A console's Ctrl-C reaches every process attached to it, and its
+    // default handler ends the process; while a listener is registered it
+    // does not.
+    #[cfg(windows)]
+    {
+        match tokio::signal::windows::ctrl_c() {
+            Ok(mut interrupts) => {
+                tokio::spawn(async move {
+                    while interrupts.recv().await.is_some() {
+                        logging::debug("server", "Ctrl-C ignored; waiting for StopProvider");
+                    }
+                });
+            }
+            Err(e) => logging::warn("server", &format!("cannot ignore Ctrl-C: {e}")),
+        }
+    }
 }
 
 #[cfg(test)]
