@@ -429,6 +429,9 @@ fn main() {
         candidates.push(Candidate::new("Go null provider, AutoMTLS", null, true));
     }
 
+    if let Some(load) = load_average() {
+        println!("load average at the start (1, 5, 15 min): {load}");
+    }
     // One unrecorded run each: page cache, and this process's own TLS set-up.
     for candidate in &mut candidates {
         if let Err(message) = run_once(candidate, &identity, tmp.path()) {
@@ -448,4 +451,39 @@ fn main() {
         }
     }
     report(&candidates, options.runs);
+    report_ratio(&candidates);
+    if let Some(load) = load_average() {
+        println!("load average at the end (1, 5, 15 min): {load}");
+    }
+}
+
+/// The target: this provider's first answer over TLS within a quarter of
+/// the Go provider's, both medians from the same run.
+fn report_ratio(candidates: &[Candidate]) {
+    let median_ready = |name: &str| {
+        candidates
+            .iter()
+            .find(|c| c.name == name && !c.ready.is_empty())
+            .map(|c| percentile(&c.ready, 50))
+    };
+    if let (Some(ours), Some(go)) = (
+        median_ready("rdsrot, AutoMTLS"),
+        median_ready("Go null provider, AutoMTLS"),
+    ) {
+        println!(
+            "ready median, rdsrot / Go null provider: {:.3} (target at most 0.25)",
+            ours / go
+        );
+    }
+}
+
+/// What else the machine was doing, as the kernel averages it.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(", "),
+    )
 }

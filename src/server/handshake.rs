@@ -14,7 +14,7 @@ use std::sync::Arc;
 use base64::Engine;
 use tokio::net::TcpListener;
 
-use super::tls::{self, TlsSetup};
+use super::tls::TlsSetup;
 use crate::logging;
 use crate::tf::Provider;
 
@@ -398,12 +398,6 @@ async fn serve_managed<P: Provider>(provider: Arc<P>) -> Result<(), String> {
     ignore_interrupts();
     let line = handshake_line(&addr, tls.as_ref().map(|t| t.server_cert_der().as_ref()));
     announce(&line)?;
-    if tls.is_some() {
-        // After the line, not before: on a busy machine the seeding would
-        // take CPU from the line itself. It still runs while Terraform
-        // reads the line and dials, before the first TLS handshake.
-        tls::warm_up_random_generator();
-    }
     logging::log(
         logging::Level::Debug,
         "server",
@@ -467,6 +461,22 @@ fn ignore_interrupts() {
                 });
             }
             Err(e) => logging::warn("server", &format!("cannot ignore SIGINT: {e}")),
+        }
+    }
+    // A console's Ctrl-C reaches every process attached to it, and its
+    // default handler ends the process; while a listener is registered it
+    // does not.
+    #[cfg(windows)]
+    {
+        match tokio::signal::windows::ctrl_c() {
+            Ok(mut interrupts) => {
+                tokio::spawn(async move {
+                    while interrupts.recv().await.is_some() {
+                        logging::debug("server", "Ctrl-C ignored; waiting for StopProvider");
+                    }
+                });
+            }
+            Err(e) => logging::warn("server", &format!("cannot ignore Ctrl-C: {e}")),
         }
     }
 }

@@ -8,14 +8,16 @@
 //! the exact certificate bytes instead and checks the handshake signature
 //! with aws-lc-rs, which does support P-521.
 //!
-//! Start-up cost: aws-lc seeds its random generator from CPU jitter entropy
-//! the first time anything asks it for random bytes, which takes tens of
-//! milliseconds of CPU. The handshake line must not wait for that, so the
-//! server key is Ed25519, made from a seed read from the operating system,
-//! and signs deterministically; and `warm_up_random_generator`, started
-//! once the line is out, runs aws-lc's seeding on its own thread while
-//! Terraform reads the line and dials, so that it is done or nearly done
-//! when the first TLS handshake needs it.
+//! Start-up cost: every TLS handshake draws on aws-lc's random generator
+//! (key exchange, server random), so its first seeding comes before
+//! Terraform's first call is answered. Seeded from CPU jitter entropy, aws-lc's
+//! default, that takes tens of milliseconds of CPU in every plugin process;
+//! the build turns jitter entropy off (`AWS_LC_SYS_NO_JITTER_ENTROPY` in
+//! `.cargo/config.toml`), and aws-lc then seeds its per-thread CTR-DRBGs
+//! from the operating system (getrandom), mixing in the CPU's RDRAND where
+//! there is one. The server key is Ed25519, seeded from getrandom directly,
+//! and signs deterministically, so the handshake line itself waits for no
+//! generator at all.
 
 use std::sync::Arc;
 
@@ -93,24 +95,6 @@ impl TlsSetup {
     }
 }
 
-/// Starts aws-lc's random generator on a thread of its own and returns at
-/// once. Its first use seeds it from CPU jitter entropy, tens of
-/// milliseconds of work; every TLS handshake needs it (key exchange, server
-/// random), the handshake line does not. Started as the line goes out, that
-/// work overlaps with Terraform reading the line and dialling. A later
-/// caller that arrives while the seeding runs waits for it rather than
-/// repeating it.
-pub fn warm_up_random_generator() {
-    let spawned = std::thread::Builder::new()
-        .name("rng-warm-up".to_string())
-        .spawn(|| {
-            // The bytes are thrown away: the call is for its side effect.
-            let _ = crypto_provider().secure_random.fill(&mut [0u8; 1]);
-        });
-    // Without the thread, the first handshake does the seeding itself.
-    drop(spawned);
-}
-
 /// The DER of a PKCS#8 v1 `OneAsymmetricKey` for an Ed25519 key, less the
 /// 32-byte seed that follows it (RFC 8410, section 7).
 const ED25519_PKCS8_PREFIX: [u8; 16] = [
@@ -122,8 +106,8 @@ const ED25519_PKCS8_PREFIX: [u8; 16] = [
 
 /// A fresh Ed25519 key, as PKCS#8. The seed comes straight from the
 /// operating system's generator (getrandom), as Go's own crypto/rand does
-/// for Terraform's key, and not from aws-lc's generator, which is not
-/// seeded yet at this point (see `warm_up_random_generator`).
+/// for Terraform's key: the line then waits for no seeding of aws-lc's
+/// generator, whatever entropy source a build of aws-lc uses.
 fn generate_server_key() -> Result<PrivatePkcs8KeyDer<'static>, TlsError> {
     let mut pkcs8 = Vec::with_capacity(ED25519_PKCS8_PREFIX.len() + 32);
     pkcs8.extend_from_slice(&ED25519_PKCS8_PREFIX);
@@ -295,6 +279,81 @@ mod tests {
         let (der, _) = generate_server_certificate().expect("generated");
         // The SAN dNSName "localhost" appears verbatim in the DER.
         assert!(der.windows(9).any(|w| w == b"localhost"));
+    }
+
+    /// The CPU time the calling thread has used so far. Linux counts it per
+    /// thread; elsewhere the wall clock stands in, which only overstates.
+    fn thread_busy_time() -> std::time::Duration {
+        #[cfg(target_os = "linux")]
+        {
+            // The first field is the nanoseconds this thread spent on a CPU
+            // up to its last tick or switch: coarse, but tens of
+            // milliseconds of seeding show.
+            let schedstat = std::fs::read_to_string("/proc/thread-self/schedstat")
+                .expect("/proc/thread-self/schedstat is readable");
+            let nanos = schedstat
+                .split_whitespace()
+                .next()
+                .and_then(|field| field.parse().ok())
+                .expect("schedstat starts with a number");
+            std::time::Duration::from_nanos(nanos)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+            START.get_or_init(std::time::Instant::now).elapsed()
+        }
+    }
+
+    const FIRST_FILL_MARKER: &str = "first-fill-busy-ns=";
+
+    #[test]
+    #[ignore = "run in a process of its own by first_random_bytes_cost_no_jitter_seeding"]
+    fn report_cost_of_first_random_bytes() {
+        let before = thread_busy_time();
+        crypto_provider()
+            .secure_random
+            .fill(&mut [0u8; 32])
+            .expect("aws-lc gives random bytes");
+        let busy = thread_busy_time() - before;
+        println!("{FIRST_FILL_MARKER}{}", busy.as_nanos());
+    }
+
+    /// Every TLS handshake needs aws-lc's generator, so its seeding delays
+    /// Terraform's first call. Seeded from CPU jitter entropy it costs tens
+    /// of milliseconds of CPU; from the operating system, a system call.
+    /// Measured in fresh processes, since other tests have seeded this one's.
+    #[test]
+    fn first_random_bytes_cost_no_jitter_seeding() {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let cheapest = (0..3)
+            .map(|_| {
+                let out = std::process::Command::new(&exe)
+                    .args([
+                        "--exact",
+                        "server::tls::tests::report_cost_of_first_random_bytes",
+                        "--ignored",
+                        "--nocapture",
+                        "--test-threads=1",
+                    ])
+                    .output()
+                    .expect("the test binary runs");
+                let stdout = String::from_utf8_lossy(&out.stdout);
+                let nanos: u64 = stdout
+                    .lines()
+                    // libtest prints the test's name on the same line.
+                    .find_map(|line| line.split_once(FIRST_FILL_MARKER))
+                    .and_then(|(_, n)| n.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("no {FIRST_FILL_MARKER} line in {stdout:?}"));
+                std::time::Duration::from_nanos(nanos)
+            })
+            .min()
+            .expect("three runs");
+        assert!(
+            cheapest < std::time::Duration::from_millis(5),
+            "aws-lc's first random bytes took {cheapest:?} of CPU: is it seeding from \
+             CPU jitter entropy (AWS_LC_SYS_NO_JITTER_ENTROPY in .cargo/config.toml)?"
+        );
     }
 
     #[test]
