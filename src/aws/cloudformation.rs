@@ -379,26 +379,7 @@ pub async fn find_stack_roles(
     d: &Deadline,
     stack_ref: &str,
 ) -> Result<Vec<String>, AwsError> {
-    let out = c
-        .call(d, &READ, Quota::Unpublished, || async {
-            c.cloudformation
-                .describe_stack_resources()
-                .stack_name(stack_ref)
-                .send()
-                .await
-                .map_err(classify)
-        })
-        .await
-        .or_not_found()?;
-    Ok(out
-        .map(|o| {
-            o.stack_resources()
-                .iter()
-                .filter(|r| r.resource_type() == Some("AWS::IAM::Role"))
-                .filter_map(|r| r.physical_resource_id().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default())
+    find_stack_resources_of_type(c, d, stack_ref, "AWS::IAM::Role").await
 }
 
 /// Deletes the stack and waits until it is gone. Not found counts as done.

@@ -542,16 +542,10 @@ pub async fn taken_over_by(
     d: &Deadline,
     p: &Private,
 ) -> Result<Option<String>, AwsError> {
-    let Some(lambda_arn) = p.stack.as_ref().and_then(|r| r.lambda_arn.as_deref()) else {
-        return Ok(None);
-    };
-    let tags = lambda::function_tags(c, d, lambda_arn).await?;
-    Ok(marked_for(
-        tags.get(OWNER_MARK_TAG).map(String::as_str),
-        p.instance.as_deref(),
-    )
-    .err()
-    .map(str::to_string))
+    let mark = marked_user(c, d, p).await?;
+    Ok(marked_for(mark.as_deref(), p.instance.as_deref())
+        .err()
+        .map(str::to_string))
 }
 
 async fn lambda_is_missing(
