@@ -843,6 +843,15 @@ def put_function_code(application, version, account_id, region):
     )
 
 
+UPDATABLE_STACK_STATUSES = (
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE",
+)
+
+
 # A repeated `clientToken` with the same request gets the first answer and
 # makes no second change set, as the repository's idempotency token promises.
 _ANSWERS_BY_CLIENT_TOKEN = {}
@@ -903,6 +912,17 @@ def create_change_set(application_id, request, region):
     live = [s for s in existing if s.status not in ("REVIEW_IN_PROGRESS", "DELETE_COMPLETE")]
     for stale in (s for s in existing if s.status == "REVIEW_IN_PROGRESS"):
         del backend.stacks[stale.stack_id]
+    # CloudFormation updates only a stack at rest in a usable state: one
+    # still changing, rolled back from its creation, or stuck in a failed
+    # rollback or deletion is refused, and the repository passes the refusal
+    # on.
+    for stack in live:
+        if stack.status not in UPDATABLE_STACK_STATUSES:
+            raise RepositoryError(
+                400,
+                "BadRequestException",
+                f"Stack:{stack.stack_id} is in {stack.status} state and can not be updated.",
+            )
     change_set_type = "UPDATE" if live else "CREATE"
 
     tags = {t["key"]: t["value"] for t in request.get("tags") or [] if "key" in t}
