@@ -941,6 +941,57 @@ mod emulator_checks {
         );
     }
 
+    /// CloudFormation updates only a stack at rest in a usable state; the
+    /// repository passes its refusal on.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stack_that_cannot_be_updated_refuses_an_update_change_set() {
+        let emulator = emulator_or_skip!();
+        deploy(
+            &emulator,
+            "SecretsManagerRDSPostgreSQLRotationSingleUser",
+            "stuck",
+            vec![],
+        )
+        .await;
+        let stack_id = "serverlessrepo-stuck";
+        let update = || {
+            emulator
+                .serverlessrepo()
+                .create_cloud_formation_change_set()
+                .application_id(application_arn(
+                    "SecretsManagerRDSPostgreSQLRotationSingleUser",
+                ))
+                .stack_name("stuck")
+                .parameter_overrides(param("functionName", "stuck-fn"))
+                .parameter_overrides(param(
+                    "endpoint",
+                    "https://secretsmanager.us-east-1.amazonaws.com",
+                ))
+                .parameter_overrides(param("excludeCharacters", "/"))
+                .capabilities("CAPABILITY_IAM")
+                .capabilities("CAPABILITY_RESOURCE_POLICY")
+                .send()
+        };
+        for status in [
+            "UPDATE_ROLLBACK_FAILED",
+            "ROLLBACK_COMPLETE",
+            "DELETE_FAILED",
+        ] {
+            emulator.set_stack_status(stack_id, status);
+            let refused = update().await.expect_err(status);
+            let text = format!("{refused:?}");
+            assert!(
+                text.contains("BadRequestException")
+                    && text.contains(&format!("is in {status} state and can not be updated")),
+                "{status}: {text}"
+            );
+        }
+        emulator.set_stack_status(stack_id, "UPDATE_ROLLBACK_COMPLETE");
+        update()
+            .await
+            .expect("a stack rolled back to its last state is updated");
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn the_repository_rejects_parameters_the_template_does_not_declare() {
         let emulator = emulator_or_skip!();
