@@ -345,6 +345,15 @@ async fn converge_steps(
 
     let step = Step::ReadLambda;
     begin(step)?;
+    // Joined before the function is read: a destroy in this run deciding
+    // whether this Lambda is still used (and so whether to move it back
+    // out of its VPC, or remove a shared statement) either counts this
+    // rotation in, or has finished by the time the read shows the
+    // function, so the placement below is decided from where it really is.
+    c.sharing
+        .join(d, &lambda_arn, &found.arn)
+        .await
+        .map_err(|e| fail(step, e))?;
     let function = lambda::find_function_configuration(c, d, &lambda_arn)
         .await
         .map_err(|e| fail(step, e))?
@@ -364,12 +373,6 @@ async fn converge_steps(
 
     let step = Step::AddPermission;
     begin(step)?;
-    // Before the statement is looked at: a rotation of this run that is
-    // giving up a shared statement on the same function now keeps it.
-    c.sharing
-        .join(d, &function.arn, &found.arn)
-        .await
-        .map_err(|e| fail(step, e))?;
     permission::ensure(c, d, &lambda_arn, &wanted, &found.arn, p)
         .await
         .map_err(|e| fail(step, e))?;

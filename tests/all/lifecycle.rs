@@ -783,9 +783,10 @@ pub(crate) fn provider_without_retries(em: &Emulator) -> RdsrotProvider {
 /// The first AWS call of each create step (and how many of the same call
 /// come before it, e.g. at plan time) for a multi-user template.
 const FIRST_CALL_OF_STEP: [(Step, &str, &str, u64); 6] = [
-    // The plan looks up the secret and the master secret, and apply's
-    // pre-flight check the master secret, before this step's look-up.
-    (Step::CheckSecret, "secretsmanager", "DescribeSecret", 3),
+    // The plan looks up the secret and the master secret (for the
+    // pre-flight check and for its KMS key), and apply's pre-flight check
+    // the master secret, before this step's look-up.
+    (Step::CheckSecret, "secretsmanager", "DescribeSecret", 4),
     (
         Step::DeployTemplate,
         "serverlessrepo",
