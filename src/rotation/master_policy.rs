@@ -292,8 +292,24 @@ pub fn record(found: Option<&Observed>, state: &Rotation, s: &mut Rotation, p: &
         }
         return;
     };
-    let (master, key) = granted(doc);
     let configured_master = state.master_secret_arn.as_deref();
+    // A policy taken over on import is the user's document: intact while it
+    // grants the configured master secret (and key) and nothing else.
+    let adopted = p
+        .adopted
+        .role_policy
+        .as_ref()
+        .is_some_and(|(role, name)| *role == found.role && *name == found.name);
+    if adopted {
+        if let Some((m, k)) = super::adopt::master_only_grant(doc) {
+            if configured_master.is_some_and(|c| names_master(&m, c))
+                && k.as_deref() == state.master_secret_kms_key_arn.as_deref()
+            {
+                return;
+            }
+        }
+    }
+    let (master, key) = granted(doc);
     let same_master = match (&master, configured_master) {
         (Some(g), Some(c)) => names_master(g, c),
         (None, None) => true,

@@ -624,3 +624,81 @@ fn asking_an_adopted_rotation_for_another_template_warns_at_plan() {
         );
     }
 }
+
+/// `terraform plan -generate-config-out` for a rotation of the user's own
+/// Lambda, set up by hand with a statement scoped to the secret: the
+/// configuration Terraform writes from the import plans no change at all.
+#[test]
+fn the_generated_configuration_of_an_adopted_rotation_plans_no_changes() {
+    let newer = crate::support::terraform::clients_at_least(1, 5, "import blocks");
+    for client in newer {
+        let Some(emulator) = Emulator::try_start() else {
+            return;
+        };
+        let made = block_on(async {
+            let made = lambda_rotation_by_hand(&emulator, "generated").await;
+            // The user scoped the statement to the secret and the account.
+            let lambda = emulator.lambda();
+            lambda
+                .remove_permission()
+                .function_name(&made.lambda_arn)
+                .statement_id(GUIDE_STATEMENT)
+                .send()
+                .await
+                .expect("remove-permission");
+            lambda
+                .add_permission()
+                .function_name(&made.lambda_arn)
+                .statement_id(GUIDE_STATEMENT)
+                .action("lambda:InvokeFunction")
+                .principal("secretsmanager.amazonaws.com")
+                .source_arn(&made.secret.arn)
+                .source_account(crate::support::moto::ACCOUNT_ID)
+                .send()
+                .await
+                .expect("add-permission");
+            made
+        });
+        let mut ws = Workspace::new(&client).with_emulator(&emulator);
+        ws.forbid(&made.secret.password);
+        ws.forbid(&made.master.password);
+        ws.write(
+            "main.tf",
+            &format!(
+                "{}\nprovider \"rdsrot\" {{}}\n\nimport {{\n  to = {RESOURCE}\n  id = \"{}\"\n}}\n",
+                required_providers_block(),
+                made.secret.arn
+            ),
+        );
+        let generated = ws.run_unchecked(&[
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-generate-config-out=generated.tf",
+        ]);
+        let written = std::fs::read_to_string(ws.path().join("generated.tf")).unwrap_or_default();
+        assert!(
+            !written.is_empty(),
+            "{client}: nothing generated:\n{}",
+            generated.output()
+        );
+        // What was adopted is in it: the master grant and the statement.
+        let words = written.split_whitespace().collect::<Vec<_>>().join(" ");
+        for adopted in [
+            format!("master_secret_arn = \"{}\"", made.master.arn),
+            format!("permission_statement_id = \"{GUIDE_STATEMENT}\""),
+        ] {
+            assert!(
+                words.contains(&adopted),
+                "{client}: no {adopted} in\n{written}"
+            );
+        }
+        let plan = ws.plan(&[]);
+        assert!(
+            plan.output()
+                .contains("1 to import, 0 to add, 0 to change, 0 to destroy"),
+            "{client}: the generated configuration plans changes:\n{written}\n{}",
+            plan.output()
+        );
+    }
+}
