@@ -14,11 +14,10 @@ use crate::support::engines::{self, NEW_ROTATION_TYPES};
 use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{self, Emulator};
 use crate::support::observe::{
-    assert_nothing_left, live_stacks, look, master_secrets_granted, pending_label_blocks,
-    rotation_status, Applied, Drift,
+    assert_nothing_left, live_stacks, look, pending_label_blocks, Applied, Drift,
 };
 
-const TYPE: &str = "rdsrot_rotation";
+pub(crate) const TYPE: &str = "rdsrot_rotation";
 
 pub(crate) fn provider(em: &Emulator) -> RdsrotProvider {
     RdsrotProvider::with_clients(Clients::new(&em.sdk_config(), &Endpoints::default()))
@@ -50,7 +49,7 @@ pub(crate) fn config(secret: &str, f: impl FnOnce(&mut Rotation)) -> Value {
     c.to_value()
 }
 
-async fn plan(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> (Value, bool) {
+pub(crate) async fn plan(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> (Value, bool) {
     let r = p
         .plan_resource_change(PlanRequest {
             type_name: TYPE.into(),
@@ -103,7 +102,7 @@ pub(crate) async fn apply(
 
 /// Terraform's rule: every value known in the plan comes back unchanged
 /// from apply ("Provider produced inconsistent result after apply").
-fn assert_consistent(planned: &Value, applied: &Value) {
+pub(crate) fn assert_consistent(planned: &Value, applied: &Value) {
     let (Some(p), Some(a)) = (planned.as_object(), applied.as_object()) else {
         panic!("planned and applied states are objects: {planned:?} / {applied:?}");
     };
@@ -168,17 +167,17 @@ pub(crate) fn none() -> Tracked {
     }
 }
 
-fn model(t: &Tracked) -> Rotation {
+pub(crate) fn model(t: &Tracked) -> Rotation {
     Rotation::from_value(&t.state)
 }
 
-async fn master_secret(em: &Emulator, name: &str) -> String {
+pub(crate) async fn master_secret(em: &Emulator, name: &str) -> String {
     master_secret_of(em, name, "postgres").await
 }
 
 /// A master secret for a database of `engine`: the alternating-users
 /// functions sign in with it to that database.
-async fn master_secret_of(em: &Emulator, name: &str, engine: &str) -> String {
+pub(crate) async fn master_secret_of(em: &Emulator, name: &str, engine: &str) -> String {
     moto::create_database_secret(&em.secretsmanager(), name, engine, None)
         .await
         .arn
@@ -201,7 +200,7 @@ pub(crate) async fn existing_lambda(em: &Emulator, name: &str) -> (String, Strin
     (arn, role)
 }
 
-fn leaked(t: &Tracked, password: &str) -> bool {
+pub(crate) fn leaked(t: &Tracked, password: &str) -> bool {
     format!("{:?}", t.state).contains(password)
         || String::from_utf8_lossy(&t.private).contains(password)
 }
@@ -333,7 +332,7 @@ async fn an_existing_lambda_is_used_placed_and_restored() {
 
 /// The Lambda still exists, out of any VPC as it was made, with no
 /// statement or role policy of ours.
-async fn assert_left_as_found(em: &Emulator, secret: &str, lambda: &str, role: &str) {
+pub(crate) async fn assert_left_as_found(em: &Emulator, secret: &str, lambda: &str, role: &str) {
     let f = em
         .lambda()
         .get_function_configuration()
@@ -355,7 +354,7 @@ async fn assert_left_as_found(em: &Emulator, secret: &str, lambda: &str, role: &
 
 /// Whether the attribute `name` differs between two states; the schedule's
 /// attributes are looked up in the `rotation_rules` block.
-fn attribute_changed(before: &Value, after: &Value, name: &str) -> bool {
+pub(crate) fn attribute_changed(before: &Value, after: &Value, name: &str) -> bool {
     let top = |v: &Value| v.get(name).clone();
     let rules = |v: &Value| v.get("rotation_rules").clone();
     if name == "automatically_after_days" || name == "schedule_expression" {
@@ -1211,61 +1210,6 @@ async fn a_create_interrupted_after_rotation_was_turned_on_is_adopted() {
     );
 }
 
-/// Item: many secrets share one existing Lambda (and its role). Each has
-/// its own master-secret policy; reads do not flip; destroying one leaves
-/// the others working.
-#[tokio::test]
-async fn secrets_sharing_one_lambda_keep_their_own_grants() {
-    let em = emulator_or_skip!();
-    let p = provider(&em);
-    let (lambda, role) = existing_lambda(&em, "shared-rotator").await;
-    let mut tracked = vec![];
-    let mut secrets = vec![];
-    for i in 0..3 {
-        let master = master_secret(&em, &format!("shared-master-{i}")).await;
-        let secret = moto::create_database_secret(
-            &em.secretsmanager(),
-            &format!("shared-{i}"),
-            "postgres",
-            Some(&master),
-        )
-        .await;
-        let cfg = config(&secret.arn, |c| {
-            c.rotation_lambda_arn = Attr::Known(lambda.clone());
-            c.master_secret_arn = Attr::Known(master.clone());
-        });
-        tracked.push((apply_ok(&p, &cfg, &none()).await, cfg));
-        secrets.push((secret, master));
-    }
-    for (t, cfg) in &tracked {
-        let again = read(&p, t).await;
-        assert!(
-            plan(&p, cfg, &again).await.1,
-            "no diff after the others applied"
-        );
-    }
-    let (first, _) = tracked.remove(0);
-    destroy(&p, &first).await;
-    let gone = look(&em, &secrets[0].0.arn, Some(&lambda), Some(&role)).await;
-    assert!(
-        !gone.master_policy && gone.our_statements.is_empty(),
-        "{gone:?}"
-    );
-    for ((t, cfg), (secret, master)) in tracked.iter().zip(&secrets[1..]) {
-        let seen = look(&em, &secret.arn, Some(&lambda), Some(&role)).await;
-        assert!(
-            seen.master_policy && seen.our_statements.len() == 1 && seen.rotation_enabled,
-            "{seen:?}"
-        );
-        assert_eq!(
-            master_secrets_granted(&em.sdk_config(), &role, &secret.arn).await,
-            vec![master.clone()],
-            "each grant names its own master secret"
-        );
-        assert!(plan(&p, cfg, &read(&p, t).await).await.1);
-    }
-}
-
 /// Item: a deleted secret keeps the resource in state, and the plan offers
 /// a replacement whose destroy half removes what was made for it.
 #[tokio::test]
@@ -1496,7 +1440,7 @@ async fn probe_configure_from_environment() {
         .expect("a call signed with the assumed role's credentials");
 }
 
-async fn pending_versions(em: &Emulator, secret: &str) -> usize {
+pub(crate) async fn pending_versions(em: &Emulator, secret: &str) -> usize {
     let d = em
         .secretsmanager()
         .describe_secret()
@@ -1515,7 +1459,7 @@ async fn pending_versions(em: &Emulator, secret: &str) -> usize {
 
 /// Whether the AWSPENDING version holds a value (see its use).
 /// The version holding AWSCURRENT.
-async fn current_version(em: &Emulator, secret: &str) -> String {
+pub(crate) async fn current_version(em: &Emulator, secret: &str) -> String {
     em.secretsmanager()
         .get_secret_value()
         .secret_id(secret)
@@ -1529,7 +1473,7 @@ async fn current_version(em: &Emulator, secret: &str) -> String {
 }
 
 /// Everything the function (by ARN) logged, oldest first.
-async fn function_log(em: &Emulator, function_arn: &str) -> String {
+pub(crate) async fn function_log(em: &Emulator, function_arn: &str) -> String {
     let name = function_arn.rsplit(':').next().unwrap_or_default();
     let events = aws_sdk_cloudwatchlogs::Client::new(&em.sdk_config())
         .filter_log_events()
@@ -1545,7 +1489,7 @@ async fn function_log(em: &Emulator, function_arn: &str) -> String {
         .join("\n")
 }
 
-async fn stack_parameter(em: &Emulator, stack: &str, key: &str) -> Option<String> {
+pub(crate) async fn stack_parameter(em: &Emulator, stack: &str, key: &str) -> Option<String> {
     let out = em
         .cloudformation()
         .describe_stacks()
@@ -1845,405 +1789,11 @@ async fn probe_configure_offline() {
     );
 }
 
-/// Applies `configs` ten at a time, as Terraform's default parallelism does.
-async fn apply_all(p: &RdsrotProvider, configs: &[Value]) -> Vec<(Tracked, Diagnostics)> {
-    use futures::stream::{self, StreamExt};
-    let nothing = none();
-    stream::iter(configs.iter().map(|cfg| apply(p, cfg, &nothing)))
-        .buffered(10)
-        .collect()
-        .await
-}
-
-/// 120 secrets share one existing Lambda. With `permission_scope =
-/// "account"` they share one statement: all apply, plans are empty, and
-/// destroying them all leaves the policy empty (the statement stays until
-/// the last one goes). With the default scope, the apply that would pass
-/// Lambda's 20 KB policy limit fails before it changes anything, naming
-/// `permission_scope`.
-#[tokio::test]
-async fn a_hundred_and_twenty_secrets_share_one_lambda() {
-    let em = emulator_or_skip!();
-    let p = provider(&em);
-    let (lambda, _) = existing_lambda(&em, "fleet-rotator").await;
-    let mut secrets = vec![];
-    for i in 0..120 {
-        secrets.push(
-            moto::create_database_secret(
-                &em.secretsmanager(),
-                &format!("fleet-{i}"),
-                "postgres",
-                None,
-            )
-            .await,
-        );
-    }
-    let configs: Vec<Value> = secrets
-        .iter()
-        .map(|s| {
-            config(&s.arn, |c| {
-                c.rotation_lambda_arn = Attr::Known(lambda.clone());
-                c.permission_scope = Attr::Known("account".into());
-            })
-        })
-        .collect();
-    let applied = apply_all(&p, &configs).await;
-    let mut tracked = vec![];
-    for ((t, d), cfg) in applied.into_iter().zip(&configs) {
-        assert!(d.is_empty(), "{:?}", errors(&d));
-        tracked.push((t, cfg.clone()));
-    }
-    let statements = em
-        .lambda()
-        .get_policy()
-        .function_name(&lambda)
-        .send()
-        .await
-        .expect("policy");
-    let doc: serde_json::Value =
-        serde_json::from_str(statements.policy().unwrap_or("{}")).expect("json");
-    let ours: Vec<&serde_json::Value> = doc["Statement"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|st| st["Sid"] != moto::USER_INVOKE_STATEMENT)
-        .collect();
-    assert_eq!(ours.len(), 1, "one shared statement: {ours:?}");
-    for s in &secrets {
-        assert_eq!(
-            rotation_status(&em, &s.arn).await,
-            (true, Some(lambda.clone())),
-            "{}",
-            s.arn
-        );
-    }
-    // A new operation (as the next `terraform plan` is) sees no drift, for
-    // every one of them.
-    let fresh = provider(&em);
-    for (i, (t, cfg)) in tracked.iter().enumerate() {
-        assert!(
-            plan(&fresh, cfg, &read(&fresh, t).await).await.1,
-            "rotation {i} plans a change"
-        );
-    }
-    // Destroying all but one keeps the statement; the last one removes it,
-    // with ListSecrets lagging as AWS says it may.
-    em.set_list_secrets_lag(300.0);
-    let (last, _) = tracked.pop().expect("one");
-    for (t, _) in &tracked {
-        destroy(&fresh, t).await;
-    }
-    let left = em.lambda().get_policy().function_name(&lambda).send().await;
-    assert!(
-        left.is_ok_and(|l| l
-            .policy()
-            .is_some_and(|p| p.contains("rdsrot-account-secrets"))),
-        "the last rotation still needs the statement"
-    );
-    destroy(&fresh, &last).await;
-    let gone = em.lambda().get_policy().function_name(&lambda).send().await;
-    assert!(
-        gone.map(|g| g.policy().map(str::to_string))
-            .ok()
-            .flatten()
-            .is_none_or(|p| !p.contains("rdsrot-")),
-        "no statement of ours left"
-    );
-
-    // The default scope: statements until the policy is full, then a clear
-    // error before anything changes.
-    let per_secret: Vec<Value> = secrets
-        .iter()
-        .map(|s| {
-            config(&s.arn, |c| {
-                c.rotation_lambda_arn = Attr::Known(lambda.clone())
-            })
-        })
-        .collect();
-    let p = provider(&em);
-    let mut refused = None;
-    let mut made = vec![];
-    for (cfg, secret) in per_secret.iter().zip(&secrets) {
-        let (t, d) = apply(&p, cfg, &none()).await;
-        if d.has_errors() {
-            refused = Some((t, d, secret.arn.clone()));
-            break;
-        }
-        made.push(t);
-    }
-    let (t, d, arn) = refused.expect("the policy fills up before 120 statements");
-    assert!(t.state.is_null(), "nothing half-made");
-    let message = errors(&d).join(" ");
-    // The policy also holds the user's own statement.
-    assert!(
-        message.contains("permission_scope")
-            && message.contains(&format!("holds {} statements", made.len() + 1)),
-        "{message}"
-    );
-    let seen = look(&em, &arn, Some(&lambda), None).await;
-    assert!(
-        !seen.rotation_enabled && seen.our_statements.is_empty(),
-        "{seen:?}"
-    );
-    assert!(
-        (40..70).contains(&made.len()),
-        "{} statements fit",
-        made.len()
-    );
-    for t in &made {
-        destroy(&p, t).await;
-    }
-}
-
-/// Item: two secrets share one existing Lambda and both place it in a VPC.
-/// Both record the placement it had before either moved it (from the
-/// Lambda's tags); destroying the first leaves the Lambda where the second
-/// needs it, and destroying the second puts it back and removes the tags.
-#[tokio::test]
-async fn secrets_sharing_one_lambda_share_its_original_placement() {
-    let em = emulator_or_skip!();
-    let p = provider(&em);
-    let (lambda, _) = existing_lambda(&em, "shared-vpc-rotator").await;
-    let placement = |c: &mut Rotation| {
-        c.rotation_lambda_arn = Attr::Known(lambda.clone());
-        c.vpc_subnet_ids = Attr::Known(vec!["subnet-0a1b2c3d4e5f60718".into()]);
-        c.vpc_security_group_ids = Attr::Known(vec!["sg-0123456789abcdef0".into()]);
-    };
-    let mut tracked = vec![];
-    for i in 0..2 {
-        let secret = moto::create_database_secret(
-            &em.secretsmanager(),
-            &format!("shared-vpc-{i}"),
-            "postgres",
-            None,
-        )
-        .await;
-        let cfg = config(&secret.arn, placement);
-        tracked.push((apply_ok(&p, &cfg, &none()).await, cfg));
-    }
-    let subnets = |em: &Emulator| {
-        let lambda = lambda.clone();
-        let client = em.lambda();
-        async move {
-            let f = client
-                .get_function_configuration()
-                .function_name(&lambda)
-                .send()
-                .await
-                .expect("the Lambda");
-            f.vpc_config()
-                .map(|v| v.subnet_ids().to_vec())
-                .unwrap_or_default()
-        }
-    };
-    assert_eq!(
-        subnets(&em).await,
-        vec!["subnet-0a1b2c3d4e5f60718".to_string()]
-    );
-
-    let (second, second_cfg) = tracked.pop().expect("two");
-    let (first, _) = tracked.pop().expect("two");
-    // Each destroy below is its own process; the second is given the list
-    // the first one saw.
-    em.set_list_secrets_lag(300.0);
-    destroy(&provider(&em), &first).await;
-    assert_eq!(
-        subnets(&em).await,
-        vec!["subnet-0a1b2c3d4e5f60718".to_string()],
-        "the second rotation still needs the placement"
-    );
-    let fresh = provider(&em);
-    assert!(
-        plan(&fresh, &second_cfg, &read(&fresh, &second).await)
-            .await
-            .1
-    );
-    destroy(&fresh, &second).await;
-    assert!(subnets(&em).await.is_empty(), "the last one puts it back");
-    let tags = em
-        .lambda()
-        .list_tags()
-        .resource(&lambda)
-        .send()
-        .await
-        .expect("tags");
-    assert!(
-        tags.tags()
-            .is_none_or(|t| !t.keys().any(|k| k.starts_with("rdsrot:"))),
-        "{tags:?}"
-    );
-}
-
-/// Whether `lambda`'s policy holds a statement of this provider, and its
-/// `rdsrot:` tags are gone.
-async fn shared_lambda_left(em: &Emulator, lambda: &str) -> (bool, Vec<String>, Vec<String>) {
-    let statement = em
-        .lambda()
-        .get_policy()
-        .function_name(lambda)
-        .send()
-        .await
-        .ok()
-        .and_then(|p| p.policy().map(str::to_string))
-        .is_some_and(|p| p.contains("rdsrot-"));
-    let subnets = em
-        .lambda()
-        .get_function_configuration()
-        .function_name(lambda)
-        .send()
-        .await
-        .expect("the Lambda")
-        .vpc_config()
-        .map(|v| v.subnet_ids().to_vec())
-        .unwrap_or_default();
-    let tags = em
-        .lambda()
-        .list_tags()
-        .resource(lambda)
-        .send()
-        .await
-        .expect("tags")
-        .tags()
-        .map(|t| {
-            t.keys()
-                .filter(|k| k.starts_with("rdsrot:"))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    (statement, subnets, tags)
-}
-
-fn shared_with_placement(lambda: &str) -> impl Fn(&mut Rotation) + '_ {
-    move |c: &mut Rotation| {
-        c.rotation_lambda_arn = Attr::Known(lambda.to_string());
-        c.permission_scope = Attr::Known("account".into());
-        c.vpc_subnet_ids = Attr::Known(vec!["subnet-0a1b2c3d4e5f60718".into()]);
-        c.vpc_security_group_ids = Attr::Known(vec!["sg-0123456789abcdef0".into()]);
-    }
-}
-
-/// ListSecrets lags, as AWS documents it may: while twelve rotations that
-/// share one Lambda (its account-wide statement and its VPC placement) are
-/// destroyed ten at a time, every listing still shows all twelve rotating.
-/// The last destroy still removes the statement, puts the Lambda back and
-/// removes its tags; the whole destroy lists the secrets once.
-#[tokio::test]
-async fn a_lagging_list_of_secrets_does_not_keep_what_shared_rotations_did() {
-    let em = emulator_or_skip!();
-    let (lambda, _) = existing_lambda(&em, "lagging-rotator").await;
-    let mut configs = vec![];
-    for i in 0..12 {
-        let secret = moto::create_database_secret(
-            &em.secretsmanager(),
-            &format!("lagging-{i}"),
-            "postgres",
-            None,
-        )
-        .await;
-        configs.push(config(&secret.arn, shared_with_placement(&lambda)));
-    }
-    let applied = apply_all(&provider(&em), &configs).await;
-    let mut tracked = vec![];
-    for (t, d) in applied {
-        assert!(d.is_empty(), "{:?}", errors(&d));
-        tracked.push(t);
-    }
-    assert_eq!(
-        shared_lambda_left(&em, &lambda).await.1,
-        vec!["subnet-0a1b2c3d4e5f60718".to_string()]
-    );
-
-    em.set_list_secrets_lag(300.0);
-    // The answer the lagging list keeps: all twelve rotating.
-    let listed = em
-        .secretsmanager()
-        .list_secrets()
-        .max_results(100)
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(
-        listed
-            .secret_list()
-            .iter()
-            .filter(|s| s.rotation_enabled() == Some(true))
-            .count(),
-        12
-    );
-    em.set_faults(0, &[]);
-
-    use futures::stream::{self, StreamExt};
-    let fresh = provider(&em);
-    stream::iter(tracked.iter().map(|t| destroy(&fresh, t)))
-        .buffer_unordered(10)
-        .collect::<Vec<()>>()
-        .await;
-
-    assert!(
-        em.list_secrets_replayed() >= 1,
-        "the provider was given the lagging list"
-    );
-    let (statement, subnets, tags) = shared_lambda_left(&em, &lambda).await;
-    assert!(!statement, "the shared statement is left behind");
-    assert!(subnets.is_empty(), "the Lambda is still in {subnets:?}");
-    assert!(tags.is_empty(), "tags left: {tags:?}");
-    let listings = em.fault_counts()["calls"]["secretsmanager:ListSecrets"]["seen"]
-        .as_u64()
-        .unwrap_or(0);
-    assert_eq!(listings, 1, "ListSecrets calls for twelve destroys");
-}
-
-/// One apply adds a rotation on a shared Lambda while it destroys the last
-/// other rotation using it: whichever decides first, the new rotation ends
-/// with the statement it needs, and its next plan is empty.
-#[tokio::test]
-async fn a_rotation_added_while_the_last_user_of_its_lambda_goes_keeps_the_statement() {
-    let em = emulator_or_skip!();
-    let (lambda, _) = existing_lambda(&em, "handover-rotator").await;
-    let shared = |c: &mut Rotation| {
-        c.rotation_lambda_arn = Attr::Known(lambda.clone());
-        c.permission_scope = Attr::Known("account".into());
-    };
-    for round in 0..4 {
-        let leaving = moto::create_database_secret(
-            &em.secretsmanager(),
-            &format!("handover-old-{round}"),
-            "postgres",
-            None,
-        )
-        .await;
-        let arriving = moto::create_database_secret(
-            &em.secretsmanager(),
-            &format!("handover-new-{round}"),
-            "postgres",
-            None,
-        )
-        .await;
-        let old = apply_ok(&provider(&em), &config(&leaving.arn, shared), &none()).await;
-        let p = provider(&em);
-        let new_cfg = config(&arriving.arn, shared);
-        let nothing = none();
-        let (new, ()) = tokio::join!(apply_ok(&p, &new_cfg, &nothing), destroy(&p, &old));
-        assert!(
-            shared_lambda_left(&em, &lambda).await.0,
-            "round {round}: the arriving rotation lost its statement"
-        );
-        let fresh = provider(&em);
-        assert!(
-            plan(&fresh, &new_cfg, &read(&fresh, &new).await).await.1,
-            "round {round}: drift after the handover"
-        );
-        destroy(&fresh, &new).await;
-        assert!(
-            !shared_lambda_left(&em, &lambda).await.0,
-            "round {round}: the last one removes the statement"
-        );
-    }
-}
-
 /// The stack's tags: application and version as the repository set them.
-async fn stack_tags(em: &Emulator, stack: &str) -> std::collections::BTreeMap<String, String> {
+pub(crate) async fn stack_tags(
+    em: &Emulator,
+    stack: &str,
+) -> std::collections::BTreeMap<String, String> {
     let described = em
         .cloudformation()
         .describe_stacks()
@@ -2450,266 +2000,4 @@ async fn a_failing_get_application_stops_the_deploy_without_a_fallback() {
     let t = apply_ok(&p, &cfg, &none()).await;
     assert!(look(&em, &secret.arn, None, None).await.rotation_enabled);
     destroy(&p, &t).await;
-}
-
-/// A plan as Terraform asks for it, with its diagnostics left to the test.
-async fn plan_response(
-    p: &RdsrotProvider,
-    config: &Value,
-    prior: &Tracked,
-) -> rdsrot::tf::PlanResponse {
-    p.plan_resource_change(PlanRequest {
-        type_name: TYPE.into(),
-        prior_state: prior.state.clone(),
-        proposed_new_state: config.clone(),
-        config: config.clone(),
-        prior_private: prior.private.clone(),
-    })
-    .await
-}
-
-async fn apply_planned(
-    p: &RdsrotProvider,
-    config: &Value,
-    planned: Value,
-    prior: &Tracked,
-) -> rdsrot::tf::ApplyResponse {
-    p.apply_resource_change(ApplyRequest {
-        type_name: TYPE.into(),
-        prior_state: prior.state.clone(),
-        planned_state: planned,
-        config: config.clone(),
-        planned_private: prior.private.clone(),
-    })
-    .await
-}
-
-/// The one error of `d`, with its attribute path.
-fn the_error(d: &Diagnostics) -> (String, String, Option<String>) {
-    let errors: Vec<_> = d
-        .iter()
-        .filter(|x| x.severity == rdsrot::tf::Severity::Error)
-        .collect();
-    assert_eq!(errors.len(), 1, "{:?}", self::errors(d));
-    let e = errors[0];
-    (
-        e.summary.clone(),
-        e.detail.clone(),
-        e.attribute.as_ref().map(|a| a.to_string()),
-    )
-}
-
-/// A secret the template cannot use fails the plan naming the JSON key; a
-/// secret that turns bad between plan and apply fails the apply before its
-/// first step. Either way nothing is made and the value is quoted nowhere.
-async fn refused_at_plan_and_apply(
-    em: &Emulator,
-    name: &str,
-    engine: &str,
-    bad_value: impl Fn(&str) -> String,
-    configure: impl Fn(&mut Rotation),
-    want: (&str, &str),
-) {
-    let p = provider(em);
-    let sm = em.secretsmanager();
-    let good = moto::create_database_secret(&sm, name, engine, None).await;
-    let cfg = config(&good.arn, &configure);
-    let put = |value: String| {
-        let sm = sm.clone();
-        let arn = good.arn.clone();
-        async move {
-            sm.put_secret_value()
-                .secret_id(arn)
-                .secret_string(value)
-                .send()
-                .await
-                .expect("put secret value");
-        }
-    };
-    let bad = bad_value(&good.password);
-
-    // The bad value at plan.
-    put(bad.clone()).await;
-    let r = plan_response(&p, &cfg, &none()).await;
-    let (summary, detail, path) = the_error(&r.diagnostics);
-    assert_eq!(summary, want.0, "{detail}");
-    assert_eq!(path.as_deref(), Some(want.1));
-    assert!(!format!("{:?}", r.diagnostics).contains(&good.password));
-
-    // A good value at plan, the bad one by apply.
-    let configured = Rotation::from_value(&cfg);
-    let good_value = moto::rds_secret_json(
-        engine,
-        &format!("{name}_user"),
-        &good.password,
-        configured.master_secret_arn.as_deref(),
-    );
-    put(good_value).await;
-    let r = plan_response(&p, &cfg, &none()).await;
-    assert!(r.diagnostics.is_empty(), "{:?}", errors(&r.diagnostics));
-    put(bad).await;
-    let r = apply_planned(&p, &cfg, r.planned_state, &none()).await;
-    let (summary, _, path) = the_error(&r.diagnostics);
-    assert_eq!(summary, want.0);
-    assert_eq!(path.as_deref(), Some(want.1));
-    assert!(r.new_state.is_null(), "nothing was made: no state");
-    assert!(!format!("{:?}", r.diagnostics).contains(&good.password));
-    let seen = look(em, &good.arn, None, None).await;
-    assert!(seen.nothing_left(), "{seen:?}");
-    assert!(seen.rotation_lambda.is_none(), "{seen:?}");
-}
-
-#[tokio::test]
-async fn preflight_refuses_a_multi_user_secret_without_masterarn() {
-    let em = emulator_or_skip!();
-    let master = master_secret(&em, "master").await;
-    refused_at_plan_and_apply(
-        &em,
-        "no-masterarn",
-        "postgres",
-        |password| moto::rds_secret_json("postgres", "no-masterarn_user", password, None),
-        |c| {
-            c.rotation_type = Attr::Known("postgresql_multi_user".into());
-            c.master_secret_arn = Attr::Known(master.clone());
-        },
-        ("The secret's JSON has no \"masterarn\" key", "secret_id"),
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn preflight_refuses_a_secret_of_another_engine() {
-    let em = emulator_or_skip!();
-    refused_at_plan_and_apply(
-        &em,
-        "other-engine",
-        "postgres",
-        |password| moto::rds_secret_json("mysql", "other-engine_user", password, None),
-        |c| c.rotation_type = Attr::Known("postgresql_single_user".into()),
-        ("The secret's \"engine\" is not the template's", "secret_id"),
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn preflight_refuses_a_masterarn_naming_another_secret_on_master_secret_arn() {
-    let em = emulator_or_skip!();
-    let master = master_secret(&em, "master").await;
-    let other = master_secret(&em, "other-master").await;
-    refused_at_plan_and_apply(
-        &em,
-        "wrong-master",
-        "mysql",
-        |password| moto::rds_secret_json("mysql", "wrong-master_user", password, Some(&other)),
-        |c| {
-            c.rotation_type = Attr::Known("mysql_multi_user".into());
-            c.master_secret_arn = Attr::Known(master.clone());
-        },
-        (
-            "The secret's \"masterarn\" names another secret",
-            "master_secret_arn",
-        ),
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn preflight_accepts_masterarn_by_name_when_master_secret_arn_is_the_arn() {
-    let em = emulator_or_skip!();
-    let p = provider(&em);
-    let master = master_secret_of(&em, "by-name-master", "mysql").await;
-    // The Lambda resolves a name as well as an ARN.
-    let secret = moto::create_database_secret(
-        &em.secretsmanager(),
-        "by-name",
-        "mysql",
-        Some("by-name-master"),
-    )
-    .await;
-    let cfg = config(&secret.arn, |c| {
-        c.rotation_type = Attr::Known("mysql_multi_user".into());
-        c.master_secret_arn = Attr::Known(master.clone());
-    });
-    let t = apply_ok(&p, &cfg, &none()).await;
-    assert!(look(&em, &secret.arn, None, None).await.rotation_enabled);
-    destroy(&p, &t).await;
-}
-
-#[tokio::test]
-async fn preflight_check_false_skips_the_check_and_changing_it_changes_nothing() {
-    let em = emulator_or_skip!();
-    let p = provider(&em);
-    let master = master_secret(&em, "master").await;
-    // A format this template cannot use, read by some other process: its
-    // rotations fail, so the first one is not waited for either.
-    let secret =
-        moto::create_database_secret(&em.secretsmanager(), "own-format", "postgres", None).await;
-    let with = |check: bool| {
-        config(&secret.arn, |c| {
-            c.rotation_type = Attr::Known("postgresql_multi_user".into());
-            c.master_secret_arn = Attr::Known(master.clone());
-            c.preflight_check = Attr::Known(check);
-            c.wait_for_rotation_timeout = Attr::Known("0".into());
-        })
-    };
-    let t = apply_ok(&p, &with(false), &none()).await;
-    let stack = model(&t).stack_id.known().cloned().expect("stack");
-    assert!(look(&em, &secret.arn, None, None).await.rotation_enabled);
-
-    // Turning the check back on neither replaces nor checks an unchanged
-    // rotation, and its apply keeps every part as it is.
-    let r = plan_response(&p, &with(true), &t).await;
-    assert!(r.diagnostics.is_empty(), "{:?}", errors(&r.diagnostics));
-    assert!(r.requires_replace.is_empty());
-    let t = apply_ok(&p, &with(true), &t).await;
-    assert_eq!(model(&t).stack_id.known(), Some(&stack));
-    assert_eq!(model(&t).preflight_check, Attr::Known(true));
-    let (_, empty) = plan(&p, &with(true), &read(&p, &t).await).await;
-    assert!(empty);
-    destroy(&p, &t).await;
-}
-
-#[tokio::test]
-async fn preflight_that_cannot_read_the_secret_warns_and_the_apply_goes_on() {
-    // moto does not enforce IAM, so an AccessDenied cannot be provoked here
-    // (its classification is unit-tested); a read that fails every attempt
-    // takes the same path: a warning, then the rotation.
-    let em = emulator_or_skip!();
-    let p = provider_without_retries(&em);
-    let secret =
-        moto::create_database_secret(&em.secretsmanager(), "unreadable", "mysql", None).await;
-    // Every GetSecretValue fails, the rotation function's too: its rotation
-    // cannot finish, and is not waited for.
-    let cfg = config(&secret.arn, |c| {
-        c.rotation_type = Attr::Known("mysql_single_user".into());
-        c.wait_for_rotation_timeout = Attr::Known("0".into());
-    });
-    em.set_faults(
-        1,
-        &[FaultRule::on(
-            "secretsmanager",
-            "GetSecretValue",
-            Fault::ServerError,
-        )],
-    );
-    let r = plan_response(&p, &cfg, &none()).await;
-    assert!(!r.diagnostics.has_errors(), "{:?}", errors(&r.diagnostics));
-    let warned = |d: &Diagnostics| {
-        d.iter()
-            .any(|x| x.summary == "Pre-flight check of the secret skipped")
-    };
-    assert!(warned(&r.diagnostics), "{:?}", errors(&r.diagnostics));
-    let a = apply_planned(&p, &cfg, r.planned_state, &none()).await;
-    em.clear_faults();
-    assert!(!a.diagnostics.has_errors(), "{:?}", errors(&a.diagnostics));
-    assert!(warned(&a.diagnostics));
-    assert!(look(&em, &secret.arn, None, None).await.rotation_enabled);
-    destroy(
-        &p,
-        &Tracked {
-            state: a.new_state,
-            private: a.private,
-        },
-    )
-    .await;
 }

@@ -2,6 +2,8 @@
 //! - `support`: shared helpers (the local AWS emulator, the Terraform runner).
 //! - `protocol`: the in-process gRPC server driven as Terraform drives it.
 //! - `lifecycle`: the rotation resource against the local AWS emulator.
+//! - `sharing`: secrets sharing one existing Lambda, in process.
+//! - `preflight`: the pre-flight check of the secret's JSON, in process.
 //! - `e2e`: the built provider binary driven by real Terraform.
 //! - `chaos`: a mixed fleet through real Terraform under faults, Ctrl-C and a
 //!   killed provider (`make chaos` for random rounds).
@@ -44,9 +46,11 @@ mod functions;
 mod invoke_scope;
 mod lifecycle;
 mod ownership;
+mod preflight;
 mod protocol;
 mod release;
 mod rotations;
+mod sharing;
 mod status;
 mod support;
 mod terraform_test;
