@@ -70,11 +70,18 @@ def _attach_declared_managed_policies():
 
     def delete_after_detaching(cls, resource_name, cloudformation_json, account_id, region_name):
         backend = iam_backends[account_id][get_partition(region_name)]
+        properties = cloudformation_json.get("Properties") or {}
+        declared_inline = {p.get("PolicyName") for p in properties.get("Policies") or []}
         for role in list(backend.roles.values()):
-            if role.name == resource_name:
-                for arn in getattr(role, "rdsrot_declared_managed", ()):
-                    if arn in role.managed_policies:
-                        backend.detach_role_policy(arn, role.name)
+            if role.name != resource_name:
+                continue
+            declared_managed = set(getattr(role, "rdsrot_declared_managed", ()))
+            # A policy the template never declared makes the deletion fail
+            # (correction 8): the role is then kept whole, as AWS keeps it.
+            undeclared = set(role.managed_policies) - declared_managed or set(role.policies) - declared_inline
+            if not undeclared:
+                for arn in declared_managed & set(role.managed_policies):
+                    backend.detach_role_policy(arn, role.name)
         delete(cls, resource_name, cloudformation_json, account_id, region_name)
 
     Role.create_from_cloudformation_json = classmethod(create_with_managed_policies)
