@@ -141,30 +141,13 @@ impl Sharing {
         Fut: Future<Output = Result<(), AwsError>>,
     {
         let entry = self.of(function);
-        // The listing, the slow part, is made before the function's entry
-        // is locked for the decision, so that a create joining the function
-        // meanwhile does not wait for it; the decision, and the undo, are
-        // made under the lock.
-        let stale = {
-            let mut us = d.bound(entry.lock()).await?;
-            us.joined.remove(except);
-            if let Some(user) = us.joined.iter().next() {
-                return Ok(Some(StillUsed::ByThisRun(user.clone())));
-            }
-            us.listed
-                .as_ref()
-                .is_none_or(|(at, _)| at.elapsed() >= LISTING_REUSED_FOR)
-        };
-        let listing = if stale {
-            Some(sm::secrets_rotating_with(c, d, function).await?)
-        } else {
-            None
-        };
+        // The decision holds the function's entry while it lists the users:
+        // concurrent destroys of one Lambda's rotations then share one
+        // listing (ListSecrets is slow and rate-limited). A create joining
+        // meanwhile waits, but no longer than its own stop or deadline.
         let mut us = d.bound(entry.lock()).await?;
-        if let Some(listed) = listing {
-            us.listed = Some((Instant::now(), listed));
-        }
-        if let Some(user) = us.joined.iter().find(|s| s.as_str() != except) {
+        us.joined.remove(except);
+        if let Some(user) = us.joined.iter().next() {
             return Ok(Some(StillUsed::ByThisRun(user.clone())));
         }
         if let Some(user) = confirmed_user(c, d, function, except, &mut us).await? {

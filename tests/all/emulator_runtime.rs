@@ -970,6 +970,9 @@ async fn a_function_reaches_only_loopback() {
     let (again, warm) = invoke().await;
     assert_eq!(again["pid"], body["pid"], "the same execution environment");
     eprintln!("network function: cold invocation {cold:?}, warm {warm:?}");
+    // A function just created is Pending a moment; Lambda refuses a change
+    // until it is Active.
+    crate::support::observe::wait_function_settled(&emulator.lambda(), "network").await;
     emulator
         .lambda()
         .update_function_configuration()
