@@ -1346,7 +1346,7 @@ async fn call_function_answers_values_and_errors_naming_the_argument() {
     let result = answer.result.expect("a result");
     assert_eq!(
         msgpack::decode(&result.msgpack, &Type::Number).expect("a number"),
-        Value::int(45)
+        Value::int(44)
     );
 
     // Arguments in JSON decode too, as every DynamicValue may come.
