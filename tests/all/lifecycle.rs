@@ -773,7 +773,15 @@ async fn import_gives_a_state_whose_plan_is_empty() {
 
 /// A provider that makes one attempt per AWS call: an injected fault then
 /// fails its step at once.
+///
+/// AWS's request quotas are turned off for the emulator it talks to. The
+/// provider paces itself to them, but the test's own look-ups draw from the
+/// same account's buckets (Lambda's 15 control-plane calls a second most of
+/// all), and without retries a throttle they caused would fail a step the
+/// test did not choose. Throttling is covered by the suites that keep the
+/// retries (`under_load`, `chaos`).
 pub(crate) fn provider_without_retries(em: &Emulator) -> RdsrotProvider {
+    em.set_quota_scale(0.0);
     RdsrotProvider::with_clients(
         Clients::new(&em.sdk_config(), &Endpoints::default()).with_max_attempts(1),
     )
