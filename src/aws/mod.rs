@@ -50,6 +50,9 @@ pub struct Clients {
     pub pacer: Arc<pacing::Pacer>,
     /// Which secrets rotate with a shared Lambda, for this process.
     pub sharing: Arc<sharing::Sharing>,
+    /// Reads of a rotation function's error lines, shared by the rotations
+    /// of this process that wait on the same function.
+    pub error_reads: Arc<logs::SharedErrorReads>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -106,6 +109,7 @@ impl Clients {
             reads: Arc::default(),
             pacer: Arc::default(),
             sharing: Arc::default(),
+            error_reads: Arc::default(),
         }
     }
 

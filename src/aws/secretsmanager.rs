@@ -139,19 +139,25 @@ pub async fn rotate_secret(
     Ok(out.version_id().map(str::to_string))
 }
 
-/// Turns rotation off. Not found counts as done.
-pub async fn cancel_rotation(c: &Clients, d: &Deadline, secret_arn: &str) -> Result<(), AwsError> {
-    c.call(d, &SECRET_CHANGE, Quota::SecretsRotation, || async {
-        c.secretsmanager
-            .cancel_rotate_secret()
-            .secret_id(secret_arn)
-            .send()
-            .await
-            .map_err(classify)
-    })
-    .await
-    .or_not_found()?;
-    Ok(())
+/// Turns rotation off. Not found counts as done. Returns the version the
+/// answer names: AWS names the one a rotation under way had made.
+pub async fn cancel_rotation(
+    c: &Clients,
+    d: &Deadline,
+    secret_arn: &str,
+) -> Result<Option<String>, AwsError> {
+    let answer = c
+        .call(d, &SECRET_CHANGE, Quota::SecretsRotation, || async {
+            c.secretsmanager
+                .cancel_rotate_secret()
+                .secret_id(secret_arn)
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await
+        .or_not_found()?;
+    Ok(answer.and_then(|a| a.version_id().map(str::to_owned)))
 }
 
 /// Removes AWSPENDING from a version that is not AWSCURRENT: a cancelled or

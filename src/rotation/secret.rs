@@ -215,9 +215,7 @@ pub async fn ensure_rotation(
     let enabled = planned.enabled.known().copied().unwrap_or(true);
     if !enabled {
         if secret.rotation_enabled {
-            logging::debug(LOG, &format!("cancelling rotation of {}", secret.arn));
-            sm::cancel_rotation(c, d, &secret.arn).await?;
-            sm::remove_orphan_pending_label(c, d, &secret.arn).await?;
+            turn_off(c, d, secret).await?;
         }
         return Ok(None);
     }
@@ -248,6 +246,7 @@ pub async fn ensure_rotation(
         token: token.clone(),
         immediately,
         at_ms: verify::now_ms(),
+        master_secret_arn: planned.master_secret_arn.known().cloned(),
     };
     let window = d.within(
         "waiting for IAM to let Secrets Manager invoke the Lambda",
@@ -454,15 +453,56 @@ pub async fn undo(c: &Clients, d: &Deadline, secret_id: &str) -> Result<(), AwsE
     else {
         return Ok(());
     };
+    turn_off(c, d, &secret).await
+}
+
+/// Cancels the rotation of `secret` (as described just before) and takes
+/// the AWSPENDING label off the version an unfinished rotation left. The
+/// secret is described again for that only when there may be one: the
+/// description showed it, or the cancel's answer names a version other than
+/// AWSCURRENT's (a rotation that started after the description).
+async fn turn_off(c: &Clients, d: &Deadline, secret: &sm::SecretInfo) -> Result<(), AwsError> {
     logging::debug(LOG, &format!("cancelling rotation of {}", secret.arn));
-    sm::cancel_rotation(c, d, &secret.arn).await?;
-    sm::remove_orphan_pending_label(c, d, &secret.arn).await
+    let answered = sm::cancel_rotation(c, d, &secret.arn).await?;
+    if may_leave_pending(secret, answered.as_deref()) {
+        sm::remove_orphan_pending_label(c, d, &secret.arn).await?;
+    }
+    Ok(())
+}
+
+/// Whether a cancel may have left an AWSPENDING label to remove.
+fn may_leave_pending(before: &sm::SecretInfo, answered_version: Option<&str>) -> bool {
+    has_stuck_pending(before)
+        || answered_version.is_some_and(|v| before.version_with("AWSCURRENT") != Some(v))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::aws::error::Kind;
+
+    #[test]
+    fn a_cancel_is_followed_by_a_look_only_when_a_pending_label_may_be_left() {
+        let secret = |stages: &[(&str, &[&str])]| sm::SecretInfo {
+            version_stages: stages
+                .iter()
+                .map(|(v, l)| (v.to_string(), l.iter().map(|s| s.to_string()).collect()))
+                .collect(),
+            ..Default::default()
+        };
+        let settled = secret(&[
+            ("v1", &["AWSCURRENT", "AWSPENDING"]),
+            ("v0", &["AWSPREVIOUS"]),
+        ]);
+        // Nothing under way: the answer names no version, or AWSCURRENT's.
+        assert!(!may_leave_pending(&settled, None));
+        assert!(!may_leave_pending(&settled, Some("v1")));
+        // A rotation that started after the description.
+        assert!(may_leave_pending(&settled, Some("v2")));
+        // One the description showed unfinished.
+        let stuck = secret(&[("v1", &["AWSCURRENT"]), ("v2", &["AWSPENDING"])]);
+        assert!(may_leave_pending(&stuck, None));
+    }
 
     fn api(code: &str, message: &str) -> AwsError {
         AwsError::Api {

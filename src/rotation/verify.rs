@@ -10,7 +10,7 @@
 //! cheaply (`DescribeSecret`, 40,000 requests per second); the function's
 //! log is read only afterwards, to say why a rotation did not finish.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::aws::logs::{self, LogEvent};
 use crate::aws::secretsmanager::{self as sm, SecretInfo};
@@ -24,6 +24,10 @@ use super::schedule::parse_timeout;
 /// The default of `wait_for_rotation_timeout`: a rotation of AWS's templates
 /// takes seconds; a Lambda's first start in a VPC can take tens of seconds.
 pub const DEFAULT_TIMEOUT: &str = "5m";
+
+/// The first look at the labels after `RotateSecret`; each next one waits
+/// twice as long, up to 5 s.
+const FIRST_LOOK: Duration = Duration::from_millis(100);
 
 /// `wait_for_rotation_timeout` in effect: `None` when the wait is off.
 pub fn bound(r: &Rotation) -> Option<Duration> {
@@ -55,14 +59,12 @@ pub struct Started {
     pub immediately: bool,
     /// Milliseconds since the Unix epoch, a little before `RotateSecret`.
     pub at_ms: i64,
+    /// Alternating users: a line of the function's log that names the
+    /// master secret concerns this rotation too.
+    pub master_secret_arn: Option<String>,
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use crate::aws::logs::now_ms;
 
 /// What the labels say of a started rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,8 +112,19 @@ pub async fn wait(
     bound: Duration,
 ) -> Result<(), Result<Failure, AwsError>> {
     let window = d.within("waiting for the rotation to finish", bound);
-    let mut delay = Duration::from_millis(500);
+    // Secrets Manager runs the steps after `RotateSecret` has answered, so
+    // the first look waits a little; a warm function's test run takes tens
+    // of milliseconds, and at fleet scale each apply's wait is what limits
+    // how many rotations Terraform's parallel walk turns on per second.
+    let mut delay = FIRST_LOOK;
     let seen = loop {
+        match window.sleep(delay).await {
+            Ok(()) => {}
+            // The bound, not the operation's own timeout, ran out.
+            Err(AwsError::Timeout(_)) if d.check().is_ok() => break Seen::Running,
+            Err(e) => return Err(Err(e)),
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
         let info = match sm::find_secret(c, &window, &started.secret_arn).await {
             Ok(Some(info)) => info,
             Ok(None) => return Err(Err(AwsError::not_found("the secret was deleted"))),
@@ -122,13 +135,6 @@ pub async fn wait(
             Seen::Running => {}
             seen => break seen,
         }
-        match window.sleep(delay).await {
-            Ok(()) => {}
-            // The bound, not the operation's own timeout, ran out.
-            Err(AwsError::Timeout(_)) if d.check().is_ok() => break Seen::Running,
-            Err(e) => return Err(Err(e)),
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
     };
     if seen == Seen::Finished && started.immediately {
         // The labels said it: no log read (at fleet scale, FilterLogEvents'
@@ -161,7 +167,15 @@ async fn read_errors(
         Duration::from_secs(30),
     );
     let group = logs::function_log_group(name);
-    let found = logs::find_error_lines(c, &reading, &group, started.at_ms - 1_000, 5).await;
+    // A shared Lambda logs every secret's rotations in one group: the read
+    // is shared with the rotations of this process that wait on it, and
+    // the lines that name only other secrets are left out.
+    let mut ours = vec![started.secret_arn.as_str()];
+    ours.extend(started.master_secret_arn.as_deref());
+    let found = c
+        .error_reads
+        .error_lines(c, &reading, &group, started.at_ms - 1_000, &ours, 5)
+        .await;
     if let Err(e) = &found {
         logging::warn(
             "rotation",
@@ -205,6 +219,10 @@ pub fn likely_cause(lines: &[&str]) -> Cause {
         "access denied for user",
         "authentication failed",
         "login failed",
+        // The test stack's functions and AWS's own templates, when no
+        // credentials they hold sign in.
+        "unable to sign in",
+        "unable to log into",
     ]) {
         Cause::DatabaseCredentials
     } else if any(&["accessdenied", "not authorized", "kms", "is not allowed to"]) {
@@ -329,6 +347,14 @@ new version {} did not become AWSCURRENT within {} (`wait_for_rotation_timeout`)
                 human(bound)
             ),
         ),
+        (Seen::Finished, false) => (
+            "The rotation test failed".to_string(),
+            format!(
+                "With `rotate_immediately = false`, Secrets Manager tested the rotation of {} with {} \
+(the testSecret step only), and the test failed.",
+                started.secret_arn, started.lambda_arn,
+            ),
+        ),
         (_, false) => (
             "The rotation test failed".to_string(),
             format!(
@@ -390,6 +416,7 @@ mod tests {
             token: "v2".into(),
             immediately,
             at_ms: 0,
+            master_secret_arn: None,
         }
     }
 
@@ -455,6 +482,10 @@ mod tests {
         assert_eq!(
             likely_cause(&["[ERROR] ZeroDivisionError: division by zero"]),
             Cause::Unknown
+        );
+        assert_eq!(
+            likely_cause(&["[ERROR] ValueError: testSecret: unable to sign in as app with the AWSPENDING secret of arn:aws:secretsmanager:us-east-1:1:secret:db"]),
+            Cause::DatabaseCredentials
         );
         assert_eq!(likely_cause(&[]), Cause::Unknown);
     }

@@ -251,7 +251,11 @@ async fn read(
     {
         let since_ms = pending.created_date.unwrap_or(now - 3600) * 1000 - 1000;
         observed.error_lines = Some(
-            match logs::find_error_lines(c, d, group, since_ms, 5).await {
+            match c
+                .error_reads
+                .error_lines(c, d, group, since_ms, &[secret.arn.as_str()], 5)
+                .await
+            {
                 Ok(found) => Checked::Found(
                     found
                         .iter()

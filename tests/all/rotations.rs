@@ -977,3 +977,116 @@ output \"error\" {{\n  value = data.rdsrot_rotation_status.this.last_rotation_er
     ws.assert_no_leaks();
     eprintln!("{client}: grant drift case in {:?}", began.elapsed());
 }
+
+// ---------------------------------------------------------------------------
+// A shared Lambda's test runs
+// ---------------------------------------------------------------------------
+
+/// Secrets that share one existing Lambda, their rotations tested in one
+/// apply (`rotate_immediately = false`): the function logs every secret's
+/// failure in one group, and each rotation is judged by the lines that
+/// concern it. The one whose test fails fails the apply with its own error;
+/// the others, tested by the same function at the same time, are created
+/// and verified.
+#[test]
+fn test_runs_on_a_shared_lambda_are_judged_each_by_its_own_log_lines() {
+    const PASSING: usize = 4;
+    let Some(client) = newest_client() else {
+        return;
+    };
+    let Some(emulator) = Emulator::try_start() else {
+        return;
+    };
+    let Some(_) = Databases::try_shared() else {
+        return;
+    };
+    let sm = emulator.secretsmanager();
+    let (passing, failing, lambda) = block_on(async {
+        let mut passing = Vec::new();
+        for i in 0..PASSING {
+            passing.push(
+                create_database_secret(&sm, &format!("rot/shared-test-{i}"), "postgres", None)
+                    .await,
+            );
+        }
+        let failing = create_database_secret(&sm, "rot/shared-test-bad", "postgres", None).await;
+        // The database no longer takes the secret's password: its test
+        // sign-in fails, and the function's error names the secret.
+        let mut wrong = value_at(&emulator, &failing.arn, "AWSCURRENT").await;
+        wrong["password"] = Value::from(distinctive_password("shared-test-wrong"));
+        sm.put_secret_value()
+            .secret_id(&failing.arn)
+            .secret_string(wrong.to_string())
+            .version_stages("AWSCURRENT")
+            .send()
+            .await
+            .expect("put the wrong password");
+        let lambda = create_rotation_lambda(
+            &emulator.sdk_config(),
+            "shared-test-rotation",
+            "postgresql_single_user",
+        )
+        .await;
+        (passing, failing, lambda)
+    });
+    let settings = format!(
+        "  rotation_lambda_arn = \"{lambda}\"\n  rotate_immediately = false\n  wait_for_rotation_timeout = \"60s\"\n"
+    );
+    let mut blocks: String = passing
+        .iter()
+        .enumerate()
+        .map(|(i, s)| rotation_block(&format!("ok{i}"), &s.arn, &settings))
+        .collect();
+    blocks.push_str(&rotation_block("bad", &failing.arn, &settings));
+    let mut ws = Workspace::new(&client).with_emulator(&emulator);
+    for secret in passing.iter().chain([&failing]) {
+        ws.forbid(&secret.password);
+    }
+    ws.write("main.tf", &configuration(&blocks));
+
+    let failed = ws.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    failed.assert_code(1);
+    let output = squashed(&failed.output());
+    assert_eq!(
+        output.matches("Error: Creating rotation").count(),
+        1,
+        "{client}: only the failing secret's test fails the apply: {output}"
+    );
+    assert_says(&output, "rdsrot_rotation.bad", &format!("{client}"));
+    assert_says(
+        &output,
+        &format!("the AWSPENDING secret of {}", failing.arn),
+        &format!("{client}"),
+    );
+    assert_says(&output, "the test failed.", &format!("{client}"));
+    assert_says(
+        &output,
+        "the database refused the credentials",
+        &format!("{client}"),
+    );
+    // The failing secret's lines are in the same group: they must have
+    // been there to read, and not counted against the others.
+    let errors = block_on(function_errors(&emulator, &lambda));
+    assert!(
+        errors.iter().any(|line| line.contains(&failing.arn)),
+        "{client}: the function logged the failure: {errors:?}"
+    );
+    for i in 0..PASSING {
+        let values = ws.resource_values(&format!("rdsrot_rotation.ok{i}"));
+        assert_eq!(
+            values["rotation_verified"],
+            Value::Bool(true),
+            "{client}: ok{i}: {values:#}"
+        );
+    }
+    ws.destroy(&[]);
+    for secret in passing.iter().chain([&failing]) {
+        let seen = block_on(look(&emulator, &secret.arn, Some(&lambda), None));
+        assert!(
+            !seen.rotation_enabled && seen.our_statements.is_empty(),
+            "{client}: {}: {seen:?}",
+            secret.name
+        );
+    }
+    ws.assert_no_leaks();
+}

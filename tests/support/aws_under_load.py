@@ -574,6 +574,9 @@ class RequestLog:
 # rows marked (page) are the less used Secrets Manager calls of that page;
 # rows marked (page, re-check) are figures that could not be confirmed
 # against it when this table was written.
+# CloudWatch Logs' FilterLogEvents: 5 transactions per second per account and
+# Region, a hard limit (AWS knowledge center, "How do I determine throttling
+# in my CloudWatch logs?"); the provider reads it to explain a rotation.
 # IAM, STS, CloudFormation and the Serverless Application Repository publish
 # no request rates, so they get no bucket here (their throttle shape can
 # still be injected as a fault).
@@ -615,6 +618,7 @@ QUOTA_TABLE = [
     ("secretsmanager", "DeleteSecret", {"DeleteSecret"}, 50),  # (page, re-check)
     ("secretsmanager", "ListSecretVersionIds", {"ListSecretVersionIds"}, 50),  # (page, re-check)
     ("secretsmanager", "GetRandomPassword", {"GetRandomPassword"}, 50),  # (page, re-check)
+    ("logs", "FilterLogEvents", {"FilterLogEvents"}, 5),
 ]
 
 

@@ -246,6 +246,8 @@ def apply_corrections():
         once, and an update is accepted at any time.
     12. Lambda: a function is placed in a VPC whatever its role may do;
         AWS needs the role's network-interface rights (`lambda_vpc_access`).
+    13. Secrets Manager: `CancelRotateSecret` answers the default version,
+        not the version of the rotation it cancelled.
     """
     from moto.cloudformation.models import CloudFormationBackend
     from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
@@ -305,6 +307,20 @@ def apply_corrections():
         return result
 
     SecretsManagerBackend.rotate_secret = rotate_secret_with_schedule
+
+    # 13. CancelRotateSecret answers the version a rotation under way made,
+    #     as AWS documents its VersionId ("the version of the secret created
+    #     during the rotation"); moto answers its default-version pointer.
+    cancel_rotate_secret = SecretsManagerBackend.cancel_rotate_secret
+
+    def cancel_rotate_secret_naming_the_rotation(self, secret_id):
+        answer = cancel_rotate_secret(self, secret_id)
+        secret = self.secrets[secret_id]
+        with _RUNNING_LOCK:
+            running = [version for arn, version in _RUNNING if arn == secret.arn]
+        return secret.to_short_dict(version_id=running[0]) if running else answer
+
+    SecretsManagerBackend.cancel_rotate_secret = cancel_rotate_secret_naming_the_rotation
 
     # 5. GetSecretValue without a version or stage answers AWSCURRENT: moto
     #    answers its own default-version pointer, which stays where it was
