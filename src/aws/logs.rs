@@ -133,16 +133,31 @@ async fn read_error_lines(
     })
 }
 
-/// Whether an error line may be about the rotation of one of `ours`
-/// (secret ARNs): it names one of them, or it names no secret at all. A
-/// Lambda that rotates several secrets logs all their failures in one
-/// group, and a line that names only other secrets is theirs.
-pub fn may_concern(message: &str, ours: &[&str]) -> bool {
+/// Whether an error line may be about a rotation of `ours` (secret ARNs).
+/// A Lambda that rotates several secrets logs all their failures in one
+/// group: a line is another rotation's only when every secret it names is
+/// one of `others` (secrets known to rotate with the same function) and
+/// none is ours. A line that names no secret (a timeout, a crash), or a
+/// secret of neither list (a master secret the function could not read),
+/// may be anyone's, and counts.
+pub fn may_concern(message: &str, ours: &[&str], others: &[&str]) -> bool {
     let named = secret_arns_in(message);
     named.is_empty()
-        || named
-            .iter()
-            .any(|n| ours.iter().any(|o| n.starts_with(o) || o.starts_with(n)))
+        || named.iter().any(|n| is_one_of(n, ours))
+        || !named.iter().all(|n| is_one_of(n, others))
+}
+
+/// Whether a line names the secret `arn`, or no secret at all.
+pub fn names_no_other_secret(message: &str, arn: &str) -> bool {
+    let named = secret_arns_in(message);
+    named.is_empty() || named.iter().any(|n| is_one_of(n, &[arn]))
+}
+
+/// A named ARN is one of `arns`, also when either is cut short of the
+/// secret's random suffix.
+fn is_one_of(named: &str, arns: &[&str]) -> bool {
+    arns.iter()
+        .any(|a| !a.is_empty() && (named.starts_with(a) || a.starts_with(named)))
 }
 
 /// The Secrets Manager secret ARNs a log line names, without the
@@ -204,18 +219,18 @@ impl SharedErrorReads {
     }
 
     /// The error lines of `group` since `since_ms` that may concern `ours`
-    /// (see [`may_concern`]), oldest first, at most `limit`: from a read
-    /// sent after this call began.
+    /// rather than `others` (see [`may_concern`]), oldest first, at most
+    /// `limit`: from a read sent after this call began.
     pub async fn error_lines(
         &self,
         c: &Clients,
         d: &Deadline,
         group: &str,
         since_ms: i64,
-        ours: &[&str],
+        (ours, others): (&[&str], &[&str]),
         limit: usize,
     ) -> Result<Vec<LogEvent>, AwsError> {
-        self.error_lines_read_by(d, group, since_ms, ours, limit, |from| {
+        self.error_lines_read_by(d, group, since_ms, (ours, others), limit, |from| {
             read_error_lines(c, d, group, from)
         })
         .await
@@ -228,7 +243,7 @@ impl SharedErrorReads {
         d: &Deadline,
         group: &str,
         since_ms: i64,
-        ours: &[&str],
+        (ours, others): (&[&str], &[&str]),
         limit: usize,
         read: F,
     ) -> Result<Vec<LogEvent>, AwsError>
@@ -274,7 +289,7 @@ impl SharedErrorReads {
             .unwrap_or_default();
         Ok(read
             .iter()
-            .filter(|e| e.timestamp_ms >= since_ms && may_concern(&e.message, ours))
+            .filter(|e| e.timestamp_ms >= since_ms && may_concern(&e.message, ours, others))
             .take(limit)
             .cloned()
             .collect())
@@ -309,38 +324,51 @@ mod tests {
     }
 
     #[test]
-    fn a_line_naming_only_other_secrets_is_theirs() {
+    fn a_line_naming_only_other_secrets_of_the_function_is_theirs() {
         let ours = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-a-AbCdEf";
         let master = "arn:aws:secretsmanager:us-east-1:123456789012:secret:master-XyZ123";
         let other = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-b-GhIjKl";
         let line = |arn: &str| {
             format!("[ERROR] ValueError: Unable to log into database with secret arn {arn}.")
         };
-        assert!(may_concern(&line(ours), &[ours]));
-        assert!(!may_concern(&line(other), &[ours]));
-        assert!(may_concern(&line(master), &[ours, master]));
-        assert!(!may_concern(&line(master), &[ours]));
+        let others = [other];
+        assert!(may_concern(&line(ours), &[ours], &others));
+        assert!(!may_concern(&line(other), &[ours], &others));
+        // A secret of neither list (the master secret this function could
+        // not read) may be this rotation's.
+        assert!(may_concern(&line(master), &[ours], &others));
+        assert!(may_concern(&line(other), &[ours], &[]));
         // No secret named (a timeout, a crash): it may be anyone's.
         assert!(may_concern(
             "2026-12-06T02:00:00.000Z 1f2e Task timed out after 3.00 seconds",
-            &[ours]
+            &[ours],
+            &others
         ));
         // Quoted, or named by the ARN without its random suffix.
         assert!(may_concern(
             &format!("[ERROR] KeyError for '{ours}'"),
-            &[ours]
+            &[ours],
+            &others
         ));
-        assert!(may_concern(
-            "[ERROR] no secret arn:aws:secretsmanager:us-east-1:123456789012:secret:db-a",
-            &[ours]
+        assert!(!may_concern(
+            "[ERROR] no secret arn:aws:secretsmanager:us-east-1:123456789012:secret:db-b",
+            &[ours],
+            &others
         ));
         // Both named: ours is among them.
-        assert!(may_concern(&format!("{} and {ours}", line(other)), &[ours]));
+        assert!(may_concern(
+            &format!("{} and {ours}", line(other)),
+            &[ours],
+            &others
+        ));
         // Other ARNs (the function's own) are not secrets.
         assert!(may_concern(
             "[ERROR] AccessDenied: arn:aws:sts::123456789012:assumed-role/r/f",
-            &[ours]
+            &[ours],
+            &others
         ));
+        assert!(names_no_other_secret(&line(ours), ours));
+        assert!(!names_no_other_secret(&line(master), ours));
     }
 
     fn event(timestamp_ms: i64, message: &str) -> LogEvent {
@@ -384,26 +412,38 @@ mod tests {
                 // Each rotation started a little later than the one before.
                 let since = start - 10_000 + i * 100;
                 let ours = arn(i);
+                let others: Vec<String> = (0..10).filter(|j| *j != i).map(arn).collect();
+                let others: Vec<&str> = others.iter().map(String::as_str).collect();
                 reads
-                    .error_lines_read_by(&open(), "/aws/lambda/f", since, &[&ours], 5, |from| {
-                        sent.fetch_add(1, Ordering::SeqCst);
-                        froms.lock().expect("the list").push(from);
-                        async move {
-                            let sent_ms = now_ms();
-                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                            let lines = (0..10i64)
-                                .map(|j| {
-                                    event(start - 9_950 + j * 100, &format!("[ERROR] {}", arn(j)))
+                    .error_lines_read_by(
+                        &open(),
+                        "/aws/lambda/f",
+                        since,
+                        (&[&ours], &others),
+                        5,
+                        |from| {
+                            sent.fetch_add(1, Ordering::SeqCst);
+                            froms.lock().expect("the list").push(from);
+                            async move {
+                                let sent_ms = now_ms();
+                                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                                let lines = (0..10i64)
+                                    .map(|j| {
+                                        event(
+                                            start - 9_950 + j * 100,
+                                            &format!("[ERROR] {}", arn(j)),
+                                        )
+                                    })
+                                    .filter(|e| e.timestamp_ms >= from)
+                                    .collect();
+                                Ok(ErrorLines {
+                                    events: lines,
+                                    whole: true,
+                                    sent_ms,
                                 })
-                                .filter(|e| e.timestamp_ms >= from)
-                                .collect();
-                            Ok(ErrorLines {
-                                events: lines,
-                                whole: true,
-                                sent_ms,
-                            })
-                        }
-                    })
+                            }
+                        },
+                    )
                     .await
             })
         });
@@ -425,7 +465,7 @@ mod tests {
         // Asked after those reads were sent: a read of its own.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         reads
-            .error_lines_read_by(&open(), "/aws/lambda/f", start, &[], 5, |_| {
+            .error_lines_read_by(&open(), "/aws/lambda/f", start, (&[], &[]), 5, |_| {
                 sent.fetch_add(1, Ordering::SeqCst);
                 async { Ok(whole_read(Vec::new())) }
             })
@@ -434,7 +474,7 @@ mod tests {
         assert_eq!(sent.load(Ordering::SeqCst), sent_then + 1);
         // Another group is read on its own.
         reads
-            .error_lines_read_by(&open(), "/aws/lambda/g", start, &[], 5, |_| {
+            .error_lines_read_by(&open(), "/aws/lambda/g", start, (&[], &[]), 5, |_| {
                 sent.fetch_add(1, Ordering::SeqCst);
                 async { Ok(whole_read(Vec::new())) }
             })
@@ -456,7 +496,7 @@ mod tests {
             tokio::spawn(async move {
                 tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
                 reads
-                    .error_lines_read_by(&open(), "g", since, &[], 5, |_| {
+                    .error_lines_read_by(&open(), "g", since, (&[], &[]), 5, |_| {
                         sent.fetch_add(1, Ordering::SeqCst);
                         async {
                             // The pacer holds the request, then it leaves.
@@ -488,7 +528,7 @@ mod tests {
         let reads = SharedErrorReads::default();
         let start = now_ms() - 10_000;
         let partial = reads
-            .error_lines_read_by(&open(), "g", start, &[], 5, |from| async move {
+            .error_lines_read_by(&open(), "g", start, (&[], &[]), 5, |from| async move {
                 Ok(ErrorLines {
                     events: vec![event(from + 10, "[ERROR] first")],
                     whole: false,
@@ -500,7 +540,7 @@ mod tests {
         assert_eq!(partial.len(), 1);
         let mut asked_from = None;
         reads
-            .error_lines_read_by(&open(), "g", start + 5_000, &[], 5, |from| {
+            .error_lines_read_by(&open(), "g", start + 5_000, (&[], &[]), 5, |from| {
                 asked_from = Some(from);
                 async { Err(AwsError::Failed("throttled".into())) }
             })
@@ -510,7 +550,7 @@ mod tests {
         assert_eq!(asked_from, Some(start + 5_000));
         let mut sent = false;
         reads
-            .error_lines_read_by(&open(), "g", start + 5_000, &[], 5, |_| {
+            .error_lines_read_by(&open(), "g", start + 5_000, (&[], &[]), 5, |_| {
                 sent = true;
                 async { Ok(whole_read(Vec::new())) }
             })

@@ -111,6 +111,13 @@ impl Sharing {
         Ok(())
     }
 
+    /// The secrets this process put on `function` and has not turned off.
+    pub async fn joined(&self, d: &Deadline, function: &str) -> Result<Vec<String>, AwsError> {
+        let entry = self.of(function);
+        let us = d.bound(entry.lock()).await?;
+        Ok(us.joined.iter().cloned().collect())
+    }
+
     /// `secret_arn` no longer rotates with `function`: this process turned
     /// its rotation off.
     pub async fn leave(

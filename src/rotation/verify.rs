@@ -169,12 +169,31 @@ async fn read_errors(
     let group = logs::function_log_group(name);
     // A shared Lambda logs every secret's rotations in one group: the read
     // is shared with the rotations of this process that wait on it, and
-    // the lines that name only other secrets are left out.
+    // the lines that name only other secrets it rotates are left out.
     let mut ours = vec![started.secret_arn.as_str()];
     ours.extend(started.master_secret_arn.as_deref());
+    // The other secrets this process put on the function: their lines are
+    // theirs. (A secret it does not know of counts as possibly this one's.)
+    let others = c
+        .sharing
+        .joined(&reading, &started.lambda_arn)
+        .await
+        .unwrap_or_default();
+    let others: Vec<&str> = others
+        .iter()
+        .map(String::as_str)
+        .filter(|o| !ours.contains(o))
+        .collect();
     let found = c
         .error_reads
-        .error_lines(c, &reading, &group, started.at_ms - 1_000, &ours, 5)
+        .error_lines(
+            c,
+            &reading,
+            &group,
+            started.at_ms - 1_000,
+            (&ours, &others),
+            5,
+        )
         .await;
     if let Err(e) = &found {
         logging::warn(

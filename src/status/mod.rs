@@ -253,11 +253,11 @@ async fn read(
         observed.error_lines = Some(
             match c
                 .error_reads
-                .error_lines(c, d, group, since_ms, &[secret.arn.as_str()], 5)
+                .error_lines(c, d, group, since_ms, (&[], &[]), 50)
                 .await
             {
                 Ok(found) => Checked::Found(
-                    found
+                    lines_about(&found, &secret.arn)
                         .iter()
                         .map(|e| {
                             e.message
@@ -275,6 +275,24 @@ async fn read(
         );
     }
     Ok(Some(Read { secret, observed }))
+}
+
+/// At most five of a function's error lines: those that name `secret_arn`
+/// or no secret, when there are any. A Lambda that
+/// rotates several secrets logs them all in one group; but a line naming
+/// only another secret may still be this one's: the master secret its
+/// function could not read.
+fn lines_about<'a>(found: &'a [logs::LogEvent], secret_arn: &str) -> Vec<&'a logs::LogEvent> {
+    let about: Vec<&logs::LogEvent> = found
+        .iter()
+        .filter(|e| logs::names_no_other_secret(&e.message, secret_arn))
+        .collect();
+    let chosen = if about.is_empty() {
+        found.iter().collect()
+    } else {
+        about
+    };
+    chosen.into_iter().take(5).collect()
 }
 
 fn date(secs: Option<i64>) -> Value {
@@ -441,6 +459,27 @@ mod tests {
             ("stuck_after", stuck_after),
             ("read_logs", Value::Null),
         ])
+    }
+
+    #[test]
+    fn the_lines_shown_are_this_secrets_when_there_are_any() {
+        let event = |message: &str| logs::LogEvent {
+            timestamp_ms: 0,
+            stream: "s".into(),
+            message: message.into(),
+        };
+        let ours = "arn:aws:secretsmanager:us-east-1:1:secret:db-a-AbCdEf";
+        let other =
+            event("[ERROR] cannot sign in for arn:aws:secretsmanager:us-east-1:1:secret:db-b-XyZ");
+        let master = event(
+            "[ERROR] AccessDenied on resource: arn:aws:secretsmanager:us-east-1:1:secret:master-Q",
+        );
+        let mine = event(&format!("[ERROR] cannot sign in for {ours}"));
+        let both = [other, mine.clone()];
+        assert_eq!(lines_about(&both, ours), vec![&mine]);
+        // Nothing names this secret: the master secret's line is shown.
+        let only_master = [master.clone()];
+        assert_eq!(lines_about(&only_master, ours), vec![&master]);
     }
 
     #[test]
