@@ -649,6 +649,7 @@ def run_rotation_scenario(args, kind, count, scratch):
                 apply_throttled=throttled_counts(emulator.control("GET", "quotas")),
                 apply_cpu_seconds={**terraform.last_cpu, "emulator": emulator_cpu},
             )
+            result["state_bytes"] = state_bytes(workdir)
             log(f"{label}: applied in {seconds:.1f} s")
 
             # The plan starts with every bucket full and every count at zero.
@@ -720,8 +721,21 @@ def cleanup(terraform, emulator, workdir, label):
         log(f"{label}: destroyed in {seconds:.1f} s")
 
 
-def run_null_scenario(args, count, scratch):
-    label = f"null {count}"
+# Triggers of a `null_resource` standing in for a rotation's attributes: as
+# many values, padded so that each instance takes as much state.
+SIZED_TRIGGERS = 30
+# What a `null_resource` instance takes in the state besides its triggers'
+# values (keys, indentation, id), roughly.
+NULL_INSTANCE_BASE_BYTES = 250
+TRIGGER_OVERHEAD_BYTES = 29
+
+
+def run_null_scenario(args, count, scratch, like=None):
+    """N `null_resource`: Terraform's own walk. With `like` (a rotation
+    scenario's result), each instance carries triggers that take as much
+    state as one of its rotations: Terraform serialises the whole state as
+    it goes, and that work grows with it."""
+    label = f"null {count}" if like is None else f"null {count} sized as {like['kind']} {like['n']}"
     workdir = tempfile.mkdtemp(prefix=f"null-{count}-", dir=scratch)
     version = null_version(args.null_provider)
     mirror = os.path.join(workdir, "mirror", NULL_ADDRESS, version, "linux_amd64")
@@ -741,12 +755,14 @@ def run_null_scenario(args, count, scratch):
             f'    null = {{\n      source  = "hashicorp/null"\n      version = "{version}"\n    }}\n  }}\n}}\n\n'
             'variable "rotations" {\n  type = map(string)\n}\n\n'
             'resource "null_resource" "bench" {\n  for_each = var.rotations\n'
-            "  triggers = {\n    key = each.value\n  }\n}\n"
+            "  triggers = {\n    key = each.value\n" + sized_triggers(like) + "  }\n}\n"
         )
     with open(os.path.join(workdir, "terraform.tfvars.json"), "w") as tfvars:
         json.dump({"rotations": keys}, tfvars)
     terraform = Terraform(args.terraform, workdir, cli_config, {})
     result = {"kind": "null", "n": count, "null_version": version}
+    if like is not None:
+        result.update(kind="null-sized", like=f"{like['kind']} {like['n']}")
     code, output, _, _ = terraform.run("init")
     if code != 0:
         raise BenchError(f"{label}: init exited {code}:\n{output[-3000:]}")
@@ -760,8 +776,24 @@ def run_null_scenario(args, count, scratch):
         result[f"{step}_seconds"] = seconds
         result[f"{step}_cpu_seconds"] = terraform.last_cpu
         log(f"{label}: {step} in {seconds:.1f} s")
+        if step == "apply":
+            result["state_bytes"] = state_bytes(workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def sized_triggers(like):
+    """HCL lines of padding triggers for a `null_resource` sized like `like`."""
+    if like is None or not like.get("state_bytes"):
+        return ""
+    per_instance = like["state_bytes"] / like["n"]
+    length = max(1, int((per_instance - NULL_INSTANCE_BASE_BYTES) / SIZED_TRIGGERS) - TRIGGER_OVERHEAD_BYTES)
+    return "".join(f'    t{index:02d} = "{"x" * length}-${{each.value}}"\n' for index in range(SIZED_TRIGGERS))
+
+
+def state_bytes(workdir):
+    path = os.path.join(workdir, "terraform.tfstate")
+    return os.path.getsize(path) if os.path.exists(path) else None
 
 
 def null_version(binary):
@@ -788,6 +820,15 @@ def null_seconds(results, count, step="plan"):
     """How long `step` took over `count` `null_resource` in the same run."""
     for result in results["runs"]:
         if result["kind"] == "null" and result["n"] == count:
+            return result.get(f"{step}_seconds")
+    return None
+
+
+def sized_null_seconds(results, rotation, step):
+    """How long `step` took over `null_resource` sized like `rotation`."""
+    like = f"{rotation['kind']} {rotation['n']}"
+    for result in results["runs"]:
+        if result["kind"] == "null-sized" and result.get("like") == like:
             return result.get(f"{step}_seconds")
     return None
 
@@ -843,14 +884,15 @@ def cpu_table(results):
     ]
     kinds = {"existing": "existing Lambda", "template": "template", "null": "`null_resource`"}
     for r in results["runs"]:
+        kind = kinds.get(r["kind"], f"`null_resource` sized as {r.get('like')}")
         for step in ("apply", "plan", "destroy"):
             cpu = r.get(f"{step}_cpu_seconds")
             if not cpu:
                 continue
             # The null provider is not told apart: Terraform's column holds it.
-            providers = None if r["kind"] == "null" else cpu["providers"]
+            providers = None if r["kind"].startswith("null") else cpu["providers"]
             lines.append(
-                f"| {kinds[r['kind']]} | {r['n']} | {step} | {fmt(r[f'{step}_seconds'])} | {fmt(cpu['terraform'])} "
+                f"| {kind} | {r['n']} | {step} | {fmt(r[f'{step}_seconds'])} | {fmt(cpu['terraform'])} "
                 f"| {fmt(providers)} | {fmt(cpu.get('emulator'))} |"
             )
     return "\n".join(lines) if len(lines) > 2 else ""
@@ -950,6 +992,17 @@ def targets(results, lambda_read_constant):
                     ok and took <= 1.5 * floor,
                 )
             )
+            sized = sized_null_seconds(results, measured, step)
+            if sized is not None:
+                floor = max(quota, sized)
+                checks.append(
+                    (
+                        f"(for comparison) the same, with the null floor of `null_resource` taking as much state",
+                        f"{took:.1f} s against {floor:.1f} s (quota {quota:.2f} s, sized null {sized:.1f} s): "
+                        f"{took / floor:.2f} ×",
+                        ok and took <= 1.5 * floor,
+                    )
+                )
     return checks
 
 
@@ -1016,6 +1069,11 @@ def section(results, svg_name, lambda_read_constant):
         "Targets:",
         "",
         targets_table(targets(results, lambda_read_constant)),
+        "",
+        "The rows marked *for comparison* measure the null floor with `null_resource` whose triggers take as "
+        "much state per instance as a rotation does (30 padded triggers): Terraform serialises the whole state "
+        "as an apply or destroy goes on, so its own work grows with what each instance holds, and a "
+        "`null_resource` with one trigger holds a tenth of a rotation's attributes.",
         "",
     ]
     cpus = cpu_table(results)
@@ -1279,6 +1337,9 @@ def main(argv=None):
             if args.null_provider:
                 for count in null_sizes:
                     results["runs"].append(run_null_scenario(args, count, scratch))
+                    save(results, args.results_json)
+                for like in [r for r in rotations(results) if r.get("state_bytes")]:
+                    results["runs"].append(run_null_scenario(args, like["n"], scratch, like))
                     save(results, args.results_json)
         finally:
             save(results, args.results_json)
