@@ -425,16 +425,34 @@ async fn serve_debug<P: Provider>(provider: Arc<P>) -> Result<(), String> {
          In the shell where you run Terraform, export the line printed on stdout;\n\
          stop this process with Ctrl-C."
     );
-    announce(&format!("TF_REATTACH_PROVIDERS='{reattach}'"))?;
     // Terraform never shuts down a provider it did not start: Ctrl-C does.
-    let interrupted = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+    // Listened for before the line is printed, so that a Ctrl-C as soon as
+    // the user sees it stops the server instead of killing it.
+    let interrupted = first_interrupt();
+    announce(&format!("TF_REATTACH_PROVIDERS='{reattach}'"))?;
     super::serve(provider, listener, None, interrupted)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The first Ctrl-C from now on: the listener is registered at once, not
+/// when the future is first polled. Never, when none can be registered.
+fn first_interrupt() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let listener = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    #[cfg(windows)]
+    let listener = tokio::signal::windows::ctrl_c();
+    async move {
+        match listener {
+            Ok(mut interrupts) => {
+                if interrupts.recv().await.is_some() {
+                    return;
+                }
+            }
+            Err(e) => logging::warn("server", &format!("cannot listen for Ctrl-C: {e}")),
+        }
+        std::future::pending::<()>().await
+    }
 }
 
 /// Writes `line` to stdout and flushes it: the only stdout output ever.

@@ -377,7 +377,10 @@ fn assert_interruption_landed(run: &Run, interrupt: Interrupt, what: &str) {
                     "Plugin did not respond",
                     "plugin exited",
                     "connection refused",
-                    "Unavailable"
+                    "Unavailable",
+                    // Terraform 1.11 on the calls in flight when the plugin
+                    // died (no Ctrl-C is sent in this mode).
+                    "request was cancelled"
                 ]
                 .iter()
                 .any(|sign| output.contains(sign)),
