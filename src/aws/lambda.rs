@@ -405,7 +405,41 @@ pub async fn wait_function_updated(
 }
 
 /// The function's tags (CloudFormation tags what it creates with its stack).
+///
+/// Read with `GetFunction`, which carries them under its quota of 100
+/// requests per second, where `ListTags` draws on the 15 per second that
+/// Lambda's other control-plane calls share. `GetFunction` leaves the tags
+/// out when the caller is not allowed `lambda:ListTags` (or says it could not
+/// read them in `TagsError`): an answer without tags is then asked again of
+/// `ListTags`, whose refusal is an error, so that a missing permission never
+/// reads as a function without tags.
 pub async fn function_tags(
+    c: &Clients,
+    d: &Deadline,
+    function_arn: &str,
+) -> Result<std::collections::HashMap<String, String>, AwsError> {
+    let out = c
+        .call(d, &READ, Quota::LambdaGetFunction, || async {
+            c.lambda
+                .get_function()
+                .function_name(function_arn)
+                .send()
+                .await
+                .map_err(classify)
+        })
+        .await
+        .or_not_found()?;
+    let Some(out) = out else {
+        return Ok(Default::default());
+    };
+    match out.tags() {
+        Some(tags) if !tags.is_empty() && out.tags_error().is_none() => Ok(tags.clone()),
+        _ => listed_tags(c, d, function_arn).await,
+    }
+}
+
+/// The function's tags from `ListTags`.
+async fn listed_tags(
     c: &Clients,
     d: &Deadline,
     function_arn: &str,

@@ -506,7 +506,16 @@ async fn release_old_lambda(
             permission: Some(rec),
             ..Private::new()
         };
-        permission::undo(c, d, &by_record_only, None, Some(secret_arn), &mut only).await?;
+        permission::undo(
+            c,
+            d,
+            &by_record_only,
+            None,
+            Some(secret_arn),
+            None,
+            &mut only,
+        )
+        .await?;
         p.retiring_permission = None;
     }
     if let Some(rec) = p.retiring_role_policy.clone() {
@@ -610,8 +619,21 @@ async fn delete_steps(
             Step::DeleteStack if taken_over.is_some() => {
                 stack::retire(c, d, secret_arn.as_deref(), p).await
             }
+            // The statement on the Lambda the stack deletion removes goes
+            // with it: removing it first would only spend two of Lambda's
+            // 15 control-plane requests per second per rotation.
             Step::RemovePermission => {
-                permission::undo(c, d, prior, lambda_arn.as_deref(), secret_arn.as_deref(), p).await
+                let left_to = stack::lambda_deleted_with_stack(p).map(str::to_string);
+                permission::undo(
+                    c,
+                    d,
+                    prior,
+                    lambda_arn.as_deref(),
+                    secret_arn.as_deref(),
+                    left_to.as_deref(),
+                    p,
+                )
+                .await
             }
             Step::RemoveMasterPolicy => {
                 master_policy::undo(c, d, prior, lambda_arn.as_deref(), secret_arn.as_deref(), p)
@@ -620,7 +642,30 @@ async fn delete_steps(
             Step::RestoreVpc => {
                 vpc::undo(c, d, lambda_arn.as_deref(), secret_arn.as_deref(), p).await
             }
-            Step::DeleteStack => stack::undo(c, d, prior, secret_arn.as_deref(), p).await,
+            Step::DeleteStack => {
+                let left_to = stack::lambda_deleted_with_stack(p).map(str::to_string);
+                match stack::undo(c, d, prior, secret_arn.as_deref(), p).await {
+                    // The stack was not this resource's to delete after
+                    // all: its Lambda stays, without our statement.
+                    Ok(deleted_with) if deleted_with != left_to && left_to.is_some() => {
+                        permission::undo(
+                            c,
+                            d,
+                            prior,
+                            lambda_arn.as_deref(),
+                            secret_arn.as_deref(),
+                            None,
+                            p,
+                        )
+                        .await
+                    }
+                    Ok(_) => {
+                        p.permission = None;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             _ => Ok(()),
         };
         result.map_err(|e| StepError::aws(step, e))?;

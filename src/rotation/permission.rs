@@ -525,13 +525,15 @@ pub fn find_ours<'a>(
 /// Destroy: the recorded statement, and the one the state names. They
 /// differ when an update that moved the rotation to another Lambda failed
 /// halfway. Runs after rotation was turned off, so that a shared statement
-/// counts this secret out.
+/// counts this secret out. Statements on `left_to` (a function about to be
+/// deleted, whose policy goes with it) stay recorded and in place.
 pub async fn undo(
     c: &Clients,
     d: &Deadline,
     prior: &Rotation,
     lambda_arn: Option<&str>,
     secret_arn: Option<&str>,
+    left_to: Option<&str>,
     p: &mut Private,
 ) -> Result<(), AwsError> {
     let shared = prior.permission_scope.as_deref() == Some(SCOPE_ACCOUNT);
@@ -551,10 +553,11 @@ pub async fn undo(
             });
         }
     }
-    for rec in records {
-        remove(c, d, &rec, secret_arn.unwrap_or_default()).await?;
+    let goes_with = |rec: &PermissionRecord| left_to.is_some_and(|f| f == rec.function);
+    for rec in records.iter().filter(|rec| !goes_with(rec)) {
+        remove(c, d, rec, secret_arn.unwrap_or_default()).await?;
     }
-    p.permission = None;
+    p.permission = p.permission.take().filter(goes_with);
     Ok(())
 }
 

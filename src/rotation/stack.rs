@@ -721,25 +721,39 @@ fn baseline(st: &cfn::StackInfo, state: &Rotation) -> Option<DeployedInputs> {
     })
 }
 
-/// Destroy: the stack being replaced, then the stack.
+/// Destroy: the stack being replaced, then the stack. Returns the Lambda
+/// that went with the stack: the one its record names, when the stack
+/// deleted was the recorded one.
 pub async fn undo(
     c: &Clients,
     d: &Deadline,
     prior: &Rotation,
     secret_arn: Option<&str>,
     p: &mut Private,
-) -> Result<(), AwsError> {
+) -> Result<Option<String>, AwsError> {
     retire(c, d, secret_arn, p).await?;
-    let stack = match &p.stack {
-        Some(rec) => own_stack_ref(c, d, rec, secret_arn, p.instance.as_deref()).await?,
-        None => prior.stack_id.known().cloned(),
+    let (stack, lambda) = match &p.stack {
+        Some(rec) => (
+            own_stack_ref(c, d, rec, secret_arn, p.instance.as_deref()).await?,
+            rec.lambda_arn.clone(),
+        ),
+        None => (prior.stack_id.known().cloned(), None),
     };
-    if let Some(stack) = stack {
-        logging::debug(LOG, &format!("deleting stack {stack}"));
-        cfn::delete_stack(c, &stack, &uuid::Uuid::new_v4().to_string(), d).await?;
-    }
+    let Some(stack) = stack else {
+        p.stack = None;
+        return Ok(None);
+    };
+    logging::debug(LOG, &format!("deleting stack {stack}"));
+    cfn::delete_stack(c, &stack, &uuid::Uuid::new_v4().to_string(), d).await?;
     p.stack = None;
-    Ok(())
+    Ok(lambda)
+}
+
+/// The Lambda that destroy deletes with the stack: the recorded stack's,
+/// once known. Its resource policy goes with it, so the statement this
+/// resource put there is not removed on its own (see `apply::delete`).
+pub fn lambda_deleted_with_stack(p: &Private) -> Option<&str> {
+    p.stack.as_ref()?.lambda_arn.as_deref()
 }
 
 #[cfg(test)]

@@ -19,8 +19,9 @@ use crate::e2e::block_on;
 use crate::support::databases::Databases;
 use crate::support::engines;
 use crate::support::moto::{
-    create_enforced_user, create_rotation_lambda_for, create_secret, repo_root, DatabaseSecret,
-    Emulator, EnforcedUser, ACCOUNT_ID, ENFORCED_TAG, REGION,
+    create_enforced_user, create_existing_rotation_lambda, create_rotation_lambda_for,
+    create_secret, repo_root, DatabaseSecret, Emulator, EnforcedUser, ACCOUNT_ID, ENFORCED_TAG,
+    REGION,
 };
 use crate::support::observe::assert_nothing_left;
 use crate::support::terraform::{clients, required_providers_block, Client, Run, Workspace};
@@ -840,5 +841,104 @@ fn an_enforced_role_session_is_refused_in_each_services_shape() {
                 .is_some_and(|r| r.iter().any(|x| x == &Value::String(secret.clone()))),
             "the refusal is recorded: {refused:#}"
         );
+    });
+}
+
+/// GetFunction answers a function's tags only to a caller allowed
+/// `lambda:ListTags`, as AWS documents; the provider, reading tags through
+/// GetFunction, then asks ListTags, whose refusal names the action instead
+/// of passing for a function without tags (ownership is read from tags).
+#[test]
+fn tags_withheld_by_get_function_are_asked_of_list_tags() {
+    use rdsrot::aws::wait::Deadline;
+    use rdsrot::aws::{lambda, Clients, Endpoints};
+
+    let Some(emulator) = Emulator::try_start() else {
+        return;
+    };
+    block_on(async {
+        let admin = emulator.sdk_config();
+        let function = create_existing_rotation_lambda(&admin, "tagged-rotator").await;
+        aws_sdk_lambda::Client::new(&admin)
+            .tag_resource()
+            .resource(&function)
+            .tags("rdsrot:owner", "instance-1")
+            .send()
+            .await
+            .expect("tag the function");
+        let as_user = |user: &EnforcedUser| {
+            admin
+                .to_builder()
+                .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                    &user.access_key_id,
+                    &user.secret_access_key,
+                    None,
+                    None,
+                    "enforced-user",
+                )))
+                .build()
+        };
+        let policy = |actions: &str| {
+            format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":[{actions}],"Resource":"*"}}]}}"#
+            )
+        };
+        let reader = create_enforced_user(
+            &admin,
+            "function-reader",
+            &policy(r#""lambda:GetFunction""#),
+        )
+        .await;
+        let tag_reader = create_enforced_user(
+            &admin,
+            "tag-reader",
+            &policy(r#""lambda:GetFunction","lambda:ListTags""#),
+        )
+        .await;
+
+        // The emulator, as AWS: the call passes, the tags are left out.
+        let answer = aws_sdk_lambda::Client::new(&as_user(&reader))
+            .get_function()
+            .function_name(&function)
+            .send()
+            .await
+            .expect("GetFunction is allowed");
+        assert!(answer.configuration().is_some());
+        assert_eq!(answer.tags(), None, "tags answered without lambda:ListTags");
+        let answer = aws_sdk_lambda::Client::new(&as_user(&tag_reader))
+            .get_function()
+            .function_name(&function)
+            .send()
+            .await
+            .expect("GetFunction is allowed");
+        assert_eq!(
+            answer
+                .tags()
+                .and_then(|t| t.get("rdsrot:owner"))
+                .map(String::as_str),
+            Some("instance-1")
+        );
+
+        // The provider: the tags, or a refusal naming lambda:ListTags.
+        let deadline = || {
+            Deadline::new(
+                "test",
+                std::time::Duration::from_secs(30),
+                Default::default(),
+            )
+        };
+        let clients = Clients::new(&as_user(&tag_reader), &Endpoints::default());
+        let tags = lambda::function_tags(&clients, &deadline(), &function)
+            .await
+            .expect("the tags");
+        assert_eq!(
+            tags.get("rdsrot:owner").map(String::as_str),
+            Some("instance-1")
+        );
+        let clients = Clients::new(&as_user(&reader), &Endpoints::default());
+        let refused = lambda::function_tags(&clients, &deadline(), &function)
+            .await
+            .expect_err("tags withheld read as no tags");
+        assert!(refused.to_string().contains("lambda:ListTags"), "{refused}");
     });
 }

@@ -785,8 +785,39 @@ fn full_lifecycle(variant: Variant) {
             after_import.assert_code(0);
         }
 
+        let before_destroy = emulator.last_request();
         ws.destroy(&vars);
+        let destroy_requests = emulator.requests_after(before_destroy);
         assert_nothing_left(&emulator, &client, &fixture.secret.arn, &lambda, &role);
+        if variant != Variant::ExistingLambda {
+            // The stack deletion takes the Lambda's policy with it, and the
+            // tags come with GetFunction (100 requests per second): the
+            // destroy spends none of Lambda's 15 control-plane requests per
+            // second on a function it is about to delete.
+            let sent: Vec<String> = destroy_requests
+                .into_iter()
+                .filter(|r| !r.function)
+                .map(|r| r.call)
+                .collect();
+            let control: Vec<&String> = sent
+                .iter()
+                .filter(|c| c.starts_with("lambda:") && !c.starts_with("lambda:GetFunction"))
+                .filter(|c| *c != "lambda:GetPolicy")
+                .collect();
+            assert!(
+                control.is_empty(),
+                "{client}: the destroy sent Lambda control-plane calls: {control:?}; all: {sent:?}"
+            );
+            let policy_reads = sent.iter().filter(|c| *c == "lambda:GetPolicy").count();
+            assert!(
+                policy_reads <= 1,
+                "{client}: only the destroy's refresh reads the policy: {sent:?}"
+            );
+            assert!(
+                sent.iter().any(|c| c == "cloudformation:DeleteStack"),
+                "{client}: {sent:?}"
+            );
+        }
         if variant == Variant::ExistingLambda {
             block_on(
                 emulator

@@ -800,8 +800,9 @@ const FIRST_CALL_OF_STEP: [(Step, &str, &str, u64); 6] = [
         "CreateCloudFormationChangeSet",
         0,
     ),
-    // The plan looks up whether a function already has the stack's name.
-    (Step::ReadLambda, "lambda", "GetFunction", 1),
+    // The plan looks up whether a function already has the stack's name,
+    // and the deployment reads the new function's tags (its owner mark).
+    (Step::ReadLambda, "lambda", "GetFunction", 2),
     (Step::AddPermission, "lambda", "GetPolicy", 0),
     (Step::GrantMasterSecret, "iam", "GetRolePolicy", 0),
     (Step::TurnOnRotation, "secretsmanager", "RotateSecret", 0),

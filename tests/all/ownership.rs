@@ -283,6 +283,92 @@ async fn destroy_by_name_leaves_a_stack_this_instance_did_not_create() {
     assert!(live_stacks(&em).await.is_empty());
 }
 
+/// A recorded stack that is not this instance's is left with its Lambda,
+/// and the statement this resource put on that Lambda is then removed on
+/// its own: only a stack destroy deletes carries the statement away.
+#[tokio::test]
+async fn a_statement_on_a_stack_left_in_place_is_still_removed() {
+    let em = emulator_or_skip!();
+    let p = provider(&em);
+    let sm = em.secretsmanager();
+    let theirs = create_database_secret(&sm, "kept/theirs", "mysql", None).await;
+    let ours = create_database_secret(&sm, "kept/ours", "mysql", None).await;
+    let t = apply_ok(
+        &p,
+        &config(&theirs.arn, |c| {
+            c.rotation_type = Attr::Known("generic".into())
+        }),
+        &none(),
+    )
+    .await;
+    let applied = Rotation::from_value(&t.state);
+    let function_name = applied
+        .function_name
+        .known()
+        .cloned()
+        .expect("a function name");
+    let lambda = applied
+        .rotation_lambda_arn
+        .known()
+        .cloned()
+        .expect("the stack's Lambda");
+    em.lambda()
+        .add_permission()
+        .function_name(&lambda)
+        .statement_id("rdsrot-kept-ours")
+        .action("lambda:InvokeFunction")
+        .principal("secretsmanager.amazonaws.com")
+        .source_arn(&ours.arn)
+        .send()
+        .await
+        .expect("our statement on their Lambda");
+    // Unmarked: a Lambda another instance marked was handed over to it,
+    // with the statements on it (see `a_replacement_created_before…`).
+    em.lambda()
+        .untag_resource()
+        .resource(&lambda)
+        .tag_keys("rdsrot:owner")
+        .send()
+        .await
+        .expect("untag");
+    let stacks = live_stacks(&em).await;
+
+    let interrupted = Tracked {
+        state: Rotation {
+            id: Attr::Known(ours.arn.clone()),
+            secret_id: Attr::Known(ours.arn.clone()),
+            secret_arn: Attr::Known(ours.arn.clone()),
+            rotation_type: Attr::Known("generic".into()),
+            function_name: Attr::Known(function_name.clone()),
+            ..Default::default()
+        }
+        .to_value(),
+        private: serde_json::json!({
+            "v": 1,
+            "instance": "another-instance",
+            "stack": {"name": function_name, "lambda_arn": lambda},
+            "permission": {"function": lambda, "sid": "rdsrot-kept-ours"},
+        })
+        .to_string()
+        .into_bytes(),
+    };
+    destroy(&p, &interrupted).await;
+    assert_eq!(live_stacks(&em).await, stacks, "their stack was deleted");
+    assert!(
+        statements_for_secret(&em, &lambda, &ours.arn)
+            .await
+            .is_empty(),
+        "our statement stayed on the Lambda of a stack left in place"
+    );
+    assert_eq!(
+        statements_for_secret(&em, &lambda, &theirs.arn).await.len(),
+        1,
+        "their own statement is theirs to remove"
+    );
+    destroy(&p, &t).await;
+    assert!(live_stacks(&em).await.is_empty());
+}
+
 /// The diagnostics of planning `config` over `prior`.
 async fn plan_diagnostics(p: &RdsrotProvider, config: &Value, prior: &Tracked) -> Diagnostics {
     p.plan_resource_change(PlanRequest {

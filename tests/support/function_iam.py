@@ -570,12 +570,47 @@ class FunctionIam:
         refused = _first_refusal(principal, contexts)
         if refused is None:
             answered = act_as_caller(principal, name, environ, start_response)
-            return answered if answered is not None else self.app(environ, start_response)
+            if answered is not None:
+                return answered
+            if context.action == "lambda:GetFunction" and not _may_list_tags(principal, context):
+                return _without_tags(self.app, environ, start_response)
+            return self.app(environ, start_response)
         _, message = refused
         LOG.info("iam: %s", message)
         status, headers, body = _denial(name, message)
         start_response(status, headers + [("Content-Length", str(len(body)))])
         return [body]
+
+
+def _may_list_tags(principal, context):
+    """GetFunction answers a function's tags only to a caller its policies
+    allow `lambda:ListTags` on the function (AWS's GetFunction reference:
+    "Lambda returns tag data only if you have explicit allow permissions
+    for lambda:ListTags"); the call itself is not refused."""
+    tags_context = RequestContext("lambda:ListTags", context.resource, dict(context.keys))
+    decision = evaluate(principal.documents(), tags_context.action, tags_context.resource, tags_context)
+    _record(principal, tags_context.action, tags_context.resource, decision)
+    return decision == "allow"
+
+
+def _without_tags(app, environ, start_response):
+    """Runs GetFunction and takes `Tags` out of a successful answer."""
+    answered = {}
+
+    def keep(status, headers, exc_info=None):
+        answered["status"], answered["headers"] = status, headers
+        return lambda data: None
+
+    body = b"".join(app(environ, keep))
+    status, headers = answered["status"], answered["headers"]
+    if status.startswith("200"):
+        document = json.loads(body or b"{}")
+        document.pop("Tags", None)
+        body = json.dumps(document).encode()
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+    start_response(status, headers)
+    return [body]
 
 
 # --------------------------------------------------------------------------
