@@ -383,6 +383,39 @@ def cpu_seconds(pid):
         return None
 
 
+def tree_cpu_seconds(root):
+    """CPU time of `root` and every process below it so far: each live one's
+    own, plus what the children each has waited for used (cutime and
+    cstime), so that short-lived processes (the rotation functions' runs,
+    the database's connections) still count once they are gone."""
+    total = 0.0
+    for pid in {root} | descendants(root):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15]) / CLOCK_TICKS
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+class StandInCpu:
+    """CPU used by what stands in for AWS during one command: the emulator
+    with the rotation functions it runs, and the database they rotate."""
+
+    def __init__(self, emulator, database):
+        self.roots = {"emulator": emulator.process.pid}
+        if database is not None:
+            self.roots["database"] = database.process.pid
+        self.before = {}
+
+    def start(self):
+        self.before = {name: tree_cpu_seconds(pid) for name, pid in self.roots.items()}
+
+    def used(self):
+        return {name: tree_cpu_seconds(pid) - self.before[name] for name, pid in self.roots.items()}
+
+
 def is_provider(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
@@ -628,6 +661,7 @@ def run_rotation_scenario(args, kind, count, scratch):
         secrets, functions = create_fixtures(emulator, count, args.lambdas if kind == "existing" else 0, database)
         log(f"{label}: {len(secrets)} secrets and {len(functions)} Lambdas made")
         rotation_config(workdir, kind, secrets, functions)
+        stand_in = StandInCpu(emulator, database)
         cli_config = os.path.join(workdir, "terraform.rc")
         dev_overrides_config(cli_config, os.path.dirname(os.path.abspath(args.provider)))
         terraform = Terraform(args.terraform, workdir, cli_config, emulator.aws_env())
@@ -635,9 +669,9 @@ def run_rotation_scenario(args, kind, count, scratch):
             emulator.set_quota_scale(args.quota_scale)
             emulator.reset_counts()
             log(f"{label}: terraform apply")
-            emulator_cpu_before = cpu_seconds(emulator.process.pid) or 0.0
+            stand_in.start()
             code, output, seconds, peak = terraform.run("apply", "-auto-approve")
-            emulator_cpu = (cpu_seconds(emulator.process.pid) or 0.0) - emulator_cpu_before
+            stand_in_cpu = stand_in.used()
             if code != 0:
                 raise BenchError(f"{label}: apply exited {code}:\n{output[-4000:]}")
             apply_calls = seen_counts(emulator.control("GET", "faults"))
@@ -647,7 +681,7 @@ def run_rotation_scenario(args, kind, count, scratch):
                 apply_calls=apply_calls,
                 apply_floor_seconds=quota_floor(apply_calls)[0],
                 apply_throttled=throttled_counts(emulator.control("GET", "quotas")),
-                apply_cpu_seconds={**terraform.last_cpu, "emulator": emulator_cpu},
+                apply_cpu_seconds={**terraform.last_cpu, **stand_in_cpu},
             )
             result["state_bytes"] = state_bytes(workdir)
             log(f"{label}: applied in {seconds:.1f} s")
@@ -656,9 +690,9 @@ def run_rotation_scenario(args, kind, count, scratch):
             emulator.set_quota_scale(args.quota_scale)
             emulator.reset_counts()
             log(f"{label}: terraform plan -detailed-exitcode")
-            emulator_cpu_before = cpu_seconds(emulator.process.pid) or 0.0
+            stand_in.start()
             code, output, seconds, peak = terraform.run("plan", "-detailed-exitcode")
-            emulator_cpu = (cpu_seconds(emulator.process.pid) or 0.0) - emulator_cpu_before
+            stand_in_cpu = stand_in.used()
             calls = seen_counts(emulator.control("GET", "faults"))
             throttled = throttled_counts(emulator.control("GET", "quotas"))
             floor, slowest = quota_floor(calls)
@@ -672,7 +706,7 @@ def run_rotation_scenario(args, kind, count, scratch):
                 plan_throttle_surfaced=surfaced,
                 plan_floor_seconds=floor,
                 plan_floor_class=slowest,
-                plan_cpu_seconds={**terraform.last_cpu, "emulator": emulator_cpu},
+                plan_cpu_seconds={**terraform.last_cpu, **stand_in_cpu},
             )
             if code != 0:
                 result["plan_output_tail"] = output[-4000:]
@@ -681,9 +715,9 @@ def run_rotation_scenario(args, kind, count, scratch):
             emulator.set_quota_scale(args.quota_scale)
             emulator.reset_counts()
             log(f"{label}: terraform destroy")
-            emulator_cpu_before = cpu_seconds(emulator.process.pid) or 0.0
+            stand_in.start()
             code, output, seconds, peak = terraform.run("destroy", "-auto-approve")
-            emulator_cpu = (cpu_seconds(emulator.process.pid) or 0.0) - emulator_cpu_before
+            stand_in_cpu = stand_in.used()
             calls = seen_counts(emulator.control("GET", "faults"))
             result.update(
                 destroy_seconds=seconds,
@@ -691,7 +725,7 @@ def run_rotation_scenario(args, kind, count, scratch):
                 destroy_calls=calls,
                 destroy_floor_seconds=quota_floor(calls)[0],
                 destroy_throttled=throttled_counts(emulator.control("GET", "quotas")),
-                destroy_cpu_seconds={**terraform.last_cpu, "emulator": emulator_cpu},
+                destroy_cpu_seconds={**terraform.last_cpu, **stand_in_cpu},
             )
             if code != 0:
                 result["destroy_output_tail"] = output[-4000:]
@@ -879,8 +913,9 @@ def summary_table(results):
 
 def cpu_table(results):
     lines = [
-        "| rotations | N | command | took (s) | Terraform CPU (s) | provider CPU (s) | emulator CPU (s) |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        "| rotations | N | command | took (s) | Terraform CPU (s) | provider CPU (s) | emulator CPU (s) "
+        "| database CPU (s) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
     ]
     kinds = {"existing": "existing Lambda", "template": "template", "null": "`null_resource`"}
     for r in results["runs"]:
@@ -893,7 +928,7 @@ def cpu_table(results):
             providers = None if r["kind"].startswith("null") else cpu["providers"]
             lines.append(
                 f"| {kind} | {r['n']} | {step} | {fmt(r[f'{step}_seconds'])} | {fmt(cpu['terraform'])} "
-                f"| {fmt(providers)} | {fmt(cpu.get('emulator'))} |"
+                f"| {fmt(providers)} | {fmt(cpu.get('emulator'))} | {fmt(cpu.get('database'))} |"
             )
     return "\n".join(lines) if len(lines) > 2 else ""
 
@@ -1080,7 +1115,9 @@ def section(results, svg_name, lambda_read_constant):
     if cpus:
         lines += [
             "Where each command's time goes: CPU seconds during it of Terraform itself, of the provider processes "
-            "and of the emulator (moto and its layers, one Python process), on the same cores; the "
+            "and of what stands in for AWS: the emulator (moto and its layers, with the processes that run "
+            "the rotation functions' code) and the PostgreSQL server the template rotations rotate, all on "
+            "the same cores; the "
             "`null_resource` rows are the null floor's own commands, whose Terraform column includes the null "
             "provider:",
             "",

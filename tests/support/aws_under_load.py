@@ -534,7 +534,9 @@ class RequestLog:
     that answered it (`throttle`, `server_error`, `unavailable`,
     `reset_before`), `quota` for an empty bucket, or the status moto gave
     (`reset_after` when that answer was then dropped). `function` marks the
-    calls a rotation function made with its role's credentials.
+    calls a rotation function made with its role's credentials. `at` is
+    when the request arrived and `took` how long its answer took, in seconds
+    (from the layer's start): where the time of a run goes.
     """
 
     KEEP = 50000
@@ -543,17 +545,25 @@ class RequestLog:
         self._lock = threading.Lock()
         self._entries = collections.deque(maxlen=self.KEEP)
         self._last = 0
+        self._start = time.monotonic()
 
     def arrived(self, name, function):
         with self._lock:
             self._last += 1
-            entry = {"n": self._last, "call": name.key, "function": function, "answer": None}
+            entry = {
+                "n": self._last,
+                "call": name.key,
+                "function": function,
+                "answer": None,
+                "at": round(time.monotonic() - self._start, 4),
+            }
             self._entries.append(entry)
             return entry
 
     def answered(self, entry, answer):
         with self._lock:
             entry["answer"] = answer
+            entry["took"] = round(time.monotonic() - self._start - entry["at"], 4)
 
     def report(self, after=0):
         with self._lock:
