@@ -35,20 +35,28 @@ pub async fn find_function_configuration(
     c.reads
         .functions
         .get_or_fetch(d, &key, || async {
-            let out = c
-                .call(d, &READ, Quota::LambdaGetFunction, || async {
-                    c.lambda
-                        .get_function()
-                        .function_name(function)
-                        .send()
-                        .await
-                        .map_err(classify)
-                })
-                .await
-                .or_not_found()?;
+            let out = get_function(c, d, function).await.or_not_found()?;
             Ok(out.and_then(|o| o.configuration).map(|f| function_info(&f)))
         })
         .await
+}
+
+/// `GetFunction`: the configuration, the tags and the code's location,
+/// under its own quota of 100 requests per second.
+async fn get_function(
+    c: &Clients,
+    d: &Deadline,
+    function: &str,
+) -> Result<aws_sdk_lambda::operation::get_function::GetFunctionOutput, AwsError> {
+    c.call(d, &READ, Quota::LambdaGetFunction, || async {
+        c.lambda
+            .get_function()
+            .function_name(function)
+            .send()
+            .await
+            .map_err(classify)
+    })
+    .await
 }
 
 fn function_info(f: &aws_sdk_lambda::types::FunctionConfiguration) -> FunctionInfo {
@@ -369,16 +377,7 @@ pub async fn wait_function_updated(
     );
     // GetFunction carries the update status under the larger quota.
     poll_until(deadline, || async {
-        let out = c
-            .call(deadline, &READ, Quota::LambdaGetFunction, || async {
-                c.lambda
-                    .get_function()
-                    .function_name(function)
-                    .send()
-                    .await
-                    .map_err(classify)
-            })
-            .await?;
+        let out = get_function(c, deadline, function).await?;
         let Some(f) = out.configuration() else {
             return Ok(Poll::Ready(()));
         };
@@ -418,18 +417,7 @@ pub async fn function_tags(
     d: &Deadline,
     function_arn: &str,
 ) -> Result<std::collections::HashMap<String, String>, AwsError> {
-    let out = c
-        .call(d, &READ, Quota::LambdaGetFunction, || async {
-            c.lambda
-                .get_function()
-                .function_name(function_arn)
-                .send()
-                .await
-                .map_err(classify)
-        })
-        .await
-        .or_not_found()?;
-    let Some(out) = out else {
+    let Some(out) = get_function(c, d, function_arn).await.or_not_found()? else {
         return Ok(Default::default());
     };
     match out.tags() {

@@ -701,6 +701,25 @@ fn each_statement_of_the_documented_policy_is_needed() {
 // The enforcement itself
 // ---------------------------------------------------------------------------
 
+/// `config` with its requests signed by these keys instead.
+fn signed_as(
+    config: &aws_config::SdkConfig,
+    access_key_id: &str,
+    secret_access_key: &str,
+    session_token: Option<&str>,
+) -> aws_config::SdkConfig {
+    config
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            access_key_id,
+            secret_access_key,
+            session_token.map(str::to_owned),
+            None,
+            "enforced",
+        )))
+        .build()
+}
+
 /// HTTP status, error code and message of a refused call.
 fn refusal<E: ProvideErrorMetadata>(error: SdkError<E>) -> (u16, String, String) {
     let status = error.raw_response().map(|r| r.status().as_u16());
@@ -758,16 +777,12 @@ fn an_enforced_role_session_is_refused_in_each_services_shape() {
         let keys = assumed
             .credentials()
             .expect("AssumeRole answers credentials");
-        let session = admin
-            .to_builder()
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                keys.access_key_id(),
-                keys.secret_access_key(),
-                Some(keys.session_token().to_owned()),
-                None,
-                "enforced-session",
-            )))
-            .build();
+        let session = signed_as(
+            &admin,
+            keys.access_key_id(),
+            keys.secret_access_key(),
+            Some(keys.session_token()),
+        );
         let who = format!("User: arn:aws:sts::{ACCOUNT_ID}:assumed-role/auditor/audit-run is not authorized to perform:");
 
         aws_sdk_secretsmanager::Client::new(&session)
@@ -867,16 +882,7 @@ fn tags_withheld_by_get_function_are_asked_of_list_tags() {
             .await
             .expect("tag the function");
         let as_user = |user: &EnforcedUser| {
-            admin
-                .to_builder()
-                .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                    &user.access_key_id,
-                    &user.secret_access_key,
-                    None,
-                    None,
-                    "enforced-user",
-                )))
-                .build()
+            signed_as(&admin, &user.access_key_id, &user.secret_access_key, None)
         };
         let policy = |actions: &str| {
             format!(

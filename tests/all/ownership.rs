@@ -16,7 +16,9 @@ use crate::lifecycle::{
     provider_without_retries, read, Tracked,
 };
 use crate::support::faults::{Fault, FaultRule};
-use crate::support::moto::{create_database_secret, create_existing_rotation_lambda, Emulator};
+use crate::support::moto::{
+    create_database_secret, create_existing_rotation_lambda, DatabaseSecret, Emulator,
+};
 use crate::support::observe::{live_stacks, look, our_role_policies, statements_for_secret};
 use crate::support::terraform::{clients, required_providers_block, Workspace};
 
@@ -229,6 +231,57 @@ async fn destroy_of_a_rotation_that_is_off_leaves_a_staged_pending_value() {
     );
 }
 
+/// Another secret's `generic` rotation, deployed by another resource: its
+/// secret, the secret of ours, its state and its Lambda's name.
+struct TheirStack {
+    theirs: DatabaseSecret,
+    ours: DatabaseSecret,
+    tracked: Tracked,
+    function_name: String,
+}
+
+async fn their_stack(em: &Emulator, p: &RdsrotProvider, prefix: &str) -> TheirStack {
+    let sm = em.secretsmanager();
+    let theirs = create_database_secret(&sm, &format!("{prefix}/theirs"), "mysql", None).await;
+    let ours = create_database_secret(&sm, &format!("{prefix}/ours"), "mysql", None).await;
+    let tracked = apply_ok(
+        p,
+        &config(&theirs.arn, |c| {
+            c.rotation_type = Attr::Known("generic".into())
+        }),
+        &none(),
+    )
+    .await;
+    let function_name = Rotation::from_value(&tracked.state)
+        .function_name
+        .known()
+        .cloned()
+        .expect("a function name");
+    TheirStack {
+        theirs,
+        ours,
+        tracked,
+        function_name,
+    }
+}
+
+/// Our rotation of `secret` as an interrupted create left it, with the
+/// private record `private` (whose instance is another than theirs).
+fn interrupted(secret: &str, function_name: &str, private: serde_json::Value) -> Tracked {
+    Tracked {
+        state: Rotation {
+            id: Attr::Known(secret.into()),
+            secret_id: Attr::Known(secret.into()),
+            secret_arn: Attr::Known(secret.into()),
+            rotation_type: Attr::Known("generic".into()),
+            function_name: Attr::Known(function_name.into()),
+            ..Default::default()
+        }
+        .to_value(),
+        private: private.to_string().into_bytes(),
+    }
+}
+
 /// A record of a stack known only by its name (its creation's answer never
 /// came) deletes no stack of that name that this instance did not create:
 /// here one another resource deployed for another secret.
@@ -236,78 +289,38 @@ async fn destroy_of_a_rotation_that_is_off_leaves_a_staged_pending_value() {
 async fn destroy_by_name_leaves_a_stack_this_instance_did_not_create() {
     let em = emulator_or_skip!();
     let p = provider(&em);
-    let sm = em.secretsmanager();
-    let theirs = create_database_secret(&sm, "name/theirs", "mysql", None).await;
-    let ours = create_database_secret(&sm, "name/ours", "mysql", None).await;
-    let t = apply_ok(
-        &p,
-        &config(&theirs.arn, |c| {
-            c.rotation_type = Attr::Known("generic".into())
-        }),
-        &none(),
-    )
-    .await;
-    let function_name = Rotation::from_value(&t.state)
-        .function_name
-        .known()
-        .cloned()
-        .expect("a function name");
+    let them = their_stack(&em, &p, "name").await;
     let stacks = live_stacks(&em).await;
     assert_eq!(stacks.len(), 1, "{stacks:?}");
 
-    let interrupted = Tracked {
-        state: Rotation {
-            id: Attr::Known(ours.arn.clone()),
-            secret_id: Attr::Known(ours.arn.clone()),
-            secret_arn: Attr::Known(ours.arn.clone()),
-            rotation_type: Attr::Known("generic".into()),
-            function_name: Attr::Known(function_name.clone()),
-            ..Default::default()
-        }
-        .to_value(),
-        private: serde_json::json!({
+    let ours = interrupted(
+        &them.ours.arn,
+        &them.function_name,
+        serde_json::json!({
             "v": 1,
             "instance": "another-instance",
-            "stack": {"name": function_name},
-        })
-        .to_string()
-        .into_bytes(),
-    };
-    destroy(&p, &interrupted).await;
+            "stack": {"name": them.function_name},
+        }),
+    );
+    destroy(&p, &ours).await;
     assert_eq!(
         live_stacks(&em).await,
         stacks,
         "a stack this instance did not create was deleted by its name"
     );
-    destroy(&p, &t).await;
+    destroy(&p, &them.tracked).await;
     assert!(live_stacks(&em).await.is_empty());
 }
 
 /// A recorded stack that is not this instance's is left with its Lambda,
 /// and the statement this resource put on that Lambda is then removed on
-/// its own: only a stack destroy deletes carries the statement away.
+/// its own: only a stack that destroy deletes carries the statement away.
 #[tokio::test]
 async fn a_statement_on_a_stack_left_in_place_is_still_removed() {
     let em = emulator_or_skip!();
     let p = provider(&em);
-    let sm = em.secretsmanager();
-    let theirs = create_database_secret(&sm, "kept/theirs", "mysql", None).await;
-    let ours = create_database_secret(&sm, "kept/ours", "mysql", None).await;
-    let t = apply_ok(
-        &p,
-        &config(&theirs.arn, |c| {
-            c.rotation_type = Attr::Known("generic".into())
-        }),
-        &none(),
-    )
-    .await;
-    let applied = Rotation::from_value(&t.state);
-    let function_name = applied
-        .function_name
-        .known()
-        .cloned()
-        .expect("a function name");
-    let lambda = applied
+    let them = their_stack(&em, &p, "kept").await;
+    let lambda = Rotation::from_value(&them.tracked.state)
         .rotation_lambda_arn
         .known()
         .cloned()
@@ -318,7 +331,7 @@ async fn a_statement_on_a_stack_left_in_place_is_still_removed() {
         .statement_id("rdsrot-kept-ours")
         .action("lambda:InvokeFunction")
         .principal("secretsmanager.amazonaws.com")
-        .source_arn(&ours.arn)
+        .source_arn(&them.ours.arn)
         .send()
         .await
         .expect("our statement on their Lambda");
@@ -333,39 +346,32 @@ async fn a_statement_on_a_stack_left_in_place_is_still_removed() {
         .expect("untag");
     let stacks = live_stacks(&em).await;
 
-    let interrupted = Tracked {
-        state: Rotation {
-            id: Attr::Known(ours.arn.clone()),
-            secret_id: Attr::Known(ours.arn.clone()),
-            secret_arn: Attr::Known(ours.arn.clone()),
-            rotation_type: Attr::Known("generic".into()),
-            function_name: Attr::Known(function_name.clone()),
-            ..Default::default()
-        }
-        .to_value(),
-        private: serde_json::json!({
+    let ours = interrupted(
+        &them.ours.arn,
+        &them.function_name,
+        serde_json::json!({
             "v": 1,
             "instance": "another-instance",
-            "stack": {"name": function_name, "lambda_arn": lambda},
+            "stack": {"name": them.function_name, "lambda_arn": lambda},
             "permission": {"function": lambda, "sid": "rdsrot-kept-ours"},
-        })
-        .to_string()
-        .into_bytes(),
-    };
-    destroy(&p, &interrupted).await;
+        }),
+    );
+    destroy(&p, &ours).await;
     assert_eq!(live_stacks(&em).await, stacks, "their stack was deleted");
     assert!(
-        statements_for_secret(&em, &lambda, &ours.arn)
+        statements_for_secret(&em, &lambda, &them.ours.arn)
             .await
             .is_empty(),
         "our statement stayed on the Lambda of a stack left in place"
     );
     assert_eq!(
-        statements_for_secret(&em, &lambda, &theirs.arn).await.len(),
+        statements_for_secret(&em, &lambda, &them.theirs.arn)
+            .await
+            .len(),
         1,
         "their own statement is theirs to remove"
     );
-    destroy(&p, &t).await;
+    destroy(&p, &them.tracked).await;
     assert!(live_stacks(&em).await.is_empty());
 }
 
