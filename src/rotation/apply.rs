@@ -222,6 +222,14 @@ pub struct Outcome {
     pub state: Rotation,
     pub private: Private,
     pub error: Option<StepError>,
+    /// What the user should know of an apply that did not fail.
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub summary: String,
+    pub detail: String,
 }
 
 /// The pre-flight check of the secret, run before the first step of a
@@ -264,12 +272,14 @@ pub async fn converge(
     }
     // Boxed: the steps' futures together are large, and polling them inline
     // would put all of it on the caller's stack.
+    let mut warnings = Vec::new();
     let result = Box::pin(converge_steps(
         c,
         planned,
         prior,
         &mut state,
         &mut private,
+        &mut warnings,
         d,
     ))
     .await;
@@ -277,6 +287,7 @@ pub async fn converge(
         state: settle(state),
         private,
         error: result.err(),
+        warnings,
     }
 }
 
@@ -286,6 +297,7 @@ async fn converge_steps(
     prior: Option<&Rotation>,
     s: &mut Rotation,
     p: &mut Private,
+    warnings: &mut Vec<Warning>,
     d: &Deadline,
 ) -> Result<(), StepError> {
     let fail = |step: Step, e: AwsError| StepError::aws(step, e).at(step.blamed_attribute(planned));
@@ -428,8 +440,19 @@ async fn converge_steps(
         (Some(started), Some(bound)) => {
             s.rotation_verified = Attr::Known(false);
             match verify::wait(c, d, started, bound).await {
-                Ok(()) if records => s.rotation_verified = Attr::Known(true),
-                Ok(()) => s.rotation_verified = planned.rotation_verified.clone(),
+                Ok(verify::Verified::Passed) if records => s.rotation_verified = Attr::Known(true),
+                Ok(verify::Verified::Passed) => {
+                    s.rotation_verified = planned.rotation_verified.clone()
+                }
+                // Neither a pass nor a failure: nothing is known of it.
+                Ok(verify::Verified::Unconfirmed { summary, detail }) => {
+                    s.rotation_verified = if records {
+                        Attr::Null
+                    } else {
+                        planned.rotation_verified.clone()
+                    };
+                    warnings.push(Warning { summary, detail });
+                }
                 Err(Ok(failure)) => {
                     let mut e =
                         StepError::said(step, failure.detail).at(step.blamed_attribute(planned));

@@ -297,6 +297,10 @@ impl Resource for RotationResource {
             };
         }
         let outcome = apply::converge(&clients, &planned, prior.as_ref(), private, &deadline).await;
+        let mut checked = checked;
+        for w in &outcome.warnings {
+            checked.push(Diagnostic::warning(w.summary.clone(), w.detail.clone()));
+        }
         let Some(err) = outcome.error else {
             return ApplyResponse {
                 new_state: outcome.state.to_value(),

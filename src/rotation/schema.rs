@@ -151,7 +151,8 @@ in AWS. Defaults to `5m`.",
             Type::Bool,
             "Whether the last rotation an apply started was seen to finish: `true`; `false` when \
 it failed or did not finish within `wait_for_rotation_timeout` (the next apply retries it, \
-without redeploying what is in place); null when no apply waited for one.",
+without redeploying what is in place); null when no apply waited for one, or when the \
+function's log, the only judge of a `rotate_immediately = false` test run, could not be read.",
         ),
         Attribute::optional_computed(
             "enabled",

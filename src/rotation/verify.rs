@@ -102,6 +102,19 @@ pub struct Failure {
     pub detail: String,
 }
 
+/// A rotation the wait saw finish without a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    Passed,
+    /// A test run (`rotate_immediately = false`), whose result only the
+    /// function's log holds, and the log could not be read: explained as a
+    /// warning, since neither a pass nor a failure can be reported.
+    Unconfirmed {
+        summary: String,
+        detail: String,
+    },
+}
+
 /// Waits for `started` to finish. `Err(Ok(failure))` when it did not within
 /// `bound`; `Err(Err(e))` when waiting itself failed (a stop, the
 /// operation's own timeout, a call that kept failing).
@@ -110,7 +123,7 @@ pub async fn wait(
     d: &Deadline,
     started: &Started,
     bound: Duration,
-) -> Result<(), Result<Failure, AwsError>> {
+) -> Result<Verified, Result<Failure, AwsError>> {
     let window = d.within("waiting for the rotation to finish", bound);
     // Secrets Manager runs the steps after `RotateSecret` has answered, so
     // the first look waits a little; a warm function's test run takes tens
@@ -139,16 +152,36 @@ pub async fn wait(
     if seen == Seen::Finished && started.immediately {
         // The labels said it: no log read (at fleet scale, FilterLogEvents'
         // 5 requests per second would be the bottleneck).
-        return Ok(());
+        return Ok(Verified::Passed);
     }
     let errors = read_errors(c, d, started).await;
     match seen {
         // The labels cannot say whether testSecret passed: its error line can.
         Seen::Finished => match &errors {
             Ok(lines) if !lines.is_empty() => Err(Ok(explain(started, bound, seen, &errors))),
-            _ => Ok(()),
+            Ok(_) => Ok(Verified::Passed),
+            Err(e) => Ok(unconfirmed(started, e)),
         },
         _ => Err(Ok(explain(started, bound, seen, &errors))),
+    }
+}
+
+/// Why a test run's result is not known: its log could not be read.
+fn unconfirmed(started: &Started, e: &AwsError) -> Verified {
+    let group = function_name(&started.lambda_arn)
+        .map(logs::function_log_group)
+        .unwrap_or_else(|| "the function's log group".into());
+    Verified::Unconfirmed {
+        summary: "Rotation test not confirmed".into(),
+        detail: format!(
+            "With `rotate_immediately = false`, Secrets Manager ran the rotation function's test \
+(`testSecret`) for {} and then removed its AWSPENDING label, which it does whether the test passed \
+or failed: only the function's log says which, and reading {group} failed: {}. \
+`rotation_verified` is left unset. Allow `logs:FilterLogEvents` on the function's log group (see \
+the provider's IAM permissions), or look for an error in that log yourself.",
+            started.secret_arn,
+            first_line(&e.to_string()),
+        ),
     }
 }
 

@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::e2e::block_on;
 use crate::support::databases::Databases;
 use crate::support::engines;
+use crate::support::faults::{Fault, FaultRule};
 use crate::support::moto::{
     create_database_secret, create_rotation_lambda, create_rotation_lambda_for, create_secret,
     distinctive_password, rds_secret_json, DatabaseSecret, Emulator,
@@ -1088,5 +1089,85 @@ fn test_runs_on_a_shared_lambda_are_judged_each_by_its_own_log_lines() {
             secret.name
         );
     }
+    ws.assert_no_leaks();
+}
+
+/// With `rotate_immediately = false` only the function's log tells a failed
+/// test from a passed one: when the log cannot be read, the apply neither
+/// fails nor claims the test passed. It warns, naming the log group and the
+/// permission, and leaves `rotation_verified` unset.
+#[test]
+fn a_test_run_whose_log_cannot_be_read_is_not_reported_as_passed() {
+    let Some(client) = newest_client() else {
+        return;
+    };
+    let Some(emulator) = Emulator::try_start() else {
+        return;
+    };
+    let Some(_) = Databases::try_shared() else {
+        return;
+    };
+    let sm = emulator.secretsmanager();
+    let (secret, lambda) = block_on(async {
+        let secret = create_database_secret(&sm, "rot/unread-test", "postgres", None).await;
+        // The test sign-in fails: a failure only the log holds.
+        let mut wrong = value_at(&emulator, &secret.arn, "AWSCURRENT").await;
+        wrong["password"] = Value::from(distinctive_password("unread-test-wrong"));
+        sm.put_secret_value()
+            .secret_id(&secret.arn)
+            .secret_string(wrong.to_string())
+            .version_stages("AWSCURRENT")
+            .send()
+            .await
+            .expect("put the wrong password");
+        let lambda = create_rotation_lambda(
+            &emulator.sdk_config(),
+            "unread-test-rotation",
+            "postgresql_single_user",
+        )
+        .await;
+        (secret, lambda)
+    });
+    let settings = format!(
+        "  rotation_lambda_arn = \"{lambda}\"\n  rotate_immediately = false\n  wait_for_rotation_timeout = \"60s\"\n"
+    );
+    let mut ws = Workspace::new(&client).with_emulator(&emulator);
+    ws.forbid(&secret.password);
+    ws.write(
+        "main.tf",
+        &configuration(&rotation_block("unread", &secret.arn, &settings)),
+    );
+    emulator.set_faults(
+        3,
+        &[FaultRule::on("logs", "FilterLogEvents", Fault::ServerError).times(1_000)],
+    );
+    let applied = ws.terraform(&["apply", "-auto-approve", "-input=false", "-no-color"]);
+    emulator.clear_faults();
+    applied.assert_code(0);
+    let output = squashed(&applied.output());
+    assert_says(
+        &output,
+        "Warning: Rotation test not confirmed",
+        &format!("{client}"),
+    );
+    assert_says(
+        &output,
+        "/aws/lambda/unread-test-rotation",
+        &format!("{client}"),
+    );
+    assert_says(&output, "logs:FilterLogEvents", &format!("{client}"));
+    let values = ws.resource_values("rdsrot_rotation.unread");
+    assert_eq!(
+        values["rotation_verified"],
+        Value::Null,
+        "{client}: a test nobody could read is not verified: {values:#}"
+    );
+    // The test did fail: the log the apply could not read says so.
+    let errors = block_on(function_errors(&emulator, &lambda));
+    assert!(
+        errors.iter().any(|line| line.contains(&secret.arn)),
+        "{client}: the function logged the failure: {errors:?}"
+    );
+    ws.destroy(&[]);
     ws.assert_no_leaks();
 }
