@@ -626,6 +626,24 @@ failure: more than the 20 s wait and a margin"
     eprintln!("{client}: failed apply {failed_took:?}, converging apply {converged_took:?}");
 }
 
+/// A PostgreSQL secret whose current password the database no longer
+/// takes: a rotation's test sign-in fails, and the function's error line
+/// names the secret.
+async fn secret_the_database_refuses(emulator: &Emulator, name: &str) -> DatabaseSecret {
+    let sm = emulator.secretsmanager();
+    let secret = create_database_secret(&sm, name, "postgres", None).await;
+    let mut wrong = value_at(emulator, &secret.arn, "AWSCURRENT").await;
+    wrong["password"] = Value::from(distinctive_password(&format!("{name}-wrong")));
+    sm.put_secret_value()
+        .secret_id(&secret.arn)
+        .secret_string(wrong.to_string())
+        .version_stages("AWSCURRENT")
+        .send()
+        .await
+        .expect("put the wrong password");
+    secret
+}
+
 /// A port on 127.0.0.1 nothing listens on: bound, then closed.
 fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
@@ -1010,18 +1028,7 @@ fn test_runs_on_a_shared_lambda_are_judged_each_by_its_own_log_lines() {
                     .await,
             );
         }
-        let failing = create_database_secret(&sm, "rot/shared-test-bad", "postgres", None).await;
-        // The database no longer takes the secret's password: its test
-        // sign-in fails, and the function's error names the secret.
-        let mut wrong = value_at(&emulator, &failing.arn, "AWSCURRENT").await;
-        wrong["password"] = Value::from(distinctive_password("shared-test-wrong"));
-        sm.put_secret_value()
-            .secret_id(&failing.arn)
-            .secret_string(wrong.to_string())
-            .version_stages("AWSCURRENT")
-            .send()
-            .await
-            .expect("put the wrong password");
+        let failing = secret_the_database_refuses(&emulator, "rot/shared-test-bad").await;
         let lambda = create_rotation_lambda(
             &emulator.sdk_config(),
             "shared-test-rotation",
@@ -1107,19 +1114,9 @@ fn a_test_run_whose_log_cannot_be_read_is_not_reported_as_passed() {
     let Some(_) = Databases::try_shared() else {
         return;
     };
-    let sm = emulator.secretsmanager();
     let (secret, lambda) = block_on(async {
-        let secret = create_database_secret(&sm, "rot/unread-test", "postgres", None).await;
         // The test sign-in fails: a failure only the log holds.
-        let mut wrong = value_at(&emulator, &secret.arn, "AWSCURRENT").await;
-        wrong["password"] = Value::from(distinctive_password("unread-test-wrong"));
-        sm.put_secret_value()
-            .secret_id(&secret.arn)
-            .secret_string(wrong.to_string())
-            .version_stages("AWSCURRENT")
-            .send()
-            .await
-            .expect("put the wrong password");
+        let secret = secret_the_database_refuses(&emulator, "rot/unread-test").await;
         let lambda = create_rotation_lambda(
             &emulator.sdk_config(),
             "unread-test-rotation",
