@@ -8,7 +8,10 @@
 //! with `rotate_immediately = false`, the test version's AWSPENDING is
 //! gone). Labels are the judge because AWS exposes them to every caller,
 //! cheaply (`DescribeSecret`, 40,000 requests per second); the function's
-//! log is read only afterwards, to say why a rotation did not finish.
+//! log is read afterwards, to say why a rotation did not finish, and after
+//! a test run, whose labels look the same whether the test passed or
+//! failed: there the log's error lines judge it, and a log that cannot be
+//! read leaves it unconfirmed (a warning), never passed.
 
 use std::time::Duration;
 
